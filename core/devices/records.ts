@@ -1,0 +1,42 @@
+/**
+ * Device records: the signed history of who may approve. Root enrolment is self-signed,
+ * introductions are signed by an existing device, revocations are signed too.
+ */
+import { z } from 'zod';
+import { fromBase64, utf8Decode, utf8ToBytes } from '../bytes.js';
+import { PAYLOAD_TYPES, signEnvelope, type Envelope } from '../approval/dsse.js';
+import type { KeyPair } from '../keys.js';
+
+export type DeviceRole = 'root' | 'approver' | 'policy';
+
+const publicKey = z.string().refine((s) => {
+  try {
+    return fromBase64(s).length === 32;
+  } catch {
+    return false;
+  }
+}, 'publicKey must be base64 of 32 bytes');
+const name = z.string().min(1).max(100);
+const isoTime = z.string().max(40).refine((s) => !Number.isNaN(Date.parse(s)), 'expected an ISO 8601 time');
+
+export const deviceRecordSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('enroll-root'), publicKey, name, at: isoTime }).strict(),
+  z.object({ type: z.literal('introduce'), publicKey, name, role: z.enum(['approver', 'policy']), at: isoTime }).strict(),
+  z.object({ type: z.literal('revoke'), keyId: z.string().regex(/^[0-9a-f]{32}$/), reason: z.string().max(500), at: isoTime }).strict(),
+]);
+export type DeviceRecord = z.infer<typeof deviceRecordSchema>;
+
+export function signDeviceRecord(record: DeviceRecord, signer: KeyPair): Envelope {
+  return signEnvelope(PAYLOAD_TYPES.device, utf8ToBytes(JSON.stringify(record)), signer.secretKey, signer.keyId);
+}
+
+export function decodeDeviceRecord(payloadBytes: Uint8Array): DeviceRecord | string {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(utf8Decode(payloadBytes));
+  } catch {
+    return 'device record payload is not UTF-8 JSON';
+  }
+  const parsed = deviceRecordSchema.safeParse(raw);
+  return parsed.success ? parsed.data : `device record is malformed: ${parsed.error.issues[0]?.message ?? 'unknown'}`;
+}

@@ -1,0 +1,110 @@
+/**
+ * The device registry as a pure fold over signed records. The registry workflow, each plan
+ * workflow, the executor and the offline audit verifier all rebuild it with this same code.
+ */
+import { fromBase64 } from '../bytes.js';
+import { openEnvelope, PAYLOAD_TYPES, verifyEnvelopeSignature, type Envelope } from '../approval/dsse.js';
+import { keyIdOf } from '../keys.js';
+import { decodeDeviceRecord, type DeviceRole } from './records.js';
+
+export interface Device {
+  keyId: string;
+  publicKey: Uint8Array;
+  name: string;
+  role: DeviceRole;
+  introducedBy?: string;
+  revoked?: { by: string; at: string; reason: string };
+}
+
+export class DeviceRecordError extends Error {
+  constructor(
+    readonly code: 'malformed_record' | 'bad_signature' | 'not_allowed' | 'untrusted_root',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DeviceRecordError';
+  }
+}
+
+export class DeviceRegistry {
+  private readonly devices = new Map<string, Device>();
+  private readonly accepted: Envelope[] = [];
+
+  /** Rebuilds a registry from its records. With `pinnedRootKeyId`, the first record must enrol that key. */
+  static fromRecords(records: readonly Envelope[], pinnedRootKeyId?: string): DeviceRegistry {
+    const registry = new DeviceRegistry();
+    for (const record of records) registry.apply(record, pinnedRootKeyId);
+    return registry;
+  }
+
+  get rootKeyId(): string | undefined {
+    for (const device of this.devices.values()) if (device.role === 'root') return device.keyId;
+    return undefined;
+  }
+
+  get records(): readonly Envelope[] {
+    return this.accepted;
+  }
+
+  get(keyId: string): Device | undefined {
+    return this.devices.get(keyId);
+  }
+
+  list(): Device[] {
+    return [...this.devices.values()];
+  }
+
+  /** Checks and applies one signed record; throws DeviceRecordError with the reason it is refused. */
+  apply(envelope: Envelope, pinnedRootKeyId?: string): Device {
+    const opened = openEnvelope(envelope, PAYLOAD_TYPES.device);
+    if (typeof opened === 'string') throw new DeviceRecordError('malformed_record', opened);
+    const record = decodeDeviceRecord(opened.payloadBytes);
+    if (typeof record === 'string') throw new DeviceRecordError('malformed_record', record);
+
+    let device: Device;
+    if (record.type === 'enroll-root') {
+      const publicKey = fromBase64(record.publicKey);
+      const keyId = keyIdOf(publicKey);
+      if (this.devices.size > 0) throw new DeviceRecordError('not_allowed', 'a root device is already enrolled');
+      if (opened.keyId !== keyId) throw new DeviceRecordError('bad_signature', 'root enrolment must be signed by the enrolled key itself');
+      if (pinnedRootKeyId !== undefined && keyId !== pinnedRootKeyId) {
+        throw new DeviceRecordError('untrusted_root', `root device ${keyId} is not the pinned root ${pinnedRootKeyId}`);
+      }
+      if (!verifyEnvelopeSignature(opened, PAYLOAD_TYPES.device, publicKey)) {
+        throw new DeviceRecordError('bad_signature', 'root enrolment signature does not verify');
+      }
+      device = { keyId, publicKey, name: record.name, role: 'root' };
+    } else {
+      const signer = this.activeSigner(opened.keyId);
+      if (!verifyEnvelopeSignature(opened, PAYLOAD_TYPES.device, signer.publicKey)) {
+        throw new DeviceRecordError('bad_signature', `${record.type} record signature by ${signer.name} does not verify`);
+      }
+      if (record.type === 'introduce') {
+        const publicKey = fromBase64(record.publicKey);
+        const keyId = keyIdOf(publicKey);
+        if (this.devices.has(keyId)) throw new DeviceRecordError('not_allowed', `device ${keyId} is already known`);
+        device = { keyId, publicKey, name: record.name, role: record.role, introducedBy: signer.keyId };
+      } else {
+        const target = this.devices.get(record.keyId);
+        if (!target) throw new DeviceRecordError('not_allowed', `cannot revoke unknown device ${record.keyId}`);
+        if (target.role === 'root') throw new DeviceRecordError('not_allowed', 'the root device cannot be revoked; pair a new root instead');
+        if (target.revoked) throw new DeviceRecordError('not_allowed', `device ${target.name} is already revoked`);
+        target.revoked = { by: signer.keyId, at: record.at, reason: record.reason };
+        this.accepted.push(envelope);
+        return target;
+      }
+    }
+    this.devices.set(device.keyId, device);
+    this.accepted.push(envelope);
+    return device;
+  }
+
+  /** A device that may sign device records: known, not revoked, and a person's (not the policy key). */
+  private activeSigner(keyId: string): Device {
+    const signer = this.devices.get(keyId);
+    if (!signer) throw new DeviceRecordError('not_allowed', `record is signed by unknown device ${keyId}`);
+    if (signer.revoked) throw new DeviceRecordError('not_allowed', `record is signed by revoked device ${signer.name}`);
+    if (signer.role === 'policy') throw new DeviceRecordError('not_allowed', 'the policy key cannot introduce or revoke devices');
+    return signer;
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * Step digest: SHA-256 over the canonical encoding of everything that decides what a step does.
+ * Approving a step means signing this digest; changing one byte of the step changes it.
+ */
+import { sha256Hex } from '../bytes.js';
+import { canonicalJson } from '../canonical.js';
+import { parseDuration } from '../duration.js';
+import type { StepNode } from './types.js';
+
+const DOMAIN = 'countersign/step-digest/v1\n';
+
+/** The exact object that is hashed; also shown to approvers so they see what they sign. */
+export function stepDigestInput(step: StepNode, workspaceId: string): Record<string, unknown> {
+  const common = { v: 1, kind: step.kind, id: step.id, approval: step.approval.mode, quorum: step.approval.quorum };
+  switch (step.kind) {
+    case 'shell':
+      return {
+        ...common,
+        run: step.run,
+        cwd: step.cwd,
+        env: step.env,
+        timeoutMs: parseDuration(step.timeout),
+        workspace: workspaceId,
+      };
+    case 'gate':
+      return { ...common, gate: step.gate };
+  }
+}
+
+export function stepDigest(step: StepNode, workspaceId: string): string {
+  return sha256Hex(DOMAIN + canonicalJson(stepDigestInput(step, workspaceId)));
+}

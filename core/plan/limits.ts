@@ -1,0 +1,10 @@
+/** Hard limits on plans: a plan beyond them is refused before anything starts. */
+export const PLAN_LIMITS = {
+  /** Bytes of plan text (YAML or JSON). Temporal payloads must stay well under its 2 MiB blob limit. */
+  maxTextBytes: 512 * 1024,
+  maxDepth: 24,
+  maxNodes: 1_000,
+  maxChildren: 256,
+  maxCommandBytes: 16 * 1024,
+  maxEnvEntries: 64,
+} as const;

@@ -1,0 +1,88 @@
+/** The plan tree after validation. Every field has its default filled in. */
+
+export type ApprovalMode = 'required' | 'auto';
+
+export interface ApprovalPolicy {
+  mode: ApprovalMode;
+  /** Distinct devices that must approve. Any one deny denies. */
+  quorum: number;
+  /** How long the gate waits for a decision; after that the step is denied (fail-closed). */
+  timeout: string;
+  /** Re-notify approvers at this interval while waiting. */
+  remind?: string | undefined;
+}
+
+interface NodeBase {
+  /** Set by validation: the node's path within its plan, such as `build` or `checks/lint`. */
+  path: string;
+}
+
+export interface ShellStep extends NodeBase {
+  type: 'step';
+  kind: 'shell';
+  id: string;
+  name?: string | undefined;
+  run: string;
+  /** Working directory relative to the workspace root. */
+  cwd: string;
+  env: Record<string, string>;
+  timeout: string;
+  approval: ApprovalPolicy;
+}
+
+export interface GateStep extends NodeBase {
+  type: 'step';
+  kind: 'gate';
+  id: string;
+  name?: string | undefined;
+  gate: string;
+  approval: ApprovalPolicy;
+}
+
+export type StepNode = ShellStep | GateStep;
+
+export interface SequenceNode extends NodeBase {
+  type: 'sequence';
+  id?: string | undefined;
+  children: PlanNode[];
+}
+
+export interface ParallelNode extends NodeBase {
+  type: 'parallel';
+  id?: string | undefined;
+  failFast: boolean;
+  /** 0 means no limit. */
+  maxConcurrency: number;
+  children: PlanNode[];
+}
+
+export interface SubPlanNode extends NodeBase {
+  type: 'plan';
+  id: string;
+  shareWorkspace: boolean;
+  plan: PlanSpec;
+}
+
+export type PlanNode = StepNode | SequenceNode | ParallelNode | SubPlanNode;
+
+export interface AutoApproveRule {
+  id?: string | undefined;
+  kind?: 'shell' | undefined;
+  run?: string | undefined;
+  runPrefix?: string | undefined;
+}
+
+export interface PlanPolicy {
+  autoApprove: AutoApproveRule[];
+  approvalTimeout: string;
+  remind?: string | undefined;
+}
+
+export interface PlanSpec {
+  version: 1;
+  name: string;
+  description?: string | undefined;
+  policy: PlanPolicy;
+  /** The top level is a sequence. */
+  root: SequenceNode;
+}

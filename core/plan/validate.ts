@@ -1,0 +1,281 @@
+/**
+ * Plan validation: raw YAML/JSON value in, a fully defaulted PlanSpec out, or every problem
+ * reported with the path of the bad node (`steps[2].parallel[1].run: expected string`).
+ * Pure: the CLI, the API and the workflow all call this same function.
+ */
+import { z } from 'zod';
+import { DURATION_PATTERN } from '../duration.js';
+import { PLAN_LIMITS } from './limits.js';
+import type {
+  ApprovalPolicy,
+  AutoApproveRule,
+  PlanNode,
+  PlanPolicy,
+  PlanSpec,
+  SequenceNode,
+  StepNode,
+} from './types.js';
+
+export interface PlanIssue {
+  path: string;
+  message: string;
+}
+
+export class PlanValidationError extends Error {
+  constructor(readonly issues: PlanIssue[]) {
+    const shown = issues.slice(0, 20).map((i) => `  ${i.path || '(plan)'}: ${i.message}`);
+    if (issues.length > 20) shown.push(`  … and ${issues.length - 20} more`);
+    super(`plan is invalid (nothing was started):\n${shown.join('\n')}`);
+    this.name = 'PlanValidationError';
+  }
+}
+
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+const NODE_KINDS = ['run', 'gate', 'parallel', 'sequence', 'plan'] as const;
+
+const id = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'ids are 1-63 of a-z, 0-9, "-" and "_", starting with a letter or digit');
+const duration = z.string().regex(DURATION_PATTERN, 'expected a duration such as 30s, 5m, 2h or 1d');
+const workspacePath = z
+  .string()
+  .max(1024)
+  .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), 'must be a relative path that stays inside the workspace');
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'environment variable names use A-Z, a-z, 0-9 and _');
+
+const approvalObject = z
+  .object({
+    mode: z.enum(['required', 'auto']).default('required'),
+    quorum: z.int().min(1).max(16).default(1),
+    timeout: duration.optional(),
+    remind: duration.optional(),
+  })
+  .strict();
+const approval = z.union([z.enum(['required', 'auto']), approvalObject]).optional();
+
+const shellFields = z
+  .object({
+    id,
+    name: z.string().max(200).optional(),
+    run: z.string().min(1).max(PLAN_LIMITS.maxCommandBytes),
+    cwd: workspacePath.default('.'),
+    env: z
+      .record(envName, z.string().max(4096))
+      .refine((e) => Object.keys(e).length <= PLAN_LIMITS.maxEnvEntries, `at most ${PLAN_LIMITS.maxEnvEntries} variables`)
+      .default({}),
+    timeout: duration.default('30m'),
+    approval,
+  })
+  .strict();
+const gateFields = z
+  .object({ id, name: z.string().max(200).optional(), gate: z.string().min(1).max(4096), approval })
+  .strict();
+const children = z.array(z.unknown()).min(1).max(PLAN_LIMITS.maxChildren);
+const sequenceFields = z.object({ id: id.optional(), sequence: children }).strict();
+const parallelFields = z
+  .object({
+    id: id.optional(),
+    parallel: children,
+    failFast: z.boolean().default(true),
+    maxConcurrency: z.int().min(0).max(PLAN_LIMITS.maxChildren).default(0),
+  })
+  .strict();
+const subPlanFields = z
+  .object({ id, plan: z.record(z.string(), z.unknown()), shareWorkspace: z.boolean().default(false) })
+  .strict();
+const autoRule = z
+  .object({ id: id.optional(), kind: z.literal('shell').optional(), run: z.string().optional(), runPrefix: z.string().min(1).optional() })
+  .strict()
+  .refine((r) => Object.keys(r).length > 0, 'a rule must match on at least one of id, kind, run, runPrefix');
+const planFields = z
+  .object({
+    version: z.literal(1).default(1),
+    name: z.string().min(1).max(200),
+    description: z.string().max(4096).optional(),
+    policy: z
+      .object({
+        autoApprove: z.array(autoRule).max(64).default([]),
+        approvalTimeout: duration.default('24h'),
+        remind: duration.optional(),
+      })
+      .strict()
+      .default({ autoApprove: [], approvalTimeout: '24h' }),
+    steps: children,
+  })
+  .strict();
+
+function joinPath(base: string, key: string | number): string {
+  if (typeof key === 'number') return `${base}[${key}]`;
+  return base ? `${base}.${key}` : key;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      return `expected ${issue.expected}`;
+    case 'unrecognized_keys':
+      return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    case 'invalid_union':
+      return 'expected "required", "auto" or an object with mode, quorum, timeout, remind';
+    default:
+      return issue.message;
+  }
+}
+
+class PlanValidator {
+  readonly issues: PlanIssue[] = [];
+  private nodeCount = 0;
+
+  constructor(private readonly maxNodes: number) {}
+
+  plan(raw: unknown, at: string, depth: number): PlanSpec | undefined {
+    const fields = this.parse(planFields, raw, at);
+    if (!fields) return undefined;
+    const policy: PlanPolicy = fields.policy;
+    const ids = new Set<string>();
+    const rootChildren = this.children(fields.steps, joinPath(at, 'steps'), depth + 1, policy, ids);
+    const root: SequenceNode = { type: 'sequence', path: '', children: rootChildren };
+    return { version: 1, name: fields.name, description: fields.description, policy, root };
+  }
+
+  private parse<T extends z.ZodType>(schema: T, raw: unknown, at: string): z.output<T> | undefined {
+    const result = schema.safeParse(raw);
+    if (result.success) return result.data;
+    for (const issue of result.error.issues) {
+      this.issues.push({ path: issue.path.reduce<string>((p, k) => joinPath(p, k as string | number), at), message: describeIssue(issue) });
+    }
+    return undefined;
+  }
+
+  private children(raw: unknown[], at: string, depth: number, policy: PlanPolicy, ids: Set<string>): PlanNode[] {
+    const nodes: PlanNode[] = [];
+    raw.forEach((value, index) => {
+      const node = this.node(value, joinPath(at, index), depth, policy, ids);
+      if (node) nodes.push(node);
+    });
+    return nodes;
+  }
+
+  private node(raw: unknown, at: string, depth: number, policy: PlanPolicy, ids: Set<string>): PlanNode | undefined {
+    if (depth > PLAN_LIMITS.maxDepth) {
+      this.issues.push({ path: at, message: `plan is nested deeper than ${PLAN_LIMITS.maxDepth} levels` });
+      return undefined;
+    }
+    if (++this.nodeCount > this.maxNodes) {
+      if (this.nodeCount === this.maxNodes + 1) this.issues.push({ path: at, message: `plan has more than ${this.maxNodes} nodes` });
+      return undefined;
+    }
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      this.issues.push({ path: at, message: 'expected a node object (with one of run, gate, parallel, sequence, plan)' });
+      return undefined;
+    }
+    const kinds = NODE_KINDS.filter((k) => k in raw);
+    if (kinds.length !== 1) {
+      const message =
+        kinds.length === 0
+          ? `unknown node: expected one of ${NODE_KINDS.join(', ')}; found fields ${Object.keys(raw).map((k) => `"${k}"`).join(', ') || 'none'}`
+          : `a node has exactly one of ${NODE_KINDS.join(', ')}; found ${kinds.join(' and ')}`;
+      this.issues.push({ path: at, message });
+      return undefined;
+    }
+    const claimId = (stepId: string) => {
+      if (ids.has(stepId)) this.issues.push({ path: joinPath(at, 'id'), message: `duplicate id "${stepId}" in this plan` });
+      ids.add(stepId);
+    };
+    switch (kinds[0]) {
+      case 'run': {
+        const f = this.parse(shellFields, raw, at);
+        if (!f) return undefined;
+        claimId(f.id);
+        const step: StepNode = { type: 'step', kind: 'shell', path: f.id, id: f.id, name: f.name, run: f.run, cwd: f.cwd, env: f.env, timeout: f.timeout, approval: this.approval(f.approval, policy, at) };
+        this.checkAuto(step, policy, at);
+        return step;
+      }
+      case 'gate': {
+        const f = this.parse(gateFields, raw, at);
+        if (!f) return undefined;
+        claimId(f.id);
+        const step: StepNode = { type: 'step', kind: 'gate', path: f.id, id: f.id, name: f.name, gate: f.gate, approval: this.approval(f.approval, policy, at) };
+        if (step.approval.mode === 'auto') this.issues.push({ path: joinPath(at, 'approval'), message: 'a gate is a human checkpoint: it cannot be auto-approved' });
+        return step;
+      }
+      case 'sequence': {
+        const f = this.parse(sequenceFields, raw, at);
+        if (!f) return undefined;
+        return { type: 'sequence', id: f.id, path: f.id ?? at, children: this.children(f.sequence, joinPath(at, 'sequence'), depth + 1, policy, ids) };
+      }
+      case 'parallel': {
+        const f = this.parse(parallelFields, raw, at);
+        if (!f) return undefined;
+        const nodes = this.children(f.parallel, joinPath(at, 'parallel'), depth + 1, policy, ids);
+        return { type: 'parallel', id: f.id, path: f.id ?? at, failFast: f.failFast, maxConcurrency: f.maxConcurrency, children: nodes };
+      }
+      case 'plan': {
+        const f = this.parse(subPlanFields, raw, at);
+        if (!f) return undefined;
+        claimId(f.id);
+        const plan = this.plan(f.plan, joinPath(at, 'plan'), depth + 1);
+        return plan && { type: 'plan', id: f.id, path: f.id, shareWorkspace: f.shareWorkspace, plan };
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  private approval(raw: z.output<typeof approval>, policy: PlanPolicy, at: string): ApprovalPolicy {
+    const fields = typeof raw === 'string' ? { mode: raw, quorum: 1 } : (raw ?? { mode: 'required' as const, quorum: 1 });
+    const result: ApprovalPolicy = {
+      mode: fields.mode,
+      quorum: fields.quorum,
+      timeout: ('timeout' in fields && fields.timeout) || policy.approvalTimeout,
+      remind: ('remind' in fields && fields.remind) || policy.remind,
+    };
+    if (result.mode === 'auto' && result.quorum > 1) {
+      this.issues.push({ path: joinPath(at, 'approval'), message: 'quorum applies to human approvals; an auto step has no quorum' });
+    }
+    return result;
+  }
+
+  private checkAuto(step: StepNode, policy: PlanPolicy, at: string): void {
+    if (step.approval.mode !== 'auto') return;
+    if (!policy.autoApprove.some((rule) => autoRuleMatches(rule, step))) {
+      this.issues.push({ path: joinPath(at, 'approval'), message: '"auto" needs a rule in policy.autoApprove that matches this step' });
+    }
+  }
+}
+
+/** True when every field the rule names matches the step. */
+export function autoRuleMatches(rule: AutoApproveRule, step: StepNode): boolean {
+  if (rule.id !== undefined && rule.id !== step.id) return false;
+  if (rule.kind !== undefined && rule.kind !== step.kind) return false;
+  const run = step.kind === 'shell' ? step.run : undefined;
+  if (rule.run !== undefined && rule.run !== run) return false;
+  if (rule.runPrefix !== undefined && !(run ?? '').startsWith(rule.runPrefix)) return false;
+  return true;
+}
+
+/** Refuses prototype-polluting keys and absurd nesting before any schema code touches the value. */
+function screenRawValue(value: unknown, at: string, depth: number): PlanIssue | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  // A plan node sits at most three raw levels below its parent (node, "parallel", array).
+  if (depth > PLAN_LIMITS.maxDepth * 4) return { path: at, message: `plan is nested deeper than ${PLAN_LIMITS.maxDepth} levels` };
+  const entries: [string | number, unknown][] = Array.isArray(value)
+    ? value.map((v, i) => [i, v])
+    : Object.keys(value).map((k) => [k, (value as Record<string, unknown>)[k]]);
+  for (const [key, child] of entries) {
+    if (typeof key === 'string' && FORBIDDEN_KEYS.has(key)) {
+      return { path: joinPath(at, key), message: 'this key name is not allowed (prototype pollution guard)' };
+    }
+    const found = screenRawValue(child, joinPath(at, key), depth + 1);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** Validates a raw plan value. Throws PlanValidationError naming every bad node. */
+export function validatePlan(raw: unknown, options: { maxNodes?: number } = {}): PlanSpec {
+  const screened = screenRawValue(raw, '', 0);
+  if (screened) throw new PlanValidationError([screened]);
+  const validator = new PlanValidator(options.maxNodes ?? PLAN_LIMITS.maxNodes);
+  const plan = validator.plan(raw, '', 0);
+  if (!plan || validator.issues.length > 0) throw new PlanValidationError(validator.issues);
+  return plan;
+}
