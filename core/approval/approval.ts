@@ -47,7 +47,10 @@ export type ApprovalRefusal =
   | 'expired'
   | 'lifetime_too_long'
   | 'nonce_reused'
-  | 'policy_key_not_allowed';
+  | 'policy_key_not_allowed'
+  | 'not_awaiting'
+  | 'deadline_passed'
+  | 'duplicate_approver';
 
 export class ApprovalRefused extends Error {
   constructor(

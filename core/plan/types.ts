@@ -61,6 +61,8 @@ export interface SubPlanNode extends NodeBase {
   id: string;
   shareWorkspace: boolean;
   plan: PlanSpec;
+  /** The sub-plan as written: the child workflow validates it again from this. */
+  raw: unknown;
 }
 
 export type PlanNode = StepNode | SequenceNode | ParallelNode | SubPlanNode;

@@ -213,7 +213,7 @@ class PlanValidator {
         if (!f) return undefined;
         claimId(f.id);
         const plan = this.plan(f.plan, joinPath(at, 'plan'), depth + 1);
-        return plan && { type: 'plan', id: f.id, path: f.id, shareWorkspace: f.shareWorkspace, plan };
+        return plan && { type: 'plan', id: f.id, path: f.id, shareWorkspace: f.shareWorkspace, plan, raw: f.plan };
       }
       default:
         return undefined;

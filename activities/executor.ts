@@ -1,0 +1,132 @@
+/**
+ * Execution-zone activities. A shell step is checked against its approvals, handed to a
+ * detached runner inside the sandbox, and followed through its run directory, so a restarted
+ * executor re-attaches to a running step instead of starting it again.
+ */
+import { watch } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { FAILURE_TYPES } from '../core/names.js';
+import type { StepResult } from '../core/plan/state.js';
+import type { ShellStep } from '../core/plan/types.js';
+import type { SandboxBackend } from '../sandbox/backend.js';
+import type { RunnerPool } from '../sandbox/runner/pool.js';
+import { isAlive, RunDir, type RunState } from '../sandbox/runner/run-dir.js';
+import { assertStepApproved, type ApprovedStep } from './step-trust.js';
+
+export interface ExecutorDependencies {
+  backend: SandboxBackend;
+  runners: RunnerPool;
+  runsDir: string;
+  /** Read on every activity, so pairing after start-up takes effect without a restart. */
+  pinnedRootKeyId: () => string | undefined;
+  maxTranscriptBytes?: number;
+}
+
+export interface ShellStepInput extends ApprovedStep {
+  step: ShellStep;
+}
+
+const HEARTBEAT_MS = 1_000;
+const LAUNCH_GRACE_MS = 3_000;
+const KILL_WAIT_MS = 5_000;
+
+export function createExecutorActivities(deps: ExecutorDependencies) {
+  async function launch(run: RunDir, input: ShellStepInput): Promise<void> {
+    const workspaceDir = await deps.backend.prepareWorkspace(input.workspaceId);
+    await mkdir(join(workspaceDir, input.step.cwd), { recursive: true });
+    const argv = deps.backend.argvFor({ workspaceDir, cwd: input.step.cwd, env: input.step.env, run: input.step.run });
+    try {
+      await deps.runners.launch({ runDir: run.dir, file: argv.file, args: argv.args, maxTranscriptBytes: deps.maxTranscriptBytes ?? 1024 * 1024 });
+    } catch (error) {
+      throw ApplicationFailure.retryable(`could not start a runner for the step: ${(error as Error).message}`, FAILURE_TYPES.sandboxUnavailable);
+    }
+  }
+
+  /** Brings the run to "started" or "finished": launches it once, or finds it already under way. */
+  async function ensureLaunched(run: RunDir, input: ShellStepInput): Promise<void> {
+    let state = await run.state();
+    if (state.phase === 'new') {
+      if (await run.claim()) return launch(run, input);
+      state = await run.state();
+    }
+    if (state.phase === 'claimed') {
+      // Claimed but not started: an earlier attempt may be handing the job to a runner right now.
+      const deadline = Date.now() + LAUNCH_GRACE_MS;
+      while (Date.now() < deadline && (await run.state()).phase === 'claimed') await sleep(100);
+      const again = await run.state();
+      if (again.phase === 'claimed' && !isAlive(again.runnerPid)) {
+        Context.current().log.warn('step was claimed but never started; starting it now', { dir: run.dir });
+        await run.reclaim();
+        return launch(run, input);
+      }
+    }
+  }
+
+  async function follow(run: RunDir): Promise<Extract<RunState, { phase: 'finished' }>> {
+    const context = Context.current();
+    let wake: () => void = () => undefined;
+    const watcher = watch(run.dir, () => wake());
+    try {
+      for (;;) {
+        const state = await run.state();
+        if (state.phase === 'finished') return state;
+        if (state.phase === 'started' && !isAlive(state.started.pid)) {
+          const last = await run.state();
+          if (last.phase === 'finished') return last;
+          throw ApplicationFailure.nonRetryable(
+            'the step started but its process vanished without a result (was the machine restarted?); it is not started again, so it never runs twice',
+            FAILURE_TYPES.stepVanished,
+          );
+        }
+        const tail = await run.tail(2048);
+        context.heartbeat({ outputTail: tail.text, outputBytes: tail.size });
+        await Promise.race([new Promise<void>((resolve) => (wake = resolve)), sleep(HEARTBEAT_MS), context.cancelled.catch(() => undefined)]);
+        if (context.cancellationSignal.aborted) await stop(run);
+      }
+    } finally {
+      watcher.close();
+    }
+  }
+
+  async function stop(run: RunDir): Promise<never> {
+    const state = await run.state();
+    if (state.phase === 'started') {
+      try {
+        process.kill(state.started.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+      const deadline = Date.now() + KILL_WAIT_MS;
+      while (Date.now() < deadline && (await run.state()).phase !== 'finished') await sleep(100);
+    }
+    throw new CancelledFailure('step cancelled; its process was stopped');
+  }
+
+  return {
+    async runShellStep(input: ShellStepInput): Promise<StepResult> {
+      const context = Context.current();
+      assertStepApproved(input, deps.pinnedRootKeyId());
+      const run = new RunDir(deps.runsDir, { workflowId: input.workflowId, stepPath: input.step.path, digest: input.digest });
+      await ensureLaunched(run, input);
+      const attachCount = await run.recordAttach(context.info.attempt);
+      const { started, finished } = await follow(run);
+      const tail = await run.tail(4096);
+      return {
+        exitCode: finished.exitCode,
+        signal: finished.signal,
+        durationMs: finished.durationMs,
+        outputTail: tail.text,
+        outputBytes: finished.outputBytes,
+        truncated: finished.truncated,
+        backend: deps.backend.name,
+        startedAt: new Date(started.startedAtMs).toISOString(),
+        finishedAt: new Date(finished.finishedAtMs).toISOString(),
+        attachCount,
+        attempt: context.info.attempt,
+      };
+    },
+  };
+}

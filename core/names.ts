@@ -1,0 +1,35 @@
+/** Names shared by every process: task queues, workflow ids, search attributes, failure types. */
+
+export const TASK_QUEUES = {
+  control: 'countersign-control',
+  sandbox: 'countersign-sandbox',
+} as const;
+
+export const REGISTRY_WORKFLOW_ID = 'countersign-devices';
+
+export function planWorkflowId(planId: string): string {
+  return `plan-${planId}`;
+}
+
+/** Children derive their ids from the parent, so a replayed parent finds the same child. */
+export function childPlanWorkflowId(parentWorkflowId: string, subPlanId: string): string {
+  return `${parentWorkflowId}.${subPlanId}`;
+}
+
+export const SEARCH_ATTRIBUTES = {
+  status: { name: 'CountersignStatus', type: 'Keyword' },
+  awaiting: { name: 'CountersignAwaiting', type: 'KeywordList' },
+  planName: { name: 'CountersignPlanName', type: 'Keyword' },
+} as const;
+
+/** `type` values of non-retryable ApplicationFailures: stable, so callers can branch on them. */
+export const FAILURE_TYPES = {
+  invalidPlan: 'InvalidPlan',
+  planFailed: 'PlanFailed',
+  approvalRefused: 'ApprovalRefused',
+  deviceRecordRefused: 'DeviceRecordRefused',
+  stepNotApproved: 'StepNotApproved',
+  executorUntrusted: 'ExecutorUntrusted',
+  stepVanished: 'StepVanished',
+  sandboxUnavailable: 'SandboxUnavailable',
+} as const;

@@ -1,0 +1,105 @@
+/** The live state of a plan, as the workflow keeps it and as queries, the CLI and the UI show it. */
+import type { Envelope } from '../approval/dsse.js';
+import type { StepNode } from './types.js';
+
+export type StepStatus =
+  | 'pending'
+  | 'awaiting_approval'
+  | 'approved'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'denied'
+  | 'timed_out'
+  | 'cancelled'
+  | 'skipped';
+
+export const TERMINAL_STEP_STATUSES: readonly StepStatus[] = ['succeeded', 'failed', 'denied', 'timed_out', 'cancelled', 'skipped'];
+
+export type PlanStatus = 'running' | 'awaiting_approval' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface ApprovalRecord {
+  keyId: string;
+  deviceName: string;
+  role: 'root' | 'approver' | 'policy';
+  decision: 'approve' | 'deny';
+  reason: string;
+  /** Workflow time when the approval was accepted (ISO 8601). */
+  acceptedAt: string;
+  /** True when the policy key signed it under an auto-approve rule. */
+  auto: boolean;
+  envelope: Envelope;
+}
+
+export interface StepResult {
+  exitCode: number | null;
+  signal: string | null;
+  durationMs: number;
+  /** The last few KiB of the transcript. */
+  outputTail: string;
+  outputBytes: number;
+  truncated: boolean;
+  backend: 'jail' | 'docker';
+  startedAt: string;
+  finishedAt: string;
+  /** How many times an executor attached to the running process (more than one after an executor crash). */
+  attachCount: number;
+  attempt: number;
+}
+
+export interface StepRecord {
+  path: string;
+  kind: 'shell' | 'gate';
+  digest: string;
+  status: StepStatus;
+  approvals: ApprovalRecord[];
+  awaitingSince?: string | undefined;
+  /** Epoch ms after which the gate denies (fail-closed). */
+  deadlineMs?: number | undefined;
+  remindersSent: number;
+  result?: StepResult | undefined;
+  error?: string | undefined;
+}
+
+export interface SubPlanRecord {
+  path: string;
+  workflowId: string;
+  status: PlanStatus | 'pending';
+  error?: string | undefined;
+}
+
+export interface TreeView {
+  type: 'sequence' | 'parallel' | 'step' | 'plan';
+  path: string;
+  label: string;
+  children?: TreeView[];
+}
+
+export interface StepView extends StepRecord {
+  /** The step as validated: approvers recompute its digest from this before signing. */
+  node: StepNode;
+  /** The command, or the gate's message: what the approver is asked to allow. */
+  summary: string;
+}
+
+export interface PlanView {
+  planId: string;
+  workflowId: string;
+  runId: string;
+  name: string;
+  status: PlanStatus;
+  workspaceId: string;
+  proposer: string;
+  steps: StepView[];
+  subPlans: SubPlanRecord[];
+  tree: TreeView;
+  continuedAsNew: number;
+}
+
+export interface PlanResult {
+  planId: string;
+  workflowId: string;
+  status: PlanStatus;
+  steps: { path: string; status: StepStatus; exitCode?: number | null }[];
+  subPlans: SubPlanRecord[];
+}

@@ -1,0 +1,43 @@
+/**
+ * The bubblewrap jail: read-only system, the workspace as the only writable mount, a private
+ * network namespace (loopback only), no capabilities, an unprivileged uid, a clean environment.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { SandboxBackend, SandboxCommand } from '../backend.js';
+
+const ETC_FILES = ['/etc/alternatives', '/etc/ld.so.cache', '/etc/passwd', '/etc/group', '/etc/nsswitch.conf', '/etc/ssl/certs'];
+const WORKSPACE = '/workspace';
+
+export function jailArgs(command: SandboxCommand): string[] {
+  const args = ['--unshare-all', '--uid', '1000', '--gid', '1000', '--die-with-parent', '--new-session', '--cap-drop', 'ALL', '--hostname', 'countersign'];
+  args.push('--ro-bind', '/usr', '/usr');
+  for (const dir of ['bin', 'lib', 'lib64', 'sbin']) {
+    // Merged-/usr systems link these into /usr; others get them bound read-only.
+    args.push(...(existsSync(`/usr/${dir}`) ? ['--symlink', `usr/${dir}`, `/${dir}`] : ['--ro-bind-try', `/${dir}`, `/${dir}`]));
+  }
+  for (const file of ETC_FILES) args.push('--ro-bind-try', file, file);
+  args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
+  args.push('--bind', command.workspaceDir, WORKSPACE, '--chdir', join(WORKSPACE, command.cwd));
+  args.push('--clearenv', '--setenv', 'PATH', '/usr/local/bin:/usr/bin:/bin', '--setenv', 'HOME', WORKSPACE);
+  args.push('--setenv', 'TERM', 'xterm-256color', '--setenv', 'LANG', 'C.UTF-8');
+  for (const [name, value] of Object.entries(command.env)) args.push('--setenv', name, value);
+  args.push('--', '/bin/sh', '-c', command.run);
+  return args;
+}
+
+export function createJailBackend(options: { workspacesDir: string; bwrapPath?: string }): SandboxBackend {
+  return {
+    name: 'jail',
+    async prepareWorkspace(workspaceId) {
+      if (!/^[A-Za-z0-9._-]{1,200}$/.test(workspaceId) || workspaceId.startsWith('.')) throw new Error(`invalid workspace id "${workspaceId}"`);
+      const dir = join(options.workspacesDir, workspaceId);
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      return dir;
+    },
+    argvFor(command) {
+      return { file: options.bwrapPath ?? 'bwrap', args: jailArgs(command) };
+    },
+  };
+}

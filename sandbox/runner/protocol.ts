@@ -1,0 +1,11 @@
+/** Messages between the executor and a runner process over the runner's IPC channel. */
+export interface RunnerJob {
+  runDir: string;
+  file: string;
+  args: string[];
+  /** Transcript bytes kept; output past this is counted and dropped with a marker. */
+  maxTranscriptBytes: number;
+}
+
+export type ToRunner = { type: 'job'; job: RunnerJob };
+export type FromRunner = { type: 'ready' } | { type: 'started'; startedAtMs: number; pid: number } | { type: 'failed'; error: string };

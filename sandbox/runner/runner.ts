@@ -1,0 +1,89 @@
+/**
+ * A runner: a small detached process that owns one step's PTY. It outlives the executor that
+ * started it, so an executor crash never kills or repeats a running step. Started as a warm
+ * spare; takes exactly one job over IPC, then disconnects and runs to the end on its own.
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node-pty';
+import type { FromRunner, RunnerJob, ToRunner } from './protocol.js';
+import { writeAtomic, type RunFinished, type RunStarted } from './run-dir.js';
+
+const KILL_GRACE_MS = 2_000;
+let busy = false;
+
+function send(message: FromRunner): void {
+  if (process.connected) process.send?.(message);
+}
+
+function signalName(signal: number | undefined): string | null {
+  if (!signal) return null;
+  return Object.entries(constants.signals).find(([, n]) => n === signal)?.[0] ?? `signal ${signal}`;
+}
+
+async function run(job: RunnerJob): Promise<void> {
+  busy = true;
+  await writeAtomic(join(job.runDir, 'launch.json'), JSON.stringify({ runnerPid: process.pid }));
+  const transcript = openSync(join(job.runDir, 'transcript.log'), 'a');
+  let outputBytes = 0;
+  let truncated = false;
+  const startedAtMs = Date.now();
+  const started: RunStarted = { pid: process.pid, startedAtMs };
+  // started.json goes to disk before the command exists: a crash after this line is never re-run.
+  await writeAtomic(join(job.runDir, 'started.json'), JSON.stringify(started));
+
+  const finish = async (exitCode: number | null, signal: string | null) => {
+    const finished: RunFinished = { exitCode, signal, durationMs: Date.now() - startedAtMs, finishedAtMs: Date.now(), outputBytes, truncated };
+    closeSync(transcript);
+    await writeAtomic(join(job.runDir, 'result.json'), JSON.stringify(finished));
+    process.exit(0);
+  };
+
+  let term;
+  try {
+    term = spawn(job.file, job.args, { name: 'xterm-256color', cols: 120, rows: 40, cwd: '/', env: {} });
+  } catch (error) {
+    writeSync(transcript, `countersign: could not start the step: ${(error as Error).message}\n`);
+    send({ type: 'failed', error: (error as Error).message });
+    await finish(127, null);
+    return;
+  }
+  send({ type: 'started', startedAtMs, pid: term.pid });
+  process.disconnect?.();
+
+  term.onData((data) => {
+    const bytes = Buffer.byteLength(data);
+    outputBytes += bytes;
+    if (!truncated && outputBytes <= job.maxTranscriptBytes) {
+      writeSync(transcript, data);
+    } else if (!truncated) {
+      truncated = true;
+      writeSync(transcript, `\n[countersign: output truncated after ${job.maxTranscriptBytes} bytes; the step kept running]\n`);
+    }
+  });
+  term.onExit(({ exitCode, signal }) => {
+    const name = signalName(signal);
+    void finish(name ? null : exitCode, name);
+  });
+  const stop = () => {
+    term.kill('SIGTERM');
+    setTimeout(() => term.kill('SIGKILL'), KILL_GRACE_MS).unref();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+process.on('message', (message: ToRunner) => {
+  if (message.type === 'job' && !busy) {
+    run(message.job).catch((error: unknown) => {
+      send({ type: 'failed', error: (error as Error).message });
+      process.exit(1);
+    });
+  }
+});
+// An idle spare whose executor went away has nothing to do.
+process.on('disconnect', () => {
+  if (!busy) process.exit(0);
+});
+send({ type: 'ready' });

@@ -1,0 +1,41 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WorkflowFailedError } from '@temporalio/client';
+import { decide, submitPlan } from '../services/plans.js';
+import { startTestStack, type TestStack } from './support/stack.js';
+import { waitForStep } from './support/plans.js';
+
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startTestStack('basics');
+});
+afterAll(async () => stack?.close());
+
+describe('a plan with one shell step', () => {
+  it('waits for a signed approval, runs the step in the jail, and records the result', async () => {
+    const plan = { name: 'hello', steps: [{ id: 'greet', run: 'echo hello from $(id -u) > out.txt; cat out.txt' }] };
+    const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
+    await waitForStep(stack.client, planId, 'greet', 'awaiting_approval');
+    const applied = await decide(stack.client, stack.root, planId, 'greet', { decision: 'approve' });
+    expect(applied.stepStatus).toBe('approved');
+    const result = await stack.client.workflow.getHandle(workflowId).result();
+    expect(result.status).toBe('succeeded');
+    const view = await waitForStep(stack.client, planId, 'greet', 'succeeded');
+    const step = view.steps[0]!;
+    expect(step.result?.exitCode).toBe(0);
+    expect(step.result?.outputTail).toContain('hello from 1000');
+    expect(step.result?.backend).toBe('jail');
+    expect(step.approvals[0]?.deviceName).toBe('test phone');
+  });
+
+  it('fails the plan when a device denies the step, without running it', async () => {
+    const plan = { name: 'deny-me', steps: [{ id: 'rm', run: 'touch ran' }] };
+    const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
+    await waitForStep(stack.client, planId, 'rm', 'awaiting_approval');
+    await decide(stack.client, stack.root, planId, 'rm', { decision: 'deny', reason: 'not today' });
+    const error = await stack.client.workflow.getHandle(workflowId).result().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect(String((error as WorkflowFailedError).cause?.message)).toContain('rm denied');
+    const view = await waitForStep(stack.client, planId, 'rm', 'denied');
+    expect(view.steps[0]?.result).toBeUndefined();
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * A real Countersign stack for one test file: its own namespace on the shared Temporal dev
+ * server, its own state folder, the real control and executor workers, and a paired root
+ * device (the CLI's key).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { inject } from 'vitest';
+import { generateKeyPair, type KeyPair } from '../../core/keys.js';
+import { openPairing, pairRoot } from '../../services/devices.js';
+import { ensureNamespace } from '../../services/temporal-server.js';
+import { statePaths, type Config } from '../../workers/config.js';
+import { createControlWorker } from '../../workers/control.js';
+import { createExecutorWorker } from '../../workers/executor.js';
+import { readKeyFile } from '../../workers/key-file.js';
+
+export interface TestStack {
+  config: Config;
+  client: Client;
+  root: KeyPair & { name: string };
+  paths: ReturnType<typeof statePaths>;
+  startWorkers(which?: { control?: boolean; executor?: boolean }): Promise<void>;
+  stopWorkers(): Promise<void>;
+  close(): Promise<void>;
+}
+
+let runtimeInstalled = false;
+
+export async function startTestStack(name: string, options: { workers?: boolean; pair?: boolean } = {}): Promise<TestStack> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger((process.env.COUNTERSIGN_TEST_LOG as 'WARN' | undefined) ?? 'WARN') });
+    runtimeInstalled = true;
+  }
+  const address = inject('temporalAddress');
+  const namespace = `${name}-${Date.now().toString(36)}`;
+  await ensureNamespace(address, namespace);
+  const home = await mkdtemp(join(tmpdir(), `countersign-${name}-`));
+  const config: Config = { home, temporalAddress: address, namespace };
+  const paths = statePaths(home);
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection, namespace });
+  const nativeConnection = await NativeConnection.connect({ address });
+  const running: { worker: Worker; done: Promise<void>; cleanup?: () => void }[] = [];
+
+  const stack: TestStack = {
+    config,
+    client,
+    paths,
+    root: { ...generateKeyPair(), name: 'test phone' },
+    async startWorkers(which = { control: true, executor: true }) {
+      if (which.control) {
+        const worker = await createControlWorker(config, nativeConnection);
+        running.push({ worker, done: worker.run() });
+      }
+      if (which.executor) {
+        const { worker, runners } = await createExecutorWorker(config, nativeConnection);
+        running.push({ worker, done: worker.run(), cleanup: () => runners.close() });
+      }
+    },
+    async stopWorkers() {
+      for (const r of running.splice(0)) {
+        r.worker.shutdown();
+        await r.done.catch(() => undefined);
+        r.cleanup?.();
+      }
+    },
+    async close() {
+      await stack.stopWorkers();
+      await nativeConnection.close();
+      await connection.close();
+      await rm(home, { recursive: true, force: true }).catch(() => undefined);
+    },
+  };
+
+  if (options.workers !== false) await stack.startWorkers();
+  if (options.pair !== false) {
+    if (options.workers === false) throw new Error('pairing needs the control worker');
+    await pairTestRoot(stack);
+  }
+  return stack;
+}
+
+/** Pairs the stack's root key the way `countersign pair` does, with the policy key introduced. */
+export async function pairTestRoot(stack: TestStack): Promise<void> {
+  const policy = await readKeyFile(stack.paths.policyKey);
+  const code = await openPairing(stack.client, policy!.publicKey);
+  if (!code) throw new Error('registry already paired');
+  await pairRoot(stack.client, stack.root, code, stack.paths.pinnedRoot);
+}

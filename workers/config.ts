@@ -1,0 +1,47 @@
+/**
+ * Process configuration, validated once at start-up. Every process (workers, CLI, API) reads
+ * the same variables; a bad value stops the process with a message that names the variable.
+ */
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const PROJECT_ROOT = fileURLToPath(new URL('../', import.meta.url));
+
+export interface Config {
+  /** The state folder: keys, workspaces, run directories, the Temporal database, logs. */
+  home: string;
+  temporalAddress: string;
+  namespace: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const home = resolve(env.COUNTERSIGN_HOME ?? resolve(PROJECT_ROOT, '.countersign'));
+  const temporalAddress = env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
+  if (!/^[A-Za-z0-9.[\]:-]+:\d{1,5}$/.test(temporalAddress)) {
+    throw new ConfigError(`TEMPORAL_ADDRESS must be host:port, got "${temporalAddress}"`);
+  }
+  const namespace = env.TEMPORAL_NAMESPACE ?? 'default';
+  if (!/^[A-Za-z0-9._-]{1,100}$/.test(namespace)) throw new ConfigError(`TEMPORAL_NAMESPACE is not a valid namespace: "${namespace}"`);
+  return { home, temporalAddress, namespace };
+}
+
+/** Where each thing lives inside the state folder. */
+export function statePaths(home: string) {
+  return {
+    home,
+    temporalDb: resolve(home, 'temporal.sqlite'),
+    logs: resolve(home, 'logs'),
+    stackFile: resolve(home, 'stack.json'),
+    policyKey: resolve(home, 'control', 'policy-key.json'),
+    gateLog: resolve(home, 'control', 'gates.jsonl'),
+    pinnedRoot: resolve(home, 'executor', 'pinned-root'),
+    runs: resolve(home, 'executor', 'runs'),
+    workspaces: resolve(home, 'workspaces'),
+    cliKey: resolve(home, 'cli', 'device-key.json'),
+    build: resolve(home, 'build'),
+  };
+}

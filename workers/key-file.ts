@@ -1,0 +1,38 @@
+/** Ed25519 key files (mode 0600): the CLI's device key and the control worker's policy key. */
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { fromBase64, toBase64 } from '../core/bytes.js';
+import { generateKeyPair, keyPairFromSecret, type KeyPair } from '../core/keys.js';
+
+export async function readKeyFile(path: string): Promise<(KeyPair & { name: string }) | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const mode = (await stat(path)).mode & 0o777;
+  if (mode & 0o077) throw new Error(`key file ${path} is readable by others (mode ${mode.toString(8)}); run: chmod 600 ${path}`);
+  const data = JSON.parse(text) as { secretKey: string; name: string };
+  return { ...keyPairFromSecret(fromBase64(data.secretKey)), name: data.name };
+}
+
+export async function createKeyFile(path: string, name: string): Promise<KeyPair & { name: string }> {
+  const key = generateKeyPair();
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writeFile(path, JSON.stringify({ name, keyId: key.keyId, publicKey: toBase64(key.publicKey), secretKey: toBase64(key.secretKey) }, null, 2), { mode: 0o600, flag: 'wx' });
+  await chmod(path, 0o600);
+  return { ...key, name };
+}
+
+export async function loadOrCreateKeyFile(path: string, name: string): Promise<KeyPair & { name: string }> {
+  const existing = await readKeyFile(path);
+  if (existing) return existing;
+  try {
+    return await createKeyFile(path, name);
+  } catch (error) {
+    // Two processes raced to create it: the winner's key is the key.
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return (await readKeyFile(path))!;
+    throw error;
+  }
+}

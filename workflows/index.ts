@@ -1,0 +1,3 @@
+/** Every workflow the workers register. This file is the webpack entry for the workflow bundle. */
+export { planWorkflow } from './plan.js';
+export { deviceRegistryWorkflow } from './registry.js';

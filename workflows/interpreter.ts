@@ -1,0 +1,384 @@
+/**
+ * Walks a plan tree: sequences in order, parallel groups under a cancellation scope,
+ * steps through their approval gate and then the executor, sub-plans as child workflows.
+ * All state lives in plain records so the workflow can carry it across continue-as-new.
+ */
+import {
+  ActivityCancellationType,
+  CancellationScope,
+  ChildWorkflowCancellationType,
+  ParentClosePolicy,
+  condition,
+  executeChild,
+  isCancellation,
+  log,
+  proxyActivities,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { createControlActivities } from '../activities/control.js';
+import type { createExecutorActivities } from '../activities/executor.js';
+import { stepDigest } from '../core/plan/digest.js';
+import { parseDuration } from '../core/duration.js';
+import { childPlanWorkflowId, FAILURE_TYPES, SEARCH_ATTRIBUTES, TASK_QUEUES } from '../core/names.js';
+import { TERMINAL_STEP_STATUSES, type PlanStatus, type PlanView, type StepRecord, type SubPlanRecord, type TreeView } from '../core/plan/state.js';
+import type { ParallelNode, PlanNode, PlanSpec, SequenceNode, StepNode, SubPlanNode } from '../core/plan/types.js';
+import { autoRuleMatches } from '../core/plan/validate.js';
+import { planSteps, subPlans } from '../core/plan/walk.js';
+import { ApprovalBook } from './approval-book.js';
+import type { ApprovalApplied, ApprovalSubmission, CarriedPlanState, PlanWorkflowInput } from './messages.js';
+
+type Outcome = 'succeeded' | 'failed' | 'cancelled';
+type Decision = 'approved' | 'denied' | 'timed_out';
+
+const control = proxyActivities<ReturnType<typeof createControlActivities>>({
+  taskQueue: TASK_QUEUES.control,
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+});
+
+function executorFor(step: StepNode) {
+  const timeoutMs = step.kind === 'shell' ? parseDuration(step.timeout) : 0;
+  return proxyActivities<ReturnType<typeof createExecutorActivities>>({
+    taskQueue: TASK_QUEUES.sandbox,
+    startToCloseTimeout: timeoutMs + 120_000,
+    heartbeatTimeout: '6s',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: {
+      initialInterval: '250ms',
+      backoffCoefficient: 2,
+      maximumInterval: '5s',
+      maximumAttempts: 30,
+      nonRetryableErrorTypes: [FAILURE_TYPES.stepNotApproved, FAILURE_TYPES.executorUntrusted, FAILURE_TYPES.stepVanished],
+    },
+  });
+}
+
+const isTerminal = (status: string) => (TERMINAL_STEP_STATUSES as readonly string[]).includes(status);
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export class PlanInterpreter {
+  readonly steps = new Map<string, StepRecord>();
+  readonly subPlans = new Map<string, SubPlanRecord>();
+  readonly book: ApprovalBook;
+  /** Set when the run should continue as new: no new step or child starts. */
+  draining = false;
+  /** Executor activities and child plans under way. */
+  inFlight = 0;
+  private readonly stepNodes = new Map<string, StepNode>();
+  private lastPublished = '';
+
+  constructor(
+    readonly spec: PlanSpec,
+    readonly input: PlanWorkflowInput,
+    readonly workflowId: string,
+    readonly runId: string,
+  ) {
+    const carried = input.carried;
+    const autoSteps = new Set<string>();
+    for (const step of planSteps(spec)) {
+      this.stepNodes.set(step.path, step);
+      if (step.approval.mode === 'auto') autoSteps.add(step.path);
+      const digest = stepDigest(step, input.workspaceId);
+      this.steps.set(step.path, carried?.steps[step.path] ?? { path: step.path, kind: step.kind, digest, status: 'pending', approvals: [], remindersSent: 0 });
+    }
+    for (const sub of subPlans(spec)) {
+      this.subPlans.set(sub.path, carried?.subPlans[sub.path] ?? { path: sub.path, workflowId: childPlanWorkflowId(workflowId, sub.id), status: 'pending' });
+    }
+    this.book = new ApprovalBook(workflowId, runId, this.steps, autoSteps, carried?.trustRecords ?? input.trustRecords, carried?.usedNonces ?? []);
+  }
+
+  run(): Promise<Outcome> {
+    return this.node(this.spec.root);
+  }
+
+  // ---- approvals (Update validator and handler) ----
+
+  checkApproval(submission: ApprovalSubmission): void {
+    this.book.check(submission.envelope, submission.deviceRecords, Date.now());
+  }
+
+  applyApproval(submission: ApprovalSubmission): ApprovalApplied {
+    const approval = this.book.accept(submission.envelope, submission.deviceRecords, iso(Date.now()));
+    const step = [...this.steps.values()].find((s) => s.approvals.includes(approval))!;
+    log.info('approval accepted', { step: step.path, decision: approval.decision, device: approval.keyId });
+    return { stepPath: step.path, decision: approval.decision, device: approval.deviceName, stepStatus: this.verdict(step) ?? step.status };
+  }
+
+  // ---- tree walking ----
+
+  private async node(node: PlanNode): Promise<Outcome> {
+    switch (node.type) {
+      case 'sequence':
+        return this.sequence(node);
+      case 'parallel':
+        return this.parallel(node);
+      case 'step':
+        return this.step(node);
+      case 'plan':
+        return this.subPlan(node);
+    }
+  }
+
+  private async sequence(node: SequenceNode): Promise<Outcome> {
+    for (let i = 0; i < node.children.length; i++) {
+      const outcome = await this.node(node.children[i]!);
+      if (outcome !== 'succeeded') {
+        for (const rest of node.children.slice(i + 1)) this.close(rest, outcome === 'cancelled' ? 'cancelled' : 'skipped');
+        return outcome;
+      }
+    }
+    return 'succeeded';
+  }
+
+  private async parallel(node: ParallelNode): Promise<Outcome> {
+    const limit = node.maxConcurrency || node.children.length;
+    let running = 0;
+    const scope = new CancellationScope();
+    const outcomes = await scope.run(() =>
+      Promise.all(
+        node.children.map(async (child) => {
+          if (running >= limit) await condition(() => running < limit);
+          running++;
+          try {
+            const outcome = await this.node(child);
+            if (outcome === 'failed' && node.failFast) scope.cancel();
+            return outcome;
+          } catch (error) {
+            if (!isCancellation(error)) throw error;
+            this.close(child, 'cancelled');
+            return 'cancelled' as const;
+          } finally {
+            running--;
+          }
+        }),
+      ),
+    );
+    if (outcomes.includes('failed')) return 'failed';
+    return outcomes.includes('cancelled') ? 'cancelled' : 'succeeded';
+  }
+
+  private async step(node: StepNode): Promise<Outcome> {
+    const record = this.steps.get(node.path)!;
+    try {
+      if (record.status === 'pending' || record.status === 'awaiting_approval') {
+        const decision = await this.decide(node, record);
+        if (decision !== 'approved') {
+          record.status = decision;
+          record.error ??= decision === 'timed_out' ? `no decision within ${node.approval.timeout}: denied (fail-closed)` : `denied by ${record.approvals.find((a) => a.decision === 'deny')?.deviceName}`;
+          return 'failed';
+        }
+        record.status = 'approved';
+      }
+      if (isTerminal(record.status)) return record.status === 'succeeded' ? 'succeeded' : record.status === 'cancelled' ? 'cancelled' : 'failed';
+      if (node.kind === 'gate') {
+        record.status = 'succeeded';
+        return 'succeeded';
+      }
+      if (this.draining) await condition(() => !this.draining);
+      record.status = 'running';
+      this.publish();
+      this.inFlight++;
+      try {
+        const result = await executorFor(node).runShellStep({
+          workflowId: this.workflowId,
+          runId: this.runId,
+          step: node,
+          workspaceId: this.input.workspaceId,
+          digest: record.digest,
+          approvals: record.approvals.map((a) => a.envelope),
+          trustRecords: this.book.trustRecords,
+        });
+        record.result = result;
+        record.status = result.exitCode === 0 ? 'succeeded' : 'failed';
+        if (result.exitCode !== 0) record.error = result.exitCode === null ? `killed by ${result.signal}` : `exit code ${result.exitCode}`;
+      } finally {
+        this.inFlight--;
+      }
+      return record.status === 'succeeded' ? 'succeeded' : 'failed';
+    } catch (error) {
+      if (isCancellation(error)) {
+        record.status = 'cancelled';
+        return 'cancelled';
+      }
+      record.status = 'failed';
+      record.error = describeFailure(error);
+      return 'failed';
+    } finally {
+      this.publish();
+    }
+  }
+
+  /** Waits at the step's gate until its approvals reach quorum, a device denies, or the deadline passes. */
+  private async decide(node: StepNode, record: StepRecord): Promise<Decision> {
+    if (record.status === 'pending') {
+      const now = Date.now();
+      record.status = 'awaiting_approval';
+      record.awaitingSince = iso(now);
+      record.deadlineMs = now + parseDuration(node.approval.timeout);
+      this.publish();
+    }
+    if (node.approval.mode === 'auto' && !record.approvals.some((a) => a.auto)) await this.autoApprove(node, record);
+    if (this.verdict(record) === undefined && record.remindersSent === 0) this.notify(node, record, 0);
+    const remindMs = node.approval.remind ? parseDuration(node.approval.remind) : undefined;
+    for (;;) {
+      const verdict = this.verdict(record);
+      if (verdict) return verdict;
+      const now = Date.now();
+      const deadline = record.deadlineMs!;
+      if (now >= deadline) return 'timed_out';
+      const nextReminder = remindMs ? Date.parse(record.awaitingSince!) + (record.remindersSent + 1) * remindMs : Infinity;
+      const decided = await condition(() => this.verdict(record) !== undefined || this.draining, Math.max(1, Math.min(deadline, nextReminder) - now));
+      if (this.draining && this.verdict(record) === undefined) await condition(() => false); // parked: this run continues as new
+      if (!decided && Date.now() >= nextReminder && Date.now() < deadline) {
+        record.remindersSent++;
+        this.notify(node, record, record.remindersSent);
+      }
+    }
+  }
+
+  private verdict(record: StepRecord): 'approved' | 'denied' | undefined {
+    if (record.approvals.some((a) => a.decision === 'deny')) return 'denied';
+    if (record.approvals.some((a) => a.auto)) return 'approved';
+    const quorum = this.stepNodes.get(record.path)!.approval.quorum;
+    return new Set(record.approvals.filter((a) => a.decision === 'approve').map((a) => a.keyId)).size >= quorum ? 'approved' : undefined;
+  }
+
+  private async autoApprove(node: StepNode, record: StepRecord): Promise<void> {
+    const rule = this.spec.policy.autoApprove.findIndex((r) => autoRuleMatches(r, node));
+    try {
+      const envelope = await control.signAutoApproval({ workflowId: this.workflowId, runId: this.runId, stepPath: node.path, stepDigest: record.digest, rule });
+      this.book.check(envelope, [], Date.now());
+      this.book.accept(envelope, [], iso(Date.now()));
+    } catch (error) {
+      if (isCancellation(error)) throw error;
+      record.error = `auto-approval unavailable (${describeFailure(error)}); waiting for a person`;
+      log.warn('auto-approval failed; the step waits for a human approval', { step: node.path, error: record.error });
+    }
+  }
+
+  private notify(node: StepNode, record: StepRecord, attempt: number): void {
+    const request = { workflowId: this.workflowId, planName: this.spec.name, stepPath: node.path, kind: node.kind, attempt, deadline: iso(record.deadlineMs!) };
+    void control.gateReached(request).catch((error: unknown) => {
+      log.warn('could not record that a gate was reached; approvals still work', { step: node.path, error: describeFailure(error) });
+    });
+  }
+
+  private async subPlan(node: SubPlanNode): Promise<Outcome> {
+    const record = this.subPlans.get(node.path)!;
+    if (record.status === 'succeeded') return 'succeeded';
+    if (record.status === 'failed') return 'failed';
+    if (record.status === 'cancelled') return 'cancelled';
+    if (this.draining) await condition(() => !this.draining);
+    record.status = 'running';
+    this.publish();
+    this.inFlight++;
+    try {
+      await executeChild('planWorkflow', {
+        workflowId: record.workflowId,
+        taskQueue: TASK_QUEUES.control,
+        cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        args: [
+          {
+            planId: `${this.input.planId}.${node.id}`,
+            plan: node.raw,
+            workspaceId: node.shareWorkspace ? this.input.workspaceId : `${this.input.workspaceId}.${node.id}`,
+            proposer: this.input.proposer,
+            trustRecords: this.book.trustRecords,
+            options: this.input.options,
+          } satisfies PlanWorkflowInput,
+        ],
+      });
+      record.status = 'succeeded';
+      return 'succeeded';
+    } catch (error) {
+      if (isCancellation(error)) {
+        record.status = 'cancelled';
+        return 'cancelled';
+      }
+      record.status = 'failed';
+      record.error = describeFailure(error);
+      return 'failed';
+    } finally {
+      this.inFlight--;
+      this.publish();
+    }
+  }
+
+  /** Marks every not-yet-started step below `node` as skipped or cancelled. */
+  private close(node: PlanNode, status: 'skipped' | 'cancelled'): void {
+    if (node.type === 'step') {
+      const record = this.steps.get(node.path)!;
+      if (!isTerminal(record.status) && record.status !== 'running') record.status = status;
+    } else if (node.type === 'plan') {
+      const record = this.subPlans.get(node.path)!;
+      if (record.status === 'pending') record.status = 'cancelled';
+    } else node.children.forEach((child) => this.close(child, status));
+  }
+
+  // ---- views ----
+
+  status(outcome?: Outcome): PlanStatus {
+    if (outcome) return outcome;
+    return [...this.steps.values()].some((s) => s.status === 'awaiting_approval') ? 'awaiting_approval' : 'running';
+  }
+
+  /** Keeps search attributes in step with the plan, so lists need no history reads. */
+  publish(outcome?: Outcome): void {
+    const status = this.status(outcome);
+    const awaiting = [...this.steps.values()].filter((s) => s.status === 'awaiting_approval').map((s) => s.path);
+    const key = `${status}|${awaiting.join(',')}`;
+    if (key === this.lastPublished) return;
+    this.lastPublished = key;
+    upsertSearchAttributes({ [SEARCH_ATTRIBUTES.status.name]: [status], [SEARCH_ATTRIBUTES.awaiting.name]: awaiting, [SEARCH_ATTRIBUTES.planName.name]: [this.spec.name] });
+  }
+
+  carry(continuedAsNew: number): CarriedPlanState {
+    return {
+      steps: Object.fromEntries(this.steps),
+      subPlans: Object.fromEntries(this.subPlans),
+      usedNonces: this.book.nonces,
+      trustRecords: this.book.trustRecords,
+      continuedAsNew,
+    };
+  }
+
+  view(status: PlanStatus, continuedAsNew: number): PlanView {
+    const tree = (node: PlanNode): TreeView => {
+      switch (node.type) {
+        case 'step':
+          return { type: 'step', path: node.path, label: node.name ?? node.id };
+        case 'plan':
+          return { type: 'plan', path: node.path, label: node.plan.name };
+        default:
+          return { type: node.type, path: node.path, label: node.id ?? node.type, children: node.children.map(tree) };
+      }
+    };
+    return {
+      planId: this.input.planId,
+      workflowId: this.workflowId,
+      runId: this.runId,
+      name: this.spec.name,
+      status,
+      workspaceId: this.input.workspaceId,
+      proposer: this.input.proposer,
+      steps: [...this.steps.values()].map((record) => {
+        const node = this.stepNodes.get(record.path)!;
+        return { ...record, node, summary: node.kind === 'shell' ? node.run : node.gate };
+      }),
+      subPlans: [...this.subPlans.values()],
+      tree: tree(this.spec.root),
+      continuedAsNew,
+    };
+  }
+}
+
+function describeFailure(error: unknown): string {
+  let current = error as { message?: string; cause?: unknown } | undefined;
+  const parts: string[] = [];
+  while (current && parts.length < 4) {
+    if (current.message) parts.push(current.message);
+    current = current.cause as typeof current;
+  }
+  return parts.filter((p, i) => parts.indexOf(p) === i).join(': ') || String(error);
+}

@@ -1,0 +1,63 @@
+/** Typed workflow messages and inputs, imported by workflows, workers, the CLI and the API alike. */
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { Envelope } from '../core/approval/dsse.js';
+import type { PlanView } from '../core/plan/state.js';
+
+export interface PlanWorkflowInput {
+  planId: string;
+  /** The plan as submitted (parsed YAML/JSON); the workflow validates it again. */
+  plan: unknown;
+  workspaceId: string;
+  /** Who proposed the plan (a CLI device, an agent token). Shown in history. */
+  proposer: string;
+  /** Device records from the registry when the plan was started; approvals bring newer ones. */
+  trustRecords: Envelope[];
+  options?: { continueAsNewAfterEvents?: number } | undefined;
+  carried?: CarriedPlanState | undefined;
+}
+
+export interface CarriedPlanState {
+  steps: Record<string, import('../core/plan/state.js').StepRecord>;
+  subPlans: Record<string, import('../core/plan/state.js').SubPlanRecord>;
+  usedNonces: string[];
+  trustRecords: Envelope[];
+  continuedAsNew: number;
+}
+
+export interface ApprovalSubmission {
+  envelope: Envelope;
+  /** The registry's records as the submitter read them; the plan keeps the longest valid chain it has seen. */
+  deviceRecords: Envelope[];
+}
+
+export interface ApprovalApplied {
+  stepPath: string;
+  decision: 'approve' | 'deny';
+  device: string;
+  /** Status of the step after this approval (an approval short of quorum leaves it awaiting). */
+  stepStatus: string;
+}
+
+export const approveUpdate = defineUpdate<ApprovalApplied, [ApprovalSubmission]>('countersign.approve');
+export const planViewQuery = defineQuery<PlanView>('countersign.planView');
+
+export interface RegistryWorkflowInput {
+  records: Envelope[];
+  /** SHA-256 (hex) of the one-time pairing code, while no root is enrolled. */
+  pairingCodeHash?: string | undefined;
+  /** The control worker's policy public key (base64), offered for introduction at pairing. */
+  policyPublicKey?: string | undefined;
+}
+
+export interface RegistryView {
+  records: Envelope[];
+  rootKeyId?: string | undefined;
+  pairingOpen: boolean;
+  policyPublicKey?: string | undefined;
+  devices: { keyId: string; name: string; role: string; introducedBy?: string | undefined; revoked?: { by: string; at: string; reason: string } | undefined }[];
+}
+
+export const enrollRootUpdate = defineUpdate<RegistryView, [{ record: Envelope; pairingCode: string }]>('countersign.registry.enrollRoot');
+export const addDeviceRecordUpdate = defineUpdate<RegistryView, [{ record: Envelope }]>('countersign.registry.addRecord');
+export const openPairingUpdate = defineUpdate<RegistryView, [{ pairingCodeHash: string; policyPublicKey?: string | undefined }]>('countersign.registry.openPairing');
+export const registryViewQuery = defineQuery<RegistryView>('countersign.registry.view');
