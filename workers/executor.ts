@@ -37,6 +37,9 @@ export async function createExecutorWorker(config: Config, connection?: NativeCo
       pinnedRootKeyId: pinnedRootReader(paths.pinnedRoot),
     }),
     maxConcurrentActivityTaskExecutions: 64,
+    // Cancellation reaches an activity through its heartbeat: keep that under a second.
+    maxHeartbeatThrottleInterval: '500ms',
+    defaultHeartbeatThrottleInterval: '500ms',
   });
   return { worker, runners };
 }

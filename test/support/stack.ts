@@ -31,7 +31,7 @@ let runtimeInstalled = false;
 
 export async function startTestStack(name: string, options: { workers?: boolean; pair?: boolean } = {}): Promise<TestStack> {
   if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger((process.env.COUNTERSIGN_TEST_LOG as 'WARN' | undefined) ?? 'WARN') });
+    Runtime.install({ logger: new DefaultLogger((process.env.COUNTERSIGN_TEST_LOG as 'WARN' | undefined) ?? 'ERROR') });
     runtimeInstalled = true;
   }
   const address = inject('temporalAddress');
