@@ -55,12 +55,17 @@ export async function planView(client: Client, planRef: string): Promise<PlanVie
     .catch((e: unknown) => explain(e, `show ${planRef}`));
 }
 
+export interface PlanViewTree {
+  view: PlanView;
+  children: PlanViewTree[];
+}
+
 /** The view of a plan and, recursively, of its sub-plans that have started. */
-export async function planViewTree(client: Client, planRef: string): Promise<{ view: PlanView; children: Awaited<ReturnType<typeof planViewTree>>[] }> {
+export async function planViewTree(client: Client, planRef: string): Promise<PlanViewTree> {
   const view = await planView(client, planRef);
   const started = view.subPlans.filter((s) => s.status !== 'pending' && s.status !== 'cancelled');
   const children = await Promise.all(started.map((s) => planViewTree(client, s.workflowId).catch(() => undefined)));
-  return { view, children: children.filter((c) => c !== undefined) };
+  return { view, children: children.filter((c): c is PlanViewTree => c !== undefined) };
 }
 
 /** Finds the workflow and step for a path like `build` or `docs/write` (sub-plan id, then step). */

@@ -169,7 +169,7 @@ describe('continue-as-new', () => {
     // An approval signed for the plan's run id stays valid across continue-as-new.
     await decide(stack.client, stack.root, planId, 'human', { decision: 'approve' });
     const result = await stack.client.workflow.getHandle(workflowId).result();
-    expect(result.steps.every((s) => s.status === 'succeeded')).toBe(true);
+    expect(result.steps.every((s: { status: string }) => s.status === 'succeeded')).toBe(true);
     const final = await planView(stack.client, planId);
     expect(final.steps.find((s) => s.path === 'human')?.result?.outputTail.trim()).toBe('12');
     expect(final.steps.filter((s) => s.approvals[0]?.auto).length).toBe(12);

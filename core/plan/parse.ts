@@ -1,9 +1,31 @@
 /** Plan text (YAML or JSON) to a validated PlanSpec, with the size limit applied first. */
-import { parse as parseYaml } from 'yaml';
+import { Parser, parse as parseYaml, type CST } from 'yaml';
 import { utf8ToBytes } from '../bytes.js';
 import { PLAN_LIMITS } from './limits.js';
 import type { PlanSpec } from './types.js';
 import { PlanValidationError, validatePlan } from './validate.js';
+
+const COLLECTION_TOKENS = new Set(['block-map', 'block-seq', 'flow-collection']);
+
+/**
+ * Deepest nesting of YAML collections, found without recursion. The YAML composer recurses, and
+ * running it out of stack can abort Node (a V8 regexp compile failing at the stack limit), so
+ * depth is checked on the parser's flat-built syntax tree first.
+ */
+function yamlNestingDepth(tokens: readonly CST.Token[], limit: number): number {
+  const pending: [unknown, number][] = tokens.map((t) => [t, 0]);
+  let deepest = 0;
+  while (pending.length > 0) {
+    const [value, depth] = pending.pop()!;
+    if (typeof value !== 'object' || value === null) continue;
+    const type = (value as { type?: unknown }).type;
+    const here = typeof type === 'string' && COLLECTION_TOKENS.has(type) ? depth + 1 : depth;
+    if (here > deepest) deepest = here;
+    if (deepest > limit) return deepest;
+    for (const child of Object.values(value)) pending.push([child, here]);
+  }
+  return deepest;
+}
 
 export function parsePlanText(text: string): PlanSpec {
   const bytes = utf8ToBytes(text).length;
@@ -11,6 +33,10 @@ export function parsePlanText(text: string): PlanSpec {
     throw new PlanValidationError([
       { path: '', message: `plan is ${bytes} bytes; the limit is ${PLAN_LIMITS.maxTextBytes} bytes` },
     ]);
+  }
+  // Same bound as the raw-value screen in validatePlan: a node sits a few raw levels below its parent.
+  if (yamlNestingDepth([...new Parser().parse(text)], PLAN_LIMITS.maxDepth * 4) > PLAN_LIMITS.maxDepth * 4) {
+    throw new PlanValidationError([{ path: '', message: `plan is nested deeper than ${PLAN_LIMITS.maxDepth} levels` }]);
   }
   let raw: unknown;
   try {

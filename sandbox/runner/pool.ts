@@ -3,12 +3,31 @@
  * ahead of time and handed a job the moment a step is approved.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile, rename } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import type { FromRunner, RunnerJob } from './protocol.js';
 
-const RUNNER_PATH = fileURLToPath(new URL('./runner.ts', import.meta.url));
 const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SOURCES = ['runner.ts', 'run-dir.ts', 'protocol.ts'].map((f) => fileURLToPath(new URL(`./${f}`, import.meta.url)));
 const READY_TIMEOUT_MS = 20_000;
+
+/**
+ * Compiles the runner to one plain JavaScript file (Node starts it in ~0.1 s instead of ~0.4 s
+ * through a TypeScript loader). It sits under node_modules so `node-pty` resolves from it.
+ */
+export async function compiledRunner(): Promise<string> {
+  const hash = createHash('sha256');
+  for (const file of SOURCES) hash.update(await readFile(file));
+  const outfile = `${PROJECT_ROOT}node_modules/.cache/countersign/runner-${hash.digest('hex').slice(0, 12)}.mjs`;
+  if (!existsSync(outfile)) {
+    await build({ entryPoints: [SOURCES[0]!], outfile: `${outfile}.${process.pid}.tmp.mjs`, bundle: true, platform: 'node', format: 'esm', target: 'node20', external: ['node-pty'], logLevel: 'error' });
+    await rename(`${outfile}.${process.pid}.tmp.mjs`, outfile);
+  }
+  return outfile;
+}
 
 interface Spare {
   child: ChildProcess;
@@ -24,12 +43,19 @@ export class RunnerPool {
   private spares: Spare[] = [];
   private closed = false;
 
-  constructor(private readonly size = 2) {
+  private constructor(
+    private readonly runnerPath: string,
+    size: number,
+  ) {
     for (let i = 0; i < size; i++) this.spares.push(this.spawnSpare());
   }
 
+  static async start(size = 2): Promise<RunnerPool> {
+    return new RunnerPool(await compiledRunner(), size);
+  }
+
   private spawnSpare(): Spare {
-    const child = spawn(process.execPath, ['--import', 'tsx', RUNNER_PATH], {
+    const child = spawn(process.execPath, [this.runnerPath], {
       cwd: PROJECT_ROOT,
       detached: true,
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
