@@ -1,0 +1,98 @@
+/**
+ * The embedded stack's supervisor: starts the Temporal dev server (SQLite file in the state
+ * folder) and both workers, restarts a worker that dies, and stops everything on SIGTERM.
+ * Started detached by `countersign up`; `countersign down` signals it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startDevServer, type DevServer } from '../../services/temporal-server.js';
+import { loadConfig, PROJECT_ROOT, statePaths } from '../../workers/config.js';
+import { workerCommand, type StackFile, type WorkerName } from './processes.js';
+
+const config = loadConfig();
+const paths = statePaths(config.home);
+const port = Number(config.temporalAddress.split(':').pop());
+const uiPort = Number(process.env.COUNTERSIGN_TEMPORAL_UI_PORT ?? port + 1000);
+const children = new Map<WorkerName, ChildProcess>();
+let stopping = false;
+let server: DevServer | undefined;
+
+function log(message: string): void {
+  process.stderr.write(`${new Date().toISOString()} supervisor: ${message}\n`);
+}
+
+async function writeStackFile(ready: boolean): Promise<void> {
+  const pids: Record<string, number> = { supervisor: process.pid };
+  if (server?.process.pid) pids.temporal = server.process.pid;
+  for (const [name, child] of children) if (child.pid) pids[name] = child.pid;
+  const file: StackFile = { supervisorPid: process.pid, temporalAddress: config.temporalAddress, temporalUi: server?.uiUrl, namespace: config.namespace, backend: 'jail', pids, startedAt: new Date().toISOString(), ready };
+  await writeFile(paths.stackFile, JSON.stringify(file, null, 2));
+}
+
+function startWorker(name: WorkerName, restarts = 0): void {
+  const { file, args } = workerCommand(name);
+  const out = openSync(join(paths.logs, `${name}-worker.log`), 'a');
+  const child = spawn(file, args, { cwd: PROJECT_ROOT, stdio: ['ignore', out, out], env: process.env });
+  children.set(name, child);
+  log(`started ${name} worker (pid ${child.pid})`);
+  const startedAt = Date.now();
+  child.once('exit', (code, signal) => {
+    if (stopping) return;
+    log(`${name} worker exited (${signal ?? code}); restarting`);
+    // A worker that keeps dying right after start backs off, up to 30 s.
+    const quick = Date.now() - startedAt < 10_000;
+    const delay = quick ? Math.min(30_000, 500 * 2 ** restarts) : 500;
+    setTimeout(() => {
+      if (!stopping) startWorker(name, quick ? restarts + 1 : 0);
+      void writeStackFile(true);
+    }, delay);
+  });
+}
+
+/** The dev server keeps its state in the SQLite file, so a restart resumes every plan. */
+async function startTemporal(): Promise<void> {
+  server = await startDevServer({ dbFile: paths.temporalDb, port, uiPort, logFile: join(paths.logs, 'temporal.log') });
+  log(`Temporal dev server at ${server.address} (UI ${server.uiUrl}), database ${paths.temporalDb}`);
+  server.process.once('exit', (code, signal) => {
+    if (stopping) return;
+    log(`Temporal dev server exited (${signal ?? code}); restarting it on the same database`);
+    setTimeout(() => {
+      startTemporal().then(
+        () => writeStackFile(true),
+        (error: unknown) => {
+          log(`could not restart Temporal: ${(error as Error).message}`);
+          void stop();
+        },
+      );
+    }, 1_000);
+  });
+}
+
+async function stop(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log('stopping');
+  for (const child of children.values()) child.kill('SIGTERM');
+  await Promise.race([Promise.all([...children.values()].map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r))))), sleep(15_000)]);
+  await server?.stop();
+  await rm(paths.stackFile, { force: true });
+  process.exit(0);
+}
+
+async function main(): Promise<void> {
+  await mkdir(paths.logs, { recursive: true });
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+  await startTemporal();
+  startWorker('control');
+  startWorker('executor');
+  await writeStackFile(true);
+}
+
+main().catch(async (error: unknown) => {
+  log(`failed: ${(error as Error).message}`);
+  await stop();
+});
