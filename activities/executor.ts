@@ -67,10 +67,18 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
 
   async function follow(run: RunDir): Promise<Extract<RunState, { phase: 'finished' }>> {
     const context = Context.current();
+    // A change noticed while we were reading must not be lost: it sets `changed` for the next wait.
+    let changed = false;
     let wake: () => void = () => undefined;
-    const watcher = watch(run.dir, () => wake());
+    const watcher = watch(run.dir, () => {
+      changed = true;
+      wake();
+    });
+    const nextChange = () =>
+      changed ? Promise.resolve() : new Promise<void>((resolve) => (wake = resolve));
     try {
       for (;;) {
+        changed = false;
         const state = await run.state();
         if (state.phase === 'finished') return state;
         if (state.phase === 'started' && !isAlive(state.started.pid)) {
@@ -83,7 +91,7 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
         }
         const tail = await run.tail(2048);
         context.heartbeat({ outputTail: tail.text, outputBytes: tail.size });
-        await Promise.race([new Promise<void>((resolve) => (wake = resolve)), sleep(HEARTBEAT_MS), context.cancelled.catch(() => undefined)]);
+        await Promise.race([nextChange(), sleep(HEARTBEAT_MS), context.cancelled.catch(() => undefined)]);
         if (context.cancellationSignal.aborted) await stop(run);
       }
     } finally {

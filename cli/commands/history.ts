@@ -1,0 +1,10 @@
+/** `countersign history ID`: the timeline, with every approval re-verified from raw history. */
+import { readFile } from 'node:fs/promises';
+import { planTimeline, renderTimeline } from '../../services/history.js';
+import type { CliContext } from '../context.js';
+
+export async function historyCommand(ctx: CliContext, planRef: string, options: { json?: boolean }): Promise<void> {
+  const pinnedRootKeyId = process.env.COUNTERSIGN_ROOT_KEY_ID ?? (await readFile(ctx.paths.pinnedRoot, 'utf8').catch(() => '')).trim();
+  const timeline = await planTimeline(await ctx.client(), planRef, { pinnedRootKeyId: pinnedRootKeyId || undefined });
+  console.log(options.json ? JSON.stringify(timeline, null, 2) : renderTimeline(timeline));
+}

@@ -1,0 +1,107 @@
+/** `countersign up`, `down`, `status`: the embedded stack on this machine. */
+import { spawn } from 'node:child_process';
+import { existsSync, openSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parse as parseYaml } from 'yaml';
+import { TASK_QUEUES } from '../../core/names.js';
+import { openPairing, registryView } from '../../services/devices.js';
+import { planView, submitPlan } from '../../services/plans.js';
+import { PROJECT_ROOT } from '../../workers/config.js';
+import { loadOrCreateKeyFile } from '../../workers/key-file.js';
+import type { CliContext } from '../context.js';
+import { bold, cyan, dim, renderAwaiting, yellow } from '../format.js';
+import type { StackFile } from '../stack/processes.js';
+
+async function readStack(ctx: CliContext): Promise<StackFile | undefined> {
+  try {
+    const stack = JSON.parse(await readFile(ctx.paths.stackFile, 'utf8')) as StackFile;
+    process.kill(stack.supervisorPid, 0);
+    return stack;
+  } catch {
+    return undefined;
+  }
+}
+
+async function waitForPollers(ctx: CliContext, timeoutMs: number): Promise<void> {
+  const client = await ctx.client();
+  const deadline = Date.now() + timeoutMs;
+  for (const queue of [TASK_QUEUES.control, TASK_QUEUES.sandbox]) {
+    for (;;) {
+      const { pollers } = await client.workflowService.describeTaskQueue({ namespace: ctx.config.namespace, taskQueue: { name: queue }, taskQueueType: queue === TASK_QUEUES.control ? 1 : 2 });
+      if (pollers.length > 0) break;
+      if (Date.now() > deadline) throw new Error(`no worker is polling ${queue} after ${timeoutMs / 1000}s; see ${ctx.paths.logs}`);
+      await sleep(250);
+    }
+  }
+}
+
+export async function up(ctx: CliContext, options: { example?: string }): Promise<void> {
+  let stack = await readStack(ctx);
+  if (!stack) {
+    await mkdir(ctx.paths.logs, { recursive: true });
+    const log = openSync(join(ctx.paths.logs, 'supervisor.log'), 'a');
+    const child = spawn(process.execPath, ['--import', 'tsx', resolve(PROJECT_ROOT, 'cli/stack/supervisor.ts')], { cwd: PROJECT_ROOT, detached: true, stdio: ['ignore', log, log], env: process.env });
+    child.unref();
+    console.log(dim(`starting the stack (logs in ${ctx.paths.logs}) …`));
+    const deadline = Date.now() + 120_000;
+    while (!(stack = await readStack(ctx))) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the stack did not start; see ${join(ctx.paths.logs, 'supervisor.log')}`);
+      await sleep(250);
+    }
+  }
+  await waitForPollers(ctx, 120_000);
+  console.log(`${bold('Countersign is up')}  ${dim(`state folder ${ctx.config.home}`)}`);
+  console.log(`  Temporal        ${stack.temporalAddress}  (namespace ${stack.namespace})`);
+  if (stack.temporalUi) console.log(`  Temporal UI     ${stack.temporalUi}`);
+  console.log(`  control worker  pid ${stack.pids.control ?? '?'}  queue ${TASK_QUEUES.control}`);
+  console.log(`  executor        pid ${stack.pids.executor ?? '?'}  queue ${TASK_QUEUES.sandbox}  backend: ${stack.backend}`);
+  if (stack.backend === 'jail') console.log(yellow('  ! steps run in the bubblewrap jail (no Docker backend yet)'));
+
+  const client = await ctx.client();
+  const policyKey = await loadOrCreateKeyFile(ctx.paths.policyKey, 'policy');
+  const code = await openPairing(client, policyKey.publicKey);
+  const registry = await registryView(client);
+  if (code) {
+    console.log(`\n${bold('Pair your first device')} (it becomes the root of trust) with the one-time code ${cyan(bold(code))}:`);
+    console.log(`  countersign pair ${code}`);
+  } else {
+    console.log(dim(`\n${registry.devices.length} device(s) paired; root ${registry.rootKeyId}`));
+  }
+
+  if (options.example) {
+    const raw = parseYaml(await readFile(options.example, 'utf8')) as unknown;
+    const submitted = await submitPlan(client, raw, { proposer: 'countersign up (example)' });
+    console.log(`\n${bold('Example plan started:')} ${submitted.planId}  (${options.example})`);
+    let view = await planView(client, submitted.planId);
+    for (let i = 0; i < 40 && !view.steps.some((s) => s.status === 'awaiting_approval'); i++) {
+      await sleep(100);
+      view = await planView(client, submitted.planId);
+    }
+    console.log(renderAwaiting(view));
+    if (code) console.log(yellow(`\nPair first (countersign pair ${code}), then approve. Watch it with: countersign plan show ${submitted.planId}`));
+    else console.log(dim(`\nWatch it with: countersign plan show ${submitted.planId}`));
+  }
+}
+
+export async function down(ctx: CliContext): Promise<void> {
+  const stack = await readStack(ctx);
+  if (!stack) {
+    console.log('the stack is not running');
+    return;
+  }
+  process.kill(stack.supervisorPid, 'SIGTERM');
+  for (let i = 0; i < 120 && existsSync(ctx.paths.stackFile); i++) await sleep(250);
+  console.log('stopped: Temporal, control worker, executor (plans resume on the next `countersign up`)');
+}
+
+export async function status(ctx: CliContext): Promise<void> {
+  const stack = await readStack(ctx);
+  if (!stack) {
+    console.log('the stack is not running: countersign up');
+    process.exitCode = 1;
+    return;
+  }
+  console.log(JSON.stringify(stack, null, 2));
+}

@@ -1,0 +1,34 @@
+/** What every CLI command needs: configuration, a Temporal client, and this CLI's device key. */
+import { Client, Connection } from '@temporalio/client';
+import { UserFacingError } from '../services/errors.js';
+import { loadConfig, statePaths, type Config } from '../workers/config.js';
+import { readKeyFile } from '../workers/key-file.js';
+import type { KeyPair } from '../core/keys.js';
+
+export class CliContext {
+  readonly config: Config = loadConfig();
+  readonly paths = statePaths(this.config.home);
+  private connection?: Connection;
+
+  async client(): Promise<Client> {
+    if (!this.connection) {
+      try {
+        this.connection = await Connection.connect({ address: this.config.temporalAddress, connectTimeout: 3_000 });
+      } catch {
+        throw new UserFacingError(`cannot reach Temporal at ${this.config.temporalAddress}: is the stack up? Run: countersign up`, 'unavailable');
+      }
+    }
+    return new Client({ connection: this.connection, namespace: this.config.namespace });
+  }
+
+  /** This CLI's device key; commands that sign need it paired first. */
+  async deviceKey(): Promise<KeyPair & { name: string }> {
+    const key = await readKeyFile(this.paths.cliKey);
+    if (!key) throw new UserFacingError(`this CLI has no device key yet: pair it first with \`countersign pair CODE\` (key file: ${this.paths.cliKey})`, 'not_paired');
+    return key;
+  }
+
+  async close(): Promise<void> {
+    await this.connection?.close();
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * The `countersign` command. Every failure prints what happened and what to do next;
+ * internals are shown only with COUNTERSIGN_DEBUG=1.
+ */
+import { parseArgs } from 'node:util';
+import { PlanValidationError } from '../core/plan/validate.js';
+import { UserFacingError } from '../services/errors.js';
+import { ConfigError } from '../workers/config.js';
+import { addDevice, listDevices, pair, revoke } from './commands/devices.js';
+import { cancelCommand, decideCommand, listPlansCommand, runPlan, showPlan } from './commands/plans.js';
+import { historyCommand } from './commands/history.js';
+import { down, status, up } from './commands/stack.js';
+import { CliContext } from './context.js';
+import { red } from './format.js';
+
+const USAGE = `countersign — durable agent plans, countersigned step by step
+
+  countersign up [--example FILE]     start the embedded stack (Temporal, workers); print the pairing code
+  countersign down | status           stop the stack (plans resume on the next up) | show what runs
+  countersign pair CODE [--name N]    pair this CLI as the root device with the code from \`up\`
+  countersign devices                 list devices
+  countersign devices add NAME --public-key B64    introduce a device (signed by this CLI)
+  countersign devices revoke KEYID [--reason R]   revoke a device (signed by this CLI)
+  countersign plan run FILE [--wait]  validate and start a plan (YAML or JSON)
+  countersign plan ls [--awaiting]    list plans (from search attributes, no history reads)
+  countersign plan show ID [--json]   the live plan tree
+  countersign plan cancel ID          cancel a plan (running steps are stopped)
+  countersign approve ID STEP [--reason R]   sign and submit an approval (STEP may be sub/step)
+  countersign deny ID STEP [--reason R]      sign and submit a denial
+  countersign history ID [--json]     timeline with approvals re-verified from the raw history
+
+Environment: COUNTERSIGN_HOME (state folder, default ./.countersign), TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE.`;
+
+function need(value: string | undefined, what: string): string {
+  if (!value) throw new UserFacingError(`missing ${what}\n\n${USAGE}`, 'usage');
+  return value;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      example: { type: 'string' },
+      name: { type: 'string' },
+      reason: { type: 'string' },
+      'public-key': { type: 'string' },
+      wait: { type: 'boolean' },
+      awaiting: { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command, sub, third, fourth] = positionals;
+  if (!command || values.help || command === 'help') {
+    console.log(USAGE);
+    return;
+  }
+  const ctx = new CliContext();
+  try {
+    switch (command) {
+      case 'up':
+        return await up(ctx, { example: values.example });
+      case 'down':
+        return await down(ctx);
+      case 'status':
+        return await status(ctx);
+      case 'pair':
+        return await pair(ctx, need(sub, 'pairing code'), { name: values.name });
+      case 'devices':
+        if (!sub || sub === 'ls' || sub === 'list') return await listDevices(ctx);
+        if (sub === 'add') return await addDevice(ctx, need(third, 'device name'), need(values['public-key'], '--public-key'));
+        if (sub === 'revoke') return await revoke(ctx, need(third, 'key id'), values.reason ?? 'revoked from the CLI');
+        break;
+      case 'plan':
+        if (sub === 'run') return await runPlan(ctx, need(third, 'plan file'), { wait: values.wait });
+        if (sub === 'ls' || sub === 'list') return await listPlansCommand(ctx, { awaiting: values.awaiting });
+        if (sub === 'show') return await showPlan(ctx, need(third, 'plan id'), { json: values.json });
+        if (sub === 'cancel') return await cancelCommand(ctx, need(third, 'plan id'));
+        break;
+      case 'approve':
+      case 'deny':
+        return await decideCommand(ctx, command, need(sub, 'plan id'), need(third, 'step'), { reason: values.reason });
+      case 'history':
+        return await historyCommand(ctx, need(sub, 'plan id'), { json: values.json });
+    }
+    void fourth;
+    throw new UserFacingError(`unknown command: ${positionals.join(' ')}\n\n${USAGE}`, 'usage');
+  } finally {
+    await ctx.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(process.exitCode ?? 0),
+  (error: unknown) => {
+    if (error instanceof UserFacingError || error instanceof PlanValidationError || error instanceof ConfigError) {
+      console.error(red(`countersign: ${error.message}`));
+    } else {
+      console.error(red(`countersign: ${(error as Error).message ?? error}`));
+      if (process.env.COUNTERSIGN_DEBUG) console.error(error);
+    }
+    process.exit(error instanceof UserFacingError && error.code === 'usage' ? 64 : 1);
+  },
+);

@@ -1,0 +1,643 @@
+/**
+ * A plan's timeline, rebuilt from its raw Temporal history (every run of its continue-as-new
+ * chain) rather than from the workflow's own query. Every approval is verified again here,
+ * with the same code the workflow and the executor use, so the timeline is an independent
+ * audit: a history that says a step ran without a valid approval shows it with ✗.
+ */
+import { WorkflowNotFoundError, isGrpcServiceError, type Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
+import { fromBase64, utf8Decode } from '../core/bytes.js';
+import { ApprovalRefused, verifyApproval } from '../core/approval/approval.js';
+import type { Envelope } from '../core/approval/dsse.js';
+import type { AutoApprovalRequest, GateReached } from '../activities/control.js';
+import { DeviceRecordError, DeviceRegistry } from '../core/devices/registry.js';
+import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from '../core/names.js';
+import { stepDigest } from '../core/plan/digest.js';
+import type { PlanResult, StepResult } from '../core/plan/state.js';
+import type { PlanSpec, StepNode } from '../core/plan/types.js';
+import { validatePlan } from '../core/plan/validate.js';
+import { planSteps } from '../core/plan/walk.js';
+import { approveUpdate, type ApprovalSubmission, type PlanWorkflowInput } from '../workflows/messages.js';
+import { UserFacingError } from './errors.js';
+import { toWorkflowId } from './plans.js';
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+type Payloads = temporal.api.common.v1.IPayloads;
+type Failure = temporal.api.failure.v1.IFailure;
+
+export type TimelineKind =
+  | 'plan_started'
+  | 'gate_reached'
+  | 'approval'
+  | 'approval_refused_at_audit'
+  | 'step_started'
+  | 'step_retry'
+  | 'step_finished'
+  | 'step_failed'
+  | 'step_cancelled'
+  | 'sub_plan_started'
+  | 'sub_plan_finished'
+  | 'continued_as_new'
+  | 'plan_finished';
+
+export interface TimelineApproval {
+  keyId: string;
+  /** The device's name in the registry as it stood at that point of the history ('' when unknown). */
+  device: string;
+  role: string;
+  decision: 'approve' | 'deny';
+  reason: string;
+  /** Signed by the policy key under an auto-approve rule (or delivered by the auto-approval activity). */
+  auto: boolean;
+  /** The envelope passed verifyApproval again, here, at audit time. */
+  verified: boolean;
+  /** Why verification failed: `[code] message`, with an ApprovalRefused or DeviceRecordError code. */
+  problem?: string;
+}
+
+export interface TimelineResult {
+  exitCode: number | null;
+  signal: string | null;
+  durationMs: number;
+  outputTail: string;
+  attempt: number;
+  attachCount: number;
+  backend: string;
+}
+
+export interface TimelineEntry {
+  /** ISO 8601 time of the history event. */
+  at: string;
+  /** The run whose history holds the event. */
+  runId: string;
+  kind: TimelineKind;
+  /** Step path, or sub-plan path for sub_plan_* entries. */
+  step?: string;
+  /** One plain sentence, without time or verification mark (renderTimeline adds those). */
+  text: string;
+  /** kind 'approval' (verified) or 'approval_refused_at_audit' (not verified). */
+  approval?: TimelineApproval;
+  /** step_finished, and step_failed when the step ran to a non-zero exit. */
+  result?: TimelineResult;
+}
+
+export interface TimelineStep {
+  path: string;
+  /** Recomputed here from the plan in the first run's input. */
+  digest: string;
+  /** The command, or the gate's message. */
+  summary: string;
+  /** Highest executor attempt seen (0 when the step never reached the executor). */
+  attempts: number;
+  /** Decisions recorded for the step (approvals and denials, verified or not). */
+  approvals: number;
+  /**
+   * Every recorded decision verified, and, if the step reached the executor, it was the step as
+   * planned (same digest) and its verified approvals met its policy before it was scheduled.
+   */
+  verified: boolean;
+}
+
+export interface PlanTimeline {
+  workflowId: string;
+  planName: string;
+  proposer: string;
+  /** succeeded, failed, cancelled, terminated, timed_out; or running / awaiting_approval while open. */
+  status: string;
+  /** Run ids of the continue-as-new chain, first run first. */
+  runs: string[];
+  /** In time order (history order breaks ties). */
+  entries: TimelineEntry[];
+  steps: TimelineStep[];
+}
+
+/**
+ * Builds the timeline of a plan (`abc123`, `plan-abc123`, or a sub-plan id such as
+ * `plan-abc123.docs`) from the histories of all its runs. With `pinnedRootKeyId`, device records
+ * must chain to that root (pass the executor's pinned root for a real audit); without it, the
+ * first device record in the plan's input is taken as the root.
+ */
+export async function planTimeline(client: Client, planRef: string, options: { pinnedRootKeyId?: string } = {}): Promise<PlanTimeline> {
+  const workflowId = toWorkflowId(planRef);
+  const runs = await fetchChain(client, workflowId, planRef);
+  const builder = new TimelineBuilder(workflowId, options.pinnedRootKeyId);
+  for (const run of runs) builder.run(run.runId, run.events);
+  return builder.finish();
+}
+
+// ---- fetching the continue-as-new chain ----
+
+interface RunHistory {
+  runId: string;
+  events: HistoryEvent[];
+}
+
+/**
+ * Walks back from the latest run through `continuedExecutionRunId`. This needs no visibility
+ * query (eventually consistent, and it would mix in older chains that reused the workflow id).
+ */
+async function fetchChain(client: Client, workflowId: string, planRef: string): Promise<RunHistory[]> {
+  const chain: { runId?: string; events: HistoryEvent[] }[] = [];
+  let runId: string | undefined;
+  for (;;) {
+    let events: HistoryEvent[];
+    try {
+      events = (await client.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? [];
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError || (isGrpcServiceError(error) && error.code === 5)) {
+        throw new UserFacingError(`history ${planRef}: no such plan (${workflowId})${runId ? `; run ${runId} of its chain is gone (past retention?)` : ''}`, 'not_found');
+      }
+      throw error;
+    }
+    const started = events[0]?.workflowExecutionStartedEventAttributes;
+    if (!started) throw new UserFacingError(`history ${planRef}: the history of ${workflowId} does not begin with a start event`, 'bad_history');
+    chain.unshift({ runId, events });
+    if (!started.continuedExecutionRunId) {
+      // The latest run was fetched without its id: the run before names it, or it is the first run.
+      const latest = chain[chain.length - 1]!;
+      const previous = chain[chain.length - 2];
+      const named = previous?.events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
+      latest.runId ??= previous ? named || '?' : started.firstExecutionRunId || '?';
+      return chain.map((run) => ({ runId: run.runId!, events: run.events }));
+    }
+    runId = started.continuedExecutionRunId;
+  }
+}
+
+// ---- folding events into a timeline ----
+
+interface StepState {
+  node: StepNode;
+  digest: string;
+  attempts: number;
+  decisions: TimelineApproval[];
+  /** Verified approvals counted when the step was scheduled on the executor. */
+  scheduledAuthorised?: boolean;
+  ranAsPlanned: boolean;
+}
+
+interface PendingActivity {
+  type: string;
+  stepPath?: string;
+  input: unknown;
+  attempt: number;
+  isStepRun: boolean;
+}
+
+const CONTROL_ACTIVITIES = new Set(['signAutoApproval', 'gateReached']);
+
+class TimelineBuilder {
+  private readonly entries: (TimelineEntry & { ms: number; order: number })[] = [];
+  private readonly steps = new Map<string, StepState>();
+  private readonly nonces = new Set<string>();
+  private readonly activities = new Map<string, PendingActivity>();
+  private readonly children = new Map<string, { workflowId: string; path: string }>();
+  private readonly admitted = new Map<string, temporal.api.update.v1.IRequest>();
+  private readonly runs: string[] = [];
+  private registry: DeviceRegistry | DeviceRecordError = new DeviceRegistry();
+  private firstRunId = '';
+  private workspaceId = '';
+  private planName = '';
+  private proposer = '';
+  private status = 'running';
+
+  constructor(
+    private readonly workflowId: string,
+    private readonly pinnedRootKeyId: string | undefined,
+  ) {}
+
+  run(runId: string, events: HistoryEvent[]): void {
+    this.runs.push(runId);
+    for (const event of events) this.event(runId, event);
+  }
+
+  finish(): PlanTimeline {
+    const entries = this.entries
+      .sort((a, b) => a.ms - b.ms || a.order - b.order)
+      .map(({ ms: _ms, order: _order, ...entry }) => entry);
+    const steps = [...this.steps.values()].map((s) => ({
+      path: s.node.path,
+      digest: s.digest,
+      summary: s.node.kind === 'shell' ? s.node.run : s.node.gate,
+      attempts: s.attempts,
+      approvals: s.decisions.length,
+      verified: s.decisions.every((d) => d.verified) && s.ranAsPlanned && s.scheduledAuthorised !== false,
+    }));
+    return { workflowId: this.workflowId, planName: this.planName, proposer: this.proposer, status: this.status, runs: this.runs, entries, steps };
+  }
+
+  private add(runId: string, event: HistoryEvent, entry: Omit<TimelineEntry, 'at' | 'runId'>, ms = eventMs(event)): void {
+    this.entries.push({ at: new Date(ms).toISOString(), runId, ...entry, ms, order: this.entries.length });
+  }
+
+  private event(runId: string, event: HistoryEvent): void {
+    const id = `${runId}/${String(event.eventId)}`;
+    const ref = (scheduled: unknown) => `${runId}/${String(scheduled)}`;
+
+    if (event.workflowExecutionStartedEventAttributes) return this.started(runId, event, event.workflowExecutionStartedEventAttributes);
+    if (event.upsertWorkflowSearchAttributesEventAttributes) {
+      const field = event.upsertWorkflowSearchAttributesEventAttributes.searchAttributes?.indexedFields?.[SEARCH_ATTRIBUTES.status.name];
+      const value = field ? decodeOne<unknown>(field) : undefined;
+      const status = Array.isArray(value) ? value[0] : value;
+      if (typeof status === 'string') this.status = status;
+      return;
+    }
+    if (event.workflowExecutionUpdateAdmittedEventAttributes?.request) {
+      this.admitted.set(id, event.workflowExecutionUpdateAdmittedEventAttributes.request);
+      return;
+    }
+    if (event.workflowExecutionUpdateAcceptedEventAttributes) {
+      const accepted = event.workflowExecutionUpdateAcceptedEventAttributes;
+      // The request is inline, unless an earlier UpdateAdmitted event already holds it.
+      const request = accepted.acceptedRequest ?? this.admitted.get(ref(accepted.acceptedRequestSequencingEventId));
+      if (request?.input?.name !== approveUpdate.name) return;
+      const submission = decode<ApprovalSubmission>(request.input.args);
+      if (submission) this.approval(runId, event, submission.envelope, submission.deviceRecords ?? [], false);
+      return;
+    }
+
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled) {
+      const type = scheduled.activityType?.name ?? '?';
+      const input = decode<Record<string, unknown>>(scheduled.input);
+      const stepPath = (input?.stepPath as string | undefined) ?? (input?.step as { path?: string } | undefined)?.path;
+      const isStepRun = !CONTROL_ACTIVITIES.has(type) && stepPath !== undefined;
+      this.activities.set(id, { type, stepPath, input, attempt: 1, isStepRun });
+      if (type === 'gateReached') {
+        const gate = input as unknown as GateReached;
+        this.add(runId, event, { kind: 'gate_reached', step: gate.stepPath, text: gate.attempt === 0 ? `awaiting approval (deadline ${gate.deadline})` : `reminder #${gate.attempt}: still awaiting approval (deadline ${gate.deadline})` });
+      } else if (isStepRun && stepPath) this.stepScheduled(runId, event, stepPath, input);
+      return;
+    }
+    const started = event.activityTaskStartedEventAttributes;
+    if (started) {
+      const activity = this.activities.get(ref(started.scheduledEventId));
+      if (!activity) return;
+      activity.attempt = started.attempt ?? 1;
+      if (activity.isStepRun && activity.attempt > 1) {
+        const last = started.lastFailure ? `; last failure: ${failureText(started.lastFailure)}` : '';
+        this.add(runId, event, { kind: 'step_retry', step: activity.stepPath, text: `attempt ${activity.attempt} started after ${activity.attempt - 1} failed or timed-out attempt${activity.attempt > 2 ? 's' : ''}${last}` });
+      }
+      if (activity.isStepRun) this.countAttempt(activity.stepPath, activity.attempt);
+      return;
+    }
+    const completed = event.activityTaskCompletedEventAttributes;
+    if (completed) {
+      const activity = this.activities.get(ref(completed.scheduledEventId));
+      if (!activity) return;
+      if (activity.type === 'signAutoApproval') {
+        const envelope = decode<Envelope>(completed.result);
+        if (envelope) this.approval(runId, event, envelope, [], true, (activity.input as unknown as AutoApprovalRequest).stepPath);
+      } else if (activity.isStepRun) {
+        const result = decode<StepResult>(completed.result);
+        this.stepFinished(runId, event, activity, result);
+      }
+      return;
+    }
+    const failed = event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes;
+    if (failed) {
+      const activity = this.activities.get(ref(failed.scheduledEventId));
+      if (!activity?.isStepRun) return;
+      const timedOut = Boolean(event.activityTaskTimedOutEventAttributes);
+      this.add(runId, event, { kind: 'step_failed', step: activity.stepPath, text: `${timedOut ? 'timed out' : 'failed'} on attempt ${activity.attempt}: ${failureText(failed.failure)}` });
+      return;
+    }
+    const cancelled = event.activityTaskCanceledEventAttributes;
+    if (cancelled) {
+      const activity = this.activities.get(ref(cancelled.scheduledEventId));
+      if (activity?.isStepRun) this.add(runId, event, { kind: 'step_cancelled', step: activity.stepPath, text: `cancelled on attempt ${activity.attempt}; the executor stopped its process` });
+      return;
+    }
+    this.childAndClose(runId, event, id, ref);
+  }
+
+  private childAndClose(runId: string, event: HistoryEvent, id: string, ref: (eventId: unknown) => string): void {
+    const initiated = event.startChildWorkflowExecutionInitiatedEventAttributes;
+    if (initiated) {
+      const childId = initiated.workflowId ?? '?';
+      const path = childId.startsWith(`${this.workflowId}.`) ? childId.slice(this.workflowId.length + 1) : childId;
+      const input = decode<PlanWorkflowInput>(initiated.input);
+      const name = (input?.plan as { name?: unknown } | undefined)?.name;
+      this.children.set(id, { workflowId: childId, path });
+      this.add(runId, event, { kind: 'sub_plan_started', step: path, text: `sub-plan ${typeof name === 'string' ? `"${name}" ` : ''}started as ${childId}` });
+      return;
+    }
+    const childClosed =
+      (event.childWorkflowExecutionCompletedEventAttributes && { how: 'succeeded', attrs: event.childWorkflowExecutionCompletedEventAttributes, failure: undefined }) ||
+      (event.childWorkflowExecutionFailedEventAttributes && { how: 'failed', attrs: event.childWorkflowExecutionFailedEventAttributes, failure: event.childWorkflowExecutionFailedEventAttributes.failure }) ||
+      (event.childWorkflowExecutionCanceledEventAttributes && { how: 'was cancelled', attrs: event.childWorkflowExecutionCanceledEventAttributes, failure: undefined }) ||
+      (event.childWorkflowExecutionTimedOutEventAttributes && { how: 'timed out', attrs: event.childWorkflowExecutionTimedOutEventAttributes, failure: undefined }) ||
+      (event.childWorkflowExecutionTerminatedEventAttributes && { how: 'was terminated', attrs: event.childWorkflowExecutionTerminatedEventAttributes, failure: undefined }) ||
+      (event.startChildWorkflowExecutionFailedEventAttributes && { how: 'could not start', attrs: event.startChildWorkflowExecutionFailedEventAttributes, failure: undefined });
+    if (childClosed) {
+      const child = this.children.get(ref(childClosed.attrs.initiatedEventId));
+      const detail = childClosed.failure ? `: ${failureText(childClosed.failure)}` : '';
+      this.add(runId, event, { kind: 'sub_plan_finished', step: child?.path, text: `sub-plan ${child?.workflowId ?? ''} ${childClosed.how}${detail}` });
+      return;
+    }
+
+    const canAttrs = event.workflowExecutionContinuedAsNewEventAttributes;
+    if (canAttrs) {
+      this.add(runId, event, { kind: 'continued_as_new', text: `continued as new in run ${canAttrs.newExecutionRunId} after ${String(event.eventId)} events` });
+      return;
+    }
+    const done = event.workflowExecutionCompletedEventAttributes;
+    if (done) {
+      const result = decode<PlanResult>(done.result);
+      this.status = result?.status ?? 'succeeded';
+      this.add(runId, event, { kind: 'plan_finished', text: `plan ${this.status}` });
+      return;
+    }
+    const planFailed = event.workflowExecutionFailedEventAttributes;
+    if (planFailed) {
+      const result = decode<PlanResult>(planFailed.failure?.applicationFailureInfo?.details);
+      this.status = result?.status ?? 'failed';
+      // A plan's own failure already reads `plan "name" failed: <steps and reasons>`.
+      const own = planFailed.failure?.applicationFailureInfo?.type === FAILURE_TYPES.planFailed && planFailed.failure.message;
+      this.add(runId, event, { kind: 'plan_finished', text: own || `plan ${this.status}: ${failureText(planFailed.failure)}` });
+      return;
+    }
+    const closed =
+      (event.workflowExecutionCanceledEventAttributes && 'cancelled') ||
+      (event.workflowExecutionTerminatedEventAttributes && 'terminated') ||
+      (event.workflowExecutionTimedOutEventAttributes && 'timed_out');
+    if (closed) {
+      this.status = closed;
+      const reason = event.workflowExecutionTerminatedEventAttributes?.reason;
+      this.add(runId, event, { kind: 'plan_finished', text: `plan ${closed.replace('_', ' ')}${reason ? `: ${reason}` : ''}` });
+    }
+  }
+
+  private started(runId: string, event: HistoryEvent, attrs: temporal.api.history.v1.IWorkflowExecutionStartedEventAttributes): void {
+    if (this.runs.length > 1) return; // a continued run: same plan, carried state we deliberately do not trust
+    this.firstRunId = attrs.firstExecutionRunId || runId;
+    const input = decode<PlanWorkflowInput>(attrs.input);
+    this.workspaceId = input?.workspaceId ?? '';
+    this.proposer = input?.proposer ?? '';
+    this.registry = this.buildRegistry(input?.trustRecords ?? []);
+    let spec: PlanSpec | undefined;
+    let invalid = '';
+    try {
+      spec = validatePlan(input?.plan);
+    } catch (error) {
+      invalid = ` (the plan is invalid: ${(error as Error).message.split('\n').slice(1).join('; ').trim()})`;
+    }
+    const raw = input?.plan as { name?: unknown } | undefined;
+    this.planName = spec?.name ?? (typeof raw?.name === 'string' ? raw.name : '');
+    for (const node of spec ? planSteps(spec) : []) {
+      this.steps.set(node.path, { node, digest: stepDigest(node, this.workspaceId), attempts: 0, decisions: [], ranAsPlanned: true });
+    }
+    const parent = attrs.parentWorkflowExecution?.workflowId ? `, a sub-plan of ${attrs.parentWorkflowExecution.workflowId}` : '';
+    this.add(runId, event, { kind: 'plan_started', text: `plan "${this.planName}" proposed by ${this.proposer || '?'}: ${this.steps.size} step${this.steps.size === 1 ? '' : 's'}, workspace ${this.workspaceId}${parent}${invalid}` });
+  }
+
+  private buildRegistry(records: Envelope[]): DeviceRegistry | DeviceRecordError {
+    try {
+      return DeviceRegistry.fromRecords(records, this.pinnedRootKeyId);
+    } catch (error) {
+      if (error instanceof DeviceRecordError) return error;
+      return new DeviceRecordError('malformed_record', (error as Error).message);
+    }
+  }
+
+  /** As the workflow does: a submission's records are adopted when they extend the known chain and verify. */
+  private adoptRecords(records: Envelope[]): void {
+    if (this.registry instanceof DeviceRecordError || !Array.isArray(records)) return;
+    const known = this.registry.records;
+    if (records.length <= known.length) return;
+    for (let i = 0; i < known.length; i++) if (records[i]?.signatures?.[0]?.sig !== known[i]!.signatures[0].sig) return;
+    const extended = this.buildRegistry(records);
+    if (extended instanceof DeviceRegistry) this.registry = extended;
+  }
+
+  private approval(runId: string, event: HistoryEvent, envelope: Envelope, deviceRecords: Envelope[], viaPolicyActivity: boolean, requestedStep?: string): void {
+    this.adoptRecords(deviceRecords);
+    const claimed = readPayload(envelope);
+    const stepPath = claimed?.stepPath ?? requestedStep;
+    let problem: string | undefined;
+    let device = claimed?.keyId && this.registry instanceof DeviceRegistry ? this.registry.get(claimed.keyId) : undefined;
+    if (this.registry instanceof DeviceRecordError) {
+      problem = `[${this.registry.code}] device records do not chain to a trusted root: ${this.registry.message}`;
+    } else {
+      try {
+        device = verifyApproval(envelope, {
+          workflowId: this.workflowId,
+          runId: this.firstRunId,
+          nowMs: eventMs(event),
+          registry: this.registry,
+          nonceUsed: (nonce) => this.nonces.has(nonce),
+          step: (path) => {
+            const step = this.steps.get(path);
+            return step && { digest: step.digest, auto: step.node.approval.mode === 'auto' };
+          },
+        }).device;
+        if (viaPolicyActivity && requestedStep !== undefined && claimed?.stepPath !== requestedStep) {
+          problem = `[unknown_step] the auto-approval was requested for "${requestedStep}" but signs "${claimed?.stepPath}"`;
+        }
+      } catch (error) {
+        problem = error instanceof ApprovalRefused ? `[${error.code}] ${error.message}` : `[malformed_envelope] ${(error as Error).message}`;
+      }
+    }
+    if (claimed?.nonce) this.nonces.add(claimed.nonce);
+    const approval: TimelineApproval = {
+      keyId: claimed?.keyId ?? envelope?.signatures?.[0]?.keyid ?? '',
+      device: device?.name ?? '',
+      role: device?.role ?? 'unknown',
+      decision: claimed?.decision === 'deny' ? 'deny' : 'approve',
+      reason: claimed?.reason ?? '',
+      auto: viaPolicyActivity || device?.role === 'policy',
+      verified: problem === undefined,
+      ...(problem !== undefined && { problem }),
+    };
+    const step = stepPath !== undefined ? this.steps.get(stepPath) : undefined;
+    step?.decisions.push(approval);
+    const verb = approval.decision === 'deny' ? 'denied' : 'approved';
+    const key = `key ${approval.keyId.slice(0, 12)}`;
+    // An envelope that failed verification proves nothing about who signed it: say only what it claims.
+    const who = approval.verified ? `by "${approval.device}" (${approval.role}), ${key}` : `(unverified) with ${key}${approval.device ? `, a key registered to "${approval.device}"` : ''}`;
+    const text = `${verb} ${who}${approval.reason ? `: "${approval.reason}"` : ''}`;
+    this.add(runId, event, { kind: approval.verified ? 'approval' : 'approval_refused_at_audit', step: stepPath, text, approval });
+  }
+
+  private countAttempt(path: string | undefined, attempt: number): void {
+    const state = path !== undefined ? this.steps.get(path) : undefined;
+    if (state) state.attempts = Math.max(state.attempts, attempt);
+  }
+
+  private stepScheduled(runId: string, event: HistoryEvent, stepPath: string, input: Record<string, unknown> | undefined): void {
+    const state = this.steps.get(stepPath);
+    const notes: string[] = [];
+    // Show what the executor was actually sent; the plan's version appears only when they differ.
+    const executed = input?.step as Partial<StepNode> | undefined;
+    const described = (step: Partial<StepNode> | undefined) => (step?.kind === 'shell' ? `\`${step.run}\`` : step?.kind === 'gate' ? step.gate : '(unreadable step)');
+    if (!state) {
+      notes.push('not a step of this plan');
+    } else {
+      let executedDigest: string | undefined;
+      try {
+        executedDigest = stepDigest(executed as StepNode, String(input?.workspaceId ?? ''));
+      } catch {
+        executedDigest = undefined;
+      }
+      if (executedDigest !== state.digest || input?.digest !== state.digest) {
+        state.ranAsPlanned = false;
+        notes.push(`differs from the planned step ${described(state.node)} (digest mismatch)`);
+      }
+      const approving = state.decisions.filter((d) => d.verified && d.decision === 'approve');
+      const humans = new Set(approving.filter((d) => !d.auto).map((d) => d.keyId)).size;
+      const denied = state.decisions.some((d) => d.verified && d.decision === 'deny');
+      const authorised = !denied && (humans >= state.node.approval.quorum || (state.node.approval.mode === 'auto' && approving.some((d) => d.auto)));
+      state.scheduledAuthorised = (state.scheduledAuthorised ?? true) && authorised;
+      if (!authorised) notes.push(`scheduled without verified approvals meeting its policy (${humans} of ${state.node.approval.quorum}${denied ? ', and denied' : ''})`);
+    }
+    this.add(runId, event, { kind: 'step_started', step: stepPath, text: `sent to the executor: ${described(executed)}${notes.length ? ` — ${notes.join('; ')}` : ''}` });
+  }
+
+  private stepFinished(runId: string, event: HistoryEvent, activity: PendingActivity, result: StepResult | undefined): void {
+    if (!result) {
+      this.add(runId, event, { kind: 'step_finished', step: activity.stepPath, text: 'finished (result could not be decoded)' });
+      return;
+    }
+    this.countAttempt(activity.stepPath, result.attempt ?? activity.attempt);
+    const ok = result.exitCode === 0;
+    const how = result.exitCode === null ? `killed by ${result.signal}` : `exit ${result.exitCode}`;
+    const reattached = result.attachCount > 1 ? `, re-attached ${result.attachCount - 1}×` : '';
+    this.add(runId, event, {
+      kind: ok ? 'step_finished' : 'step_failed',
+      step: activity.stepPath,
+      text: `${how} after ${formatDuration(result.durationMs)} (${result.backend}, attempt ${result.attempt}${reattached})`,
+      result: {
+        exitCode: result.exitCode,
+        signal: result.signal,
+        durationMs: result.durationMs,
+        outputTail: result.outputTail,
+        attempt: result.attempt,
+        attachCount: result.attachCount,
+        backend: result.backend,
+      },
+    });
+  }
+}
+
+// ---- decoding helpers ----
+
+function eventMs(event: HistoryEvent): number {
+  const t = event.eventTime;
+  if (!t) return 0;
+  return Number(String(t.seconds ?? 0)) * 1000 + Math.floor((t.nanos ?? 0) / 1e6);
+}
+
+function decodeOne<T>(payload: temporal.api.common.v1.IPayload): T | undefined {
+  try {
+    return defaultPayloadConverter.fromPayload<T>(payload);
+  } catch {
+    return undefined;
+  }
+}
+
+function decode<T>(payloads: Payloads | null | undefined, index = 0): T | undefined {
+  const payload = payloads?.payloads?.[index];
+  return payload ? decodeOne<T>(payload) : undefined;
+}
+
+/** What the envelope claims, read without trusting it (verification decides whether it holds). */
+function readPayload(envelope: Envelope | undefined): Partial<Record<'workflowId' | 'runId' | 'stepPath' | 'decision' | 'reason' | 'nonce' | 'keyId', string>> | undefined {
+  try {
+    const value: unknown = JSON.parse(utf8Decode(fromBase64(envelope!.payload)));
+    if (typeof value !== 'object' || value === null) return undefined;
+    return Object.fromEntries(Object.entries(value).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
+  } catch {
+    return undefined;
+  }
+}
+
+function failureText(failure: Failure | null | undefined): string {
+  const parts: string[] = [];
+  let current = failure;
+  while (current && parts.length < 4) {
+    const type = current.applicationFailureInfo?.type;
+    if (current.message) parts.push(type ? `[${type}] ${current.message}` : current.message);
+    current = current.cause;
+  }
+  return parts.filter((p, i) => parts.indexOf(p) === i).join(': ') || 'unknown failure';
+}
+
+function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
+// ---- rendering ----
+
+const LABELS: Record<TimelineKind, string> = {
+  plan_started: 'plan started',
+  gate_reached: 'gate reached',
+  approval: 'approval',
+  approval_refused_at_audit: 'approval',
+  step_started: 'step started',
+  step_retry: 'step retry',
+  step_finished: 'step finished',
+  step_failed: 'step failed',
+  step_cancelled: 'step cancelled',
+  sub_plan_started: 'sub-plan started',
+  sub_plan_finished: 'sub-plan finished',
+  continued_as_new: 'continued as new',
+  plan_finished: 'plan finished',
+};
+
+// eslint-disable-next-line no-control-regex
+const ANSI = /\u001b(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(?:\u0007|\u001b\\)|[@-Z\\-_])/g;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+/** Text from a plan, a device or a step's output may hold terminal escapes: never pass them through. */
+function clean(text: string): string {
+  return text.replace(ANSI, '').replace(/\r?\n/g, ' ⏎ ').replace(/\t/g, ' ').replace(CONTROL, '');
+}
+
+/** The last `lines` lines as a terminal would show them (carriage returns overwrite), escapes removed. */
+function tailLines(output: string, lines: number): string[] {
+  const rows = output
+    .replace(ANSI, '')
+    .replace(/\r\n/g, '\n')
+    .split('\n')
+    .map((row) => (row.split('\r').filter((part) => part.length > 0).pop() ?? '').replace(/\t/g, '  ').replace(CONTROL, '').trimEnd());
+  while (rows.length > 0 && rows[rows.length - 1] === '') rows.pop();
+  return rows.slice(-lines);
+}
+
+/**
+ * Human-readable timeline: a header, one line per entry (`HH:MM:SS.mmm` in UTC, with a date
+ * line whenever the day changes), ✓/✗ on approvals for the audit's signature check, output
+ * tails indented under their step (last 5 lines), then one line per step.
+ */
+export function renderTimeline(timeline: PlanTimeline): string {
+  const out: string[] = [];
+  out.push(`plan "${clean(timeline.planName)}" (${timeline.workflowId}), proposed by ${clean(timeline.proposer) || '?'}: ${timeline.status.replace('_', ' ')}`);
+  out.push(`${timeline.runs.length} run${timeline.runs.length === 1 ? '' : 's'}: ${timeline.runs.join(' → ')}; times in UTC`);
+  const stepWidth = Math.max(4, ...timeline.entries.map((e) => clean(e.step ?? '').length));
+  let day = '';
+  for (const entry of timeline.entries) {
+    if (entry.at.slice(0, 10) !== day) {
+      day = entry.at.slice(0, 10);
+      out.push(`── ${day}`);
+    }
+    const mark = entry.approval ? (entry.approval.verified ? '✓' : '✗') : ' ';
+    const label = entry.approval?.decision === 'deny' ? 'denial' : entry.approval?.auto ? 'auto-approval' : LABELS[entry.kind];
+    out.push(`${entry.at.slice(11, 23)} ${mark} ${label.padEnd(17)} ${clean(entry.step ?? '').padEnd(stepWidth)}  ${clean(entry.text)}`);
+    const indent = ' '.repeat(16);
+    if (entry.approval?.problem) out.push(`${indent}✗ not verified: ${clean(entry.approval.problem)}`);
+    if (entry.result?.outputTail) for (const line of tailLines(entry.result.outputTail, 5)) out.push(`${indent}│ ${line}`);
+  }
+  if (timeline.steps.length > 0) {
+    out.push('steps:');
+    const width = Math.max(...timeline.steps.map((s) => clean(s.path).length));
+    for (const s of timeline.steps) {
+      const attempts = s.attempts === 0 ? 'not run' : `${s.attempts} attempt${s.attempts === 1 ? '' : 's'}`;
+      out.push(`  ${s.verified ? '✓' : '✗'} ${clean(s.path).padEnd(width)}  ${s.approvals} decision${s.approvals === 1 ? '' : 's'}, ${attempts}, digest ${s.digest.slice(0, 16)}…  ${clean(s.summary)}`);
+    }
+  }
+  return `${out.join('\n')}\n`;
+}
