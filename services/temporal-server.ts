@@ -8,6 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
+import Long from 'long';
 import { SEARCH_ATTRIBUTES } from '../core/names.js';
 import { PROJECT_ROOT } from '../workers/config.js';
 
@@ -87,7 +88,7 @@ export async function ensureNamespace(address: string, namespace: string): Promi
   const connection = await Connection.connect({ address });
   try {
     try {
-      await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: 86_400 as unknown as import('long').default } });
+      await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(86_400) } });
     } catch (error) {
       if (!/already exists|AlreadyExists/i.test(String(error))) throw error;
     }

@@ -1,7 +1,7 @@
 /** Typed workflow messages and inputs, imported by workflows, workers, the CLI and the API alike. */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { Envelope } from '../core/approval/dsse.js';
-import type { PlanView } from '../core/plan/state.js';
+import type { PlanView, StepRecord, SubPlanRecord } from '../core/plan/state.js';
 
 export interface PlanWorkflowInput {
   planId: string;
@@ -17,8 +17,8 @@ export interface PlanWorkflowInput {
 }
 
 export interface CarriedPlanState {
-  steps: Record<string, import('../core/plan/state.js').StepRecord>;
-  subPlans: Record<string, import('../core/plan/state.js').SubPlanRecord>;
+  steps: Record<string, StepRecord>;
+  subPlans: Record<string, SubPlanRecord>;
   usedNonces: string[];
   trustRecords: Envelope[];
   continuedAsNew: number;
