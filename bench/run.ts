@@ -116,7 +116,7 @@ async function main(): Promise<void> {
   const config: Config = { home: join(dir, 'home'), temporalAddress: server.address, namespace: 'default' };
   const workers = [new WorkerProcess('control', config, dir), new WorkerProcess('executor', config, dir)];
   const policy = await loadOrCreateKeyFile(statePaths(config.home).policyKey, 'policy');
-  workers.forEach((w) => w.start());
+  await Promise.all(workers.map((w) => w.start()));
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection });
   const root = { ...generateKeyPair(), name: 'bench' };

@@ -7,7 +7,6 @@ import { existsSync, openSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Connection } from '@temporalio/client';
 import Long from 'long';
 import { SEARCH_ATTRIBUTES } from '../core/names.js';
 import { PROJECT_ROOT } from '../workers/config.js';
@@ -20,6 +19,8 @@ export interface DevServerOptions {
   uiPort?: number | undefined;
   namespaces?: string[];
   logFile: string;
+  /** 'namespace' (default) waits until the default namespace answers through a client; 'tcp' only for the port (no gRPC client loaded). */
+  readiness?: 'namespace' | 'tcp';
 }
 
 export interface DevServer {
@@ -42,11 +43,14 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   await mkdir(dirname(options.dbFile), { recursive: true });
   await mkdir(dirname(options.logFile), { recursive: true });
   const log = openSync(options.logFile, 'a');
-  const child = spawn(TEMPORAL_CLI, devServerArgs(options), { stdio: ['ignore', log, log], detached: false });
+  // A smaller Go heap target: the embedded server is idle most of the time.
+  const env = { ...process.env, GOGC: process.env.GOGC ?? '50', GOMEMLIMIT: process.env.GOMEMLIMIT ?? '96MiB' };
+  const child = spawn(TEMPORAL_CLI, devServerArgs(options), { stdio: ['ignore', log, log], detached: false, env });
   const address = `127.0.0.1:${options.port}`;
   let exited: number | null | undefined;
   child.once('exit', (code) => (exited = code));
-  await waitForFrontend(address, () => exited, options.logFile);
+  if (options.readiness === 'tcp') await waitForPort(options.port, () => exited, options.logFile);
+  else await waitForFrontend(address, () => exited, options.logFile);
   return {
     process: child,
     address,
@@ -61,6 +65,25 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   };
 }
 
+/** Resolves when something accepts connections on 127.0.0.1:port. */
+export async function waitForPort(port: number, exited: () => number | null | undefined, logFile?: string, timeoutMs = 60_000): Promise<void> {
+  const { connect } = await import('node:net');
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (exited() !== undefined) throw new Error(`Temporal dev server exited with code ${exited()}${logFile ? `; see ${logFile}` : ''}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    await sleep(200);
+  }
+  throw new Error(`Temporal dev server did not open port ${port} within ${timeoutMs / 1000}s`);
+}
+
 /** Resolves when the frontend answers and the default namespace with our search attributes exists. */
 export async function waitForFrontend(address: string, exited: () => number | null | undefined = () => undefined, logFile?: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -68,6 +91,7 @@ export async function waitForFrontend(address: string, exited: () => number | nu
   while (Date.now() < deadline) {
     if (exited() !== undefined) throw new Error(`Temporal dev server exited with code ${exited()}${logFile ? `; see ${logFile}` : ''}`);
     try {
+      const { Connection } = await import('@temporalio/client');
       const connection = await Connection.connect({ address, connectTimeout: 1_000 });
       try {
         await connection.workflowService.describeNamespace({ namespace: 'default' });
@@ -85,6 +109,7 @@ export async function waitForFrontend(address: string, exited: () => number | nu
 
 /** Creates a namespace with Countersign's search attributes (tests give each file its own). */
 export async function ensureNamespace(address: string, namespace: string): Promise<void> {
+  const { Connection } = await import('@temporalio/client');
   const connection = await Connection.connect({ address });
   try {
     try {

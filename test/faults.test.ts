@@ -73,8 +73,8 @@ beforeAll(async () => {
   control = new WorkerProcess('control', config, dir);
   executor = new WorkerProcess('executor', config, dir);
   await loadOrCreateKeyFile(statePaths(config.home).policyKey, 'policy');
-  control.start();
-  executor.start();
+  await control.start();
+  await executor.start();
   connection = await Connection.connect({ address: server.address });
   client = new Client({ connection, namespace: 'default' });
   const policy = await loadOrCreateKeyFile(statePaths(config.home).policyKey, 'policy');
@@ -101,7 +101,7 @@ describe('crashes', () => {
     await waitUntil(async () => (await counterOf(planId)).length > 0 || undefined, 'the step to start');
     await executor.kill();
     await sleep(1_000);
-    executor.start();
+    await executor.start();
     await resultOf(workflowId);
     const view = await planView(client, planId);
     const step = view.steps[0]!;
@@ -125,11 +125,11 @@ describe('crashes', () => {
     await waitUntil(async () => (await counterOf(planId)).length > 0 || undefined, 'the first step to start');
     await control.kill();
     await sleep(4_000); // the step finishes while no control worker is alive
-    control.start();
+    await control.start();
     await waitUntil(async () => (await statusOf(planId, 'second')) === 'awaiting_approval' || undefined, 'the second gate');
     await approveDespiteOutage(planId, 'second');
     await control.kill(); // the approval was accepted: a crash right after must not lose it
-    control.start();
+    await control.start();
     await resultOf(workflowId);
     const view = await planView(client, planId);
     expect(view.steps.map((s) => s.approvals.length)).toEqual([1, 1]);

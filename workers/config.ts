@@ -3,9 +3,9 @@
  * the same variables; a bad value stops the process with a message that names the variable.
  */
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PROJECT_ROOT } from './project-root.js';
 
-export const PROJECT_ROOT = fileURLToPath(new URL('../', import.meta.url));
+export { PROJECT_ROOT };
 
 export interface Config {
   /** The state folder: keys, workspaces, run directories, the Temporal database, logs. */

@@ -25,7 +25,7 @@ export function pinnedRootReader(pinFile: string, env: NodeJS.ProcessEnv = proce
 
 export async function createExecutorWorker(config: Config, connection?: NativeConnection): Promise<{ worker: Worker; runners: RunnerPool }> {
   const paths = statePaths(config.home);
-  const runners = await RunnerPool.start(2);
+  const runners = await RunnerPool.start({ size: 1, idleRetireMs: 30_000 });
   const worker = await Worker.create({
     connection: connection ?? (await NativeConnection.connect({ address: config.temporalAddress })),
     namespace: config.namespace,

@@ -2,12 +2,14 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseYaml } from 'yaml';
 import { TASK_QUEUES } from '../../core/names.js';
 import { openPairing, registryView } from '../../services/devices.js';
 import { planView, submitPlan } from '../../services/plans.js';
+import { workflowBundlePath } from '../../workers/bundle.js';
+import { compiledEntry } from '../../workers/compile.js';
 import { PROJECT_ROOT } from '../../workers/config.js';
 import { loadOrCreateKeyFile } from '../../workers/key-file.js';
 import type { CliContext } from '../context.js';
@@ -42,7 +44,11 @@ export async function up(ctx: CliContext, options: { example?: string }): Promis
   if (!stack) {
     await mkdir(ctx.paths.logs, { recursive: true });
     const log = openSync(join(ctx.paths.logs, 'supervisor.log'), 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', resolve(PROJECT_ROOT, 'cli/stack/supervisor.ts')], { cwd: PROJECT_ROOT, detached: true, stdio: ['ignore', log, log], env: process.env });
+    // Built before the workers start, so no long-lived process ever loads webpack or a TS loader.
+    await workflowBundlePath(ctx.paths.build);
+    const supervisor = await compiledEntry('cli/stack/supervisor.ts');
+    await Promise.all([compiledEntry('workers/control.ts'), compiledEntry('workers/executor.ts'), compiledEntry('sandbox/runner/runner.ts')]);
+    const child = spawn(process.execPath, [supervisor], { cwd: PROJECT_ROOT, detached: true, stdio: ['ignore', log, log], env: process.env });
     child.unref();
     console.log(dim(`starting the stack (logs in ${ctx.paths.logs}) …`));
     const deadline = Date.now() + 120_000;

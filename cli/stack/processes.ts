@@ -1,11 +1,11 @@
 /** How the embedded stack's processes are started: the same commands for `up` and for tests. */
-import { resolve } from 'node:path';
-import { PROJECT_ROOT } from '../../workers/config.js';
+import { compiledEntry } from '../../workers/compile.js';
 
 export type WorkerName = 'control' | 'executor';
 
-export function workerCommand(name: WorkerName): { file: string; args: string[] } {
-  return { file: process.execPath, args: ['--import', 'tsx', resolve(PROJECT_ROOT, 'workers', `${name}.ts`)] };
+/** `node <bundle>` for a worker: plain JavaScript, no TypeScript loader in a long-lived process. */
+export async function workerCommand(name: WorkerName): Promise<{ file: string; args: string[] }> {
+  return { file: process.execPath, args: ['--max-semi-space-size=2', await compiledEntry(`workers/${name}.ts`)] };
 }
 
 export interface StackFile {

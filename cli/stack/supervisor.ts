@@ -32,8 +32,8 @@ async function writeStackFile(ready: boolean): Promise<void> {
   await writeFile(paths.stackFile, JSON.stringify(file, null, 2));
 }
 
-function startWorker(name: WorkerName, restarts = 0): void {
-  const { file, args } = workerCommand(name);
+async function startWorker(name: WorkerName, restarts = 0): Promise<void> {
+  const { file, args } = await workerCommand(name);
   const out = openSync(join(paths.logs, `${name}-worker.log`), 'a');
   const child = spawn(file, args, { cwd: PROJECT_ROOT, stdio: ['ignore', out, out], env: process.env });
   children.set(name, child);
@@ -46,15 +46,18 @@ function startWorker(name: WorkerName, restarts = 0): void {
     const quick = Date.now() - startedAt < 10_000;
     const delay = quick ? Math.min(30_000, 500 * 2 ** restarts) : 500;
     setTimeout(() => {
-      if (!stopping) startWorker(name, quick ? restarts + 1 : 0);
-      void writeStackFile(true);
+      if (stopping) return;
+      startWorker(name, quick ? restarts + 1 : 0).then(
+        () => writeStackFile(true),
+        (error: unknown) => log(`could not restart ${name} worker: ${(error as Error).message}`),
+      );
     }, delay);
   });
 }
 
 /** The dev server keeps its state in the SQLite file, so a restart resumes every plan. */
 async function startTemporal(): Promise<void> {
-  server = await startDevServer({ dbFile: paths.temporalDb, port, uiPort, logFile: join(paths.logs, 'temporal.log') });
+  server = await startDevServer({ dbFile: paths.temporalDb, port, uiPort, logFile: join(paths.logs, 'temporal.log'), readiness: 'tcp' });
   log(`Temporal dev server at ${server.address} (UI ${server.uiUrl}), database ${paths.temporalDb}`);
   server.process.once('exit', (code, signal) => {
     if (stopping) return;
@@ -87,8 +90,8 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
   await startTemporal();
-  startWorker('control');
-  startWorker('executor');
+  await startWorker('control');
+  await startWorker('executor');
   await writeStackFile(true);
 }
 

@@ -1,33 +1,14 @@
 /**
- * Warm spare runners: starting Node takes a few hundred milliseconds, so runners are started
- * ahead of time and handed a job the moment a step is approved.
+ * Warm spare runners: starting Node takes ~0.1 s, so runners are started ahead of time and
+ * handed a job the moment a step is approved. Spares cost ~40 MiB each, so they are retired
+ * when no step has started for a while; the next step after that starts one cold.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { readFile, rename } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { compiledEntry } from '../../workers/compile.js';
+import { PROJECT_ROOT } from '../../workers/project-root.js';
 import type { FromRunner, RunnerJob } from './protocol.js';
 
-const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SOURCES = ['runner.ts', 'run-dir.ts', 'protocol.ts'].map((f) => fileURLToPath(new URL(`./${f}`, import.meta.url)));
 const READY_TIMEOUT_MS = 20_000;
-
-/**
- * Compiles the runner to one plain JavaScript file (Node starts it in ~0.1 s instead of ~0.4 s
- * through a TypeScript loader). It sits under node_modules so `node-pty` resolves from it.
- */
-export async function compiledRunner(): Promise<string> {
-  const hash = createHash('sha256');
-  for (const file of SOURCES) hash.update(await readFile(file));
-  const outfile = `${PROJECT_ROOT}node_modules/.cache/countersign/runner-${hash.digest('hex').slice(0, 12)}.mjs`;
-  if (!existsSync(outfile)) {
-    await build({ entryPoints: [SOURCES[0]!], outfile: `${outfile}.${process.pid}.tmp.mjs`, bundle: true, platform: 'node', format: 'esm', target: 'node20', external: ['node-pty'], logLevel: 'error' });
-    await rename(`${outfile}.${process.pid}.tmp.mjs`, outfile);
-  }
-  return outfile;
-}
 
 interface Spare {
   child: ChildProcess;
@@ -39,19 +20,42 @@ export interface Launched {
   startedAtMs: number;
 }
 
+export interface RunnerPoolOptions {
+  /** Spares kept while steps are starting. */
+  size?: number;
+  /** Spares are retired after this long without a launch. */
+  idleRetireMs?: number;
+}
+
 export class RunnerPool {
   private spares: Spare[] = [];
   private closed = false;
+  private retireTimer?: NodeJS.Timeout;
+  private readonly size: number;
+  private readonly idleRetireMs: number;
 
   private constructor(
     private readonly runnerPath: string,
-    size: number,
+    options: RunnerPoolOptions,
   ) {
-    for (let i = 0; i < size; i++) this.spares.push(this.spawnSpare());
+    this.size = options.size ?? 1;
+    this.idleRetireMs = options.idleRetireMs ?? 30_000;
+    this.refill();
   }
 
-  static async start(size = 2): Promise<RunnerPool> {
-    return new RunnerPool(await compiledRunner(), size);
+  static async start(options: RunnerPoolOptions = {}): Promise<RunnerPool> {
+    return new RunnerPool(await compiledEntry('sandbox/runner/runner.ts'), options);
+  }
+
+  private refill(): void {
+    while (!this.closed && this.spares.length < this.size) this.spares.push(this.spawnSpare());
+    clearTimeout(this.retireTimer);
+    this.retireTimer = setTimeout(() => this.retire(), this.idleRetireMs);
+    this.retireTimer.unref();
+  }
+
+  private retire(): void {
+    for (const spare of this.spares.splice(0)) spare.child.kill('SIGTERM');
   }
 
   private spawnSpare(): Spare {
@@ -81,7 +85,7 @@ export class RunnerPool {
   async launch(job: RunnerJob): Promise<Launched> {
     if (this.closed) throw new Error('runner pool is closed');
     let spare = this.spares.shift() ?? this.spawnSpare();
-    if (!this.closed) this.spares.push(this.spawnSpare());
+    this.refill();
     try {
       await spare.ready;
     } catch {
@@ -116,7 +120,7 @@ export class RunnerPool {
 
   close(): void {
     this.closed = true;
-    for (const spare of this.spares) spare.child.kill('SIGTERM');
-    this.spares = [];
+    clearTimeout(this.retireTimer);
+    this.retire();
   }
 }

@@ -16,8 +16,8 @@ export class WorkerProcess {
     private readonly logDir: string,
   ) {}
 
-  start(): void {
-    const { file, args } = workerCommand(this.name);
+  async start(): Promise<void> {
+    const { file, args } = await workerCommand(this.name);
     const log = openSync(join(this.logDir, `${this.name}-worker.log`), 'a');
     this.child = spawn(file, args, {
       cwd: PROJECT_ROOT,
