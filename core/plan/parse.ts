@@ -8,9 +8,10 @@ import { PlanValidationError, validatePlan } from './validate.js';
 const COLLECTION_TOKENS = new Set(['block-map', 'block-seq', 'flow-collection']);
 
 /**
- * Deepest nesting of YAML collections, found without recursion. The YAML composer recurses, and
- * running it out of stack can abort Node (a V8 regexp compile failing at the stack limit), so
- * depth is checked on the parser's flat-built syntax tree first.
+ * Deepest nesting of YAML collections in the syntax tree, measured without recursion. The YAML
+ * composer recurses: a deeply nested text exhausts the stack there, and doing that twice in one
+ * process can abort Node (V8 fails to compile a regexp at the stack limit). The parser that builds
+ * the syntax tree keeps its own stack, so depth is checked on its output before composing.
  */
 function yamlNestingDepth(tokens: readonly CST.Token[], limit: number): number {
   const pending: [unknown, number][] = tokens.map((t) => [t, 0]);

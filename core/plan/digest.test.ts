@@ -1,0 +1,142 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { sha256Hex } from '../bytes.js';
+import { canonicalJson } from '../canonical.js';
+import { stepDigest, stepDigestInput } from './digest.js';
+import type { GateStep, ShellStep } from './types.js';
+import { validatePlan } from './validate.js';
+import { planSteps } from './walk.js';
+
+const WORKSPACE = 'ws-1';
+
+function validatedSteps(): { shell: ShellStep; gate: GateStep } {
+  const spec = validatePlan({
+    name: 'digest fixture',
+    steps: [
+      { id: 'build', run: 'make all', cwd: 'src', env: { B: '2', A: '1' }, timeout: '5m' },
+      { id: 'ship', gate: 'Ship it?' },
+    ],
+  });
+  const [shell, gate] = planSteps(spec);
+  if (shell?.kind !== 'shell' || gate?.kind !== 'gate') throw new Error('fixture changed');
+  return { shell, gate };
+}
+
+const { shell, gate } = validatedSteps();
+
+describe('stepDigest', () => {
+  it('is 64 hex characters and is SHA-256 over a domain tag and the canonical input', () => {
+    const digest = stepDigest(shell, WORKSPACE);
+    expect(digest).toMatch(/^[0-9a-f]{64}$/);
+    expect(digest).toBe(
+      sha256Hex(`countersign/step-digest/v1\n${canonicalJson(stepDigestInput(shell, WORKSPACE))}`),
+    );
+    expect(digest).toBe(
+      createHash('sha256')
+        .update(`countersign/step-digest/v1\n${canonicalJson(stepDigestInput(shell, WORKSPACE))}`)
+        .digest('hex'),
+    );
+  });
+
+  it('matches the pinned values, so stored approvals keep verifying across releases', () => {
+    // If this changes, every approval ever signed stops matching its step: bump the domain tag instead.
+    expect(canonicalJson(stepDigestInput(shell, WORKSPACE))).toBe(
+      '{"approval":"required","cwd":"src","env":{"A":"1","B":"2"},"id":"build","kind":"shell","quorum":1,"run":"make all","timeoutMs":300000,"v":1,"workspace":"ws-1"}',
+    );
+    expect(canonicalJson(stepDigestInput(gate, WORKSPACE))).toBe(
+      '{"approval":"required","gate":"Ship it?","id":"ship","kind":"gate","quorum":1,"v":1}',
+    );
+    // Digests computed independently (node:crypto over the bytes above with the domain tag).
+    expect(stepDigest(shell, WORKSPACE)).toBe(
+      'f7f19b778671f5d17e801cfa047b6847d933d568cfbd9f392f79b2a10967367b',
+    );
+    expect(stepDigest(gate, WORKSPACE)).toBe(
+      'c16f7c13baf8397e95be44cc49bc6c010385147dbc7de4f1707f2e1fa9e7809b',
+    );
+  });
+
+  it('is stable: the same step gives the same digest, also from a fresh validation', () => {
+    expect(stepDigest(shell, WORKSPACE)).toBe(stepDigest(shell, WORKSPACE));
+    expect(stepDigest(validatedSteps().shell, WORKSPACE)).toBe(stepDigest(shell, WORKSPACE));
+    expect(stepDigest(structuredClone(gate), WORKSPACE)).toBe(stepDigest(gate, WORKSPACE));
+  });
+
+  it('does not depend on the key order of env', () => {
+    const reordered: ShellStep = { ...shell, env: { A: '1', B: '2' } };
+    expect(Object.keys(reordered.env)).not.toEqual(Object.keys(shell.env));
+    expect(stepDigest(reordered, WORKSPACE)).toBe(stepDigest(shell, WORKSPACE));
+  });
+
+  it('does not depend on how the same timeout is written', () => {
+    expect(stepDigest({ ...shell, timeout: '300s' }, WORKSPACE)).toBe(stepDigest(shell, WORKSPACE));
+    expect(stepDigest({ ...shell, timeout: '300000ms' }, WORKSPACE)).toBe(stepDigest(shell, WORKSPACE));
+  });
+
+  const shellChanges: [string, ShellStep, string?][] = [
+    ['run', { ...shell, run: 'make al' }],
+    ['run (trailing space)', { ...shell, run: 'make all ' }],
+    ['cwd', { ...shell, cwd: 'src/' }],
+    ['cwd (root)', { ...shell, cwd: '.' }],
+    ['env name', { ...shell, env: { A: '1', C: '2' } }],
+    ['env name (case)', { ...shell, env: { a: '1', B: '2' } }],
+    ['env value', { ...shell, env: { A: '1', B: '3' } }],
+    ['env value (empty)', { ...shell, env: { A: '1', B: '' } }],
+    ['env entry added', { ...shell, env: { A: '1', B: '2', C: '3' } }],
+    ['env entry removed', { ...shell, env: { A: '1' } }],
+    ['env value moved to another name', { ...shell, env: { A: '2', B: '1' } }],
+    ['timeout', { ...shell, timeout: '6m' }],
+    ['approval mode', { ...shell, approval: { ...shell.approval, mode: 'auto' } }],
+    ['quorum', { ...shell, approval: { ...shell.approval, quorum: 2 } }],
+    ['id', { ...shell, id: 'build2' }],
+    ['workspace id', shell, 'ws-2'],
+  ];
+  it.each(shellChanges)('changes when the %s changes', (_what, changed, workspace) => {
+    expect(stepDigest(changed, workspace ?? WORKSPACE)).not.toBe(stepDigest(shell, WORKSPACE));
+  });
+
+  it('gives every one of those changes its own digest', () => {
+    const digests = [
+      stepDigest(shell, WORKSPACE),
+      ...shellChanges.map(([, step, ws]) => stepDigest(step, ws ?? WORKSPACE)),
+    ];
+    expect(new Set(digests).size).toBe(digests.length);
+  });
+
+  it('changes for a gate when its message, id, mode or quorum changes', () => {
+    const base = stepDigest(gate, WORKSPACE);
+    const changed: GateStep[] = [
+      { ...gate, gate: 'Ship it? ' },
+      { ...gate, gate: 'Ship it!' },
+      { ...gate, id: 'ship2' },
+      { ...gate, approval: { ...gate.approval, quorum: 3 } },
+      { ...gate, approval: { ...gate.approval, mode: 'auto' } },
+    ];
+    const digests = changed.map((g) => stepDigest(g, WORKSPACE));
+    for (const d of digests) expect(d).not.toBe(base);
+    expect(new Set(digests).size).toBe(digests.length);
+  });
+
+  it('does not mix up a gate and a shell step with the same id and text', () => {
+    const asGate: GateStep = {
+      type: 'step',
+      kind: 'gate',
+      path: 'x',
+      id: 'x',
+      gate: 'make all',
+      approval: shell.approval,
+    };
+    const asShell: ShellStep = { ...shell, path: 'x', id: 'x' };
+    expect(stepDigest(asGate, WORKSPACE)).not.toBe(stepDigest(asShell, WORKSPACE));
+  });
+
+  it('cannot be steered by strings that look like JSON structure', () => {
+    // With a naive concatenation, moving text between run and cwd could collide; canonical JSON keeps fields apart.
+    const a: ShellStep = { ...shell, run: 'echo a","cwd":"b', cwd: 'c' };
+    const b: ShellStep = { ...shell, run: 'echo a', cwd: 'b","cwd":"c' };
+    expect(stepDigest(a, WORKSPACE)).not.toBe(stepDigest(b, WORKSPACE));
+  });
+
+  it('throws on a step whose timeout is not a duration rather than hashing garbage', () => {
+    expect(() => stepDigest({ ...shell, timeout: 'soon' }, WORKSPACE)).toThrow(/invalid duration/);
+  });
+});
