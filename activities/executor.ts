@@ -47,11 +47,9 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
 
   /** Brings the run to "started" or "finished": launches it once, or finds it already under way. */
   async function ensureLaunched(run: RunDir, input: ShellStepInput): Promise<void> {
-    let state = await run.state();
-    if (state.phase === 'new') {
-      if (await run.claim()) return launch(run, input);
-      state = await run.state();
-    }
+    // Claiming first (one exclusive create) keeps the common case, a fresh step, to one file operation.
+    if (await run.claim()) return launch(run, input);
+    const state = await run.state();
     if (state.phase === 'claimed') {
       // Claimed but not started: an earlier attempt may be handing the job to a runner right now.
       const deadline = Date.now() + LAUNCH_GRACE_MS;

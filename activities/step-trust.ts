@@ -20,6 +20,22 @@ export interface ApprovedStep {
   trustRecords: Envelope[];
 }
 
+/**
+ * Rebuilding a registry verifies every record's signature (~3 ms each in pure JS); plans share
+ * the same few records, so registries are remembered by their exact record signatures and pin.
+ */
+const registryCache = new Map<string, DeviceRegistry>();
+function trustedRegistry(records: Envelope[], pinnedRootKeyId: string): DeviceRegistry {
+  const key = `${pinnedRootKeyId}|${records.map((r) => `${r.signatures[0].sig}:${r.payload}`).join('|')}`;
+  let registry = registryCache.get(key);
+  if (!registry) {
+    registry = DeviceRegistry.fromRecords(records, pinnedRootKeyId);
+    if (registryCache.size >= 32) registryCache.delete(registryCache.keys().next().value!);
+    registryCache.set(key, registry);
+  }
+  return registry;
+}
+
 /** Returns the approving devices' names; throws a non-retryable failure that says why not. */
 export function assertStepApproved(input: ApprovedStep, pinnedRootKeyId: string | undefined): string[] {
   if (!pinnedRootKeyId) {
@@ -27,7 +43,7 @@ export function assertStepApproved(input: ApprovedStep, pinnedRootKeyId: string 
   }
   let registry: DeviceRegistry;
   try {
-    registry = DeviceRegistry.fromRecords(input.trustRecords, pinnedRootKeyId);
+    registry = trustedRegistry(input.trustRecords, pinnedRootKeyId);
   } catch (error) {
     const reason = error instanceof DeviceRecordError ? `[${error.code}] ${error.message}` : String(error);
     throw ApplicationFailure.nonRetryable(`device records do not chain to the executor's pinned root: ${reason}`, FAILURE_TYPES.executorUntrusted);

@@ -34,6 +34,9 @@ export function devServerArgs(options: DevServerOptions): string[] {
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(options.port), '--db-filename', options.dbFile, '--log-level', 'warn'];
   args.push(...(options.uiPort ? ['--ui-port', String(options.uiPort)] : ['--headless']));
   for (const ns of options.namespaces ?? []) args.push('--namespace', ns);
+  // WAL with synchronous=NORMAL: a committed transaction survives a crash of any process (it is
+  // in the WAL); only a power cut can lose the last ones. About a third faster per Update here.
+  for (const pragma of (process.env.COUNTERSIGN_SQLITE_PRAGMAS ?? 'journal_mode=wal,synchronous=normal').split(',').filter(Boolean)) args.push('--sqlite-pragma', pragma);
   for (const attr of Object.values(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${attr.name}=${attr.type}`);
   return args;
 }
