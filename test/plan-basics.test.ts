@@ -39,3 +39,21 @@ describe('a plan with one shell step', () => {
     expect(view.steps[0]?.result).toBeUndefined();
   });
 });
+
+describe('a bad plan that bypasses the CLI', () => {
+  it('fails the workflow with InvalidPlan and the node paths, and schedules nothing', async () => {
+    const handle = await stack.client.workflow.start('planWorkflow', {
+      workflowId: 'plan-direct-bad',
+      taskQueue: 'countersign-control',
+      args: [{ planId: 'direct-bad', plan: { name: 'x', steps: [{ id: 'a', run: ['rm', '-rf'] }, { weird: true }] }, workspaceId: 'direct-bad', proposer: 'raw client', trustRecords: [] }],
+    });
+    const error = await handle.result().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    const cause = (error as WorkflowFailedError).cause as { type?: string; message: string };
+    expect(cause.type).toBe('InvalidPlan');
+    expect(cause.message).toContain('steps[0].run: expected string');
+    expect(cause.message).toContain('steps[1]: unknown node');
+    const history = await handle.fetchHistory();
+    expect(history.events?.some((e) => e.activityTaskScheduledEventAttributes || e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(false);
+  });
+});

@@ -17,12 +17,17 @@ export async function readKeyFile(path: string): Promise<(KeyPair & { name: stri
   return { ...keyPairFromSecret(fromBase64(data.secretKey)), name: data.name };
 }
 
-export async function createKeyFile(path: string, name: string): Promise<KeyPair & { name: string }> {
-  const key = generateKeyPair();
+/** Writes a key file that must not exist yet (mode 0600, folder 0700). */
+export async function writeKeyFile(path: string, key: KeyPair & { name: string }): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  await writeFile(path, JSON.stringify({ name, keyId: key.keyId, publicKey: toBase64(key.publicKey), secretKey: toBase64(key.secretKey) }, null, 2), { mode: 0o600, flag: 'wx' });
+  await writeFile(path, JSON.stringify({ name: key.name, keyId: key.keyId, publicKey: toBase64(key.publicKey), secretKey: toBase64(key.secretKey) }, null, 2), { mode: 0o600, flag: 'wx' });
   await chmod(path, 0o600);
-  return { ...key, name };
+}
+
+export async function createKeyFile(path: string, name: string): Promise<KeyPair & { name: string }> {
+  const key = { ...generateKeyPair(), name };
+  await writeKeyFile(path, key);
+  return key;
 }
 
 export async function loadOrCreateKeyFile(path: string, name: string): Promise<KeyPair & { name: string }> {

@@ -3,18 +3,22 @@ import { hostname } from 'node:os';
 import { fromBase64 } from '../../core/bytes.js';
 import { introduceDevice, pairRoot, registryView, revokeDevice } from '../../services/devices.js';
 import { UserFacingError } from '../../services/errors.js';
-import { loadOrCreateKeyFile } from '../../workers/key-file.js';
+import { generateKeyPair } from '../../core/keys.js';
+import { readKeyFile, writeKeyFile } from '../../workers/key-file.js';
 import type { CliContext } from '../context.js';
 import { bold, dim, green, red } from '../format.js';
 
 export async function pair(ctx: CliContext, code: string, options: { name?: string }): Promise<void> {
-  const key = await loadOrCreateKeyFile(ctx.paths.cliKey, options.name ?? `cli@${hostname()}`);
+  // A new key is written to disk only once the pairing succeeded, so a mistyped code leaves nothing behind.
+  const existing = await readKeyFile(ctx.paths.cliKey);
+  const key = existing ?? { ...generateKeyPair(), name: options.name ?? `cli@${hostname()}` };
   const client = await ctx.client();
   const before = await registryView(client);
   if (before.rootKeyId) {
     throw new UserFacingError(before.rootKeyId === key.keyId ? 'this CLI is already the root device' : 'a root device is already paired: ask it to introduce this device (countersign devices add)', 'already_paired');
   }
   const view = await pairRoot(client, key, code, ctx.paths.pinnedRoot);
+  if (!existing) await writeKeyFile(ctx.paths.cliKey, key);
   console.log(`${green('paired')} ${bold(key.name)} as the root device ${dim(`(key ${key.keyId})`)}`);
   console.log(dim(`  key file ${ctx.paths.cliKey} (mode 0600); executor pin ${ctx.paths.pinnedRoot}`));
   if (view.devices.some((d) => d.role === 'policy')) console.log(dim('  introduced the control worker\'s policy key, so plans may use auto-approve rules'));

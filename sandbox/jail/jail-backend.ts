@@ -20,6 +20,8 @@ export function jailArgs(command: SandboxCommand): string[] {
   for (const file of ETC_FILES) args.push('--ro-bind-try', file, file);
   args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
   args.push('--bind', command.workspaceDir, WORKSPACE, '--chdir', join(WORKSPACE, command.cwd));
+  // The jail's own root is a tmpfs; make it read-only too, so only /workspace and /tmp take writes.
+  args.push('--remount-ro', '/');
   args.push('--clearenv', '--setenv', 'PATH', '/usr/local/bin:/usr/bin:/bin', '--setenv', 'HOME', WORKSPACE);
   args.push('--setenv', 'TERM', 'xterm-256color', '--setenv', 'LANG', 'C.UTF-8');
   for (const [name, value] of Object.entries(command.env)) args.push('--setenv', name, value);
