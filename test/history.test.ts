@@ -8,7 +8,7 @@ import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import type { ShellStepInput } from '../activities/executor.js';
-import { planTimeline, renderTimeline, type PlanTimeline, type TimelineEntry } from '../services/history.js';
+import { planTimeline, renderTimeline, type PlanTimeline, type TimelineEntry } from '../services/history/index.js';
 import { decide, submitPlan } from '../services/plans.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { waitForStep } from './support/plans.js';

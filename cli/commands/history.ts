@@ -1,6 +1,6 @@
 /** `countersign history ID`: the timeline, with every approval re-verified from raw history. */
 import { readFile } from 'node:fs/promises';
-import { planTimeline, renderTimeline } from '../../services/history.js';
+import { planTimeline, renderTimeline } from '../../services/history/index.js';
 import type { CliContext } from '../context.js';
 
 export async function historyCommand(ctx: CliContext, planRef: string, options: { json?: boolean }): Promise<void> {

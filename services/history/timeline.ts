@@ -7,117 +7,26 @@
 import { WorkflowNotFoundError, isGrpcServiceError, type Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { fromBase64, utf8Decode } from '../core/bytes.js';
-import { ApprovalRefused, verifyApproval } from '../core/approval/approval.js';
-import type { Envelope } from '../core/approval/dsse.js';
-import type { AutoApprovalRequest, GateReached } from '../activities/control.js';
-import { DeviceRecordError, DeviceRegistry } from '../core/devices/registry.js';
-import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from '../core/names.js';
-import { stepDigest } from '../core/plan/digest.js';
-import type { PlanResult, StepResult } from '../core/plan/state.js';
-import type { PlanSpec, StepNode } from '../core/plan/types.js';
-import { validatePlan } from '../core/plan/validate.js';
-import { planSteps } from '../core/plan/walk.js';
-import { approveUpdate, type ApprovalSubmission, type PlanWorkflowInput } from '../workflows/messages.js';
-import { UserFacingError } from './errors.js';
-import { toWorkflowId } from './plans.js';
+import { fromBase64, utf8Decode } from '../../core/bytes.js';
+import { ApprovalRefused, verifyApproval } from '../../core/approval/approval.js';
+import type { Envelope } from '../../core/approval/dsse.js';
+import type { AutoApprovalRequest, GateReached } from '../../activities/control.js';
+import { DeviceRecordError, DeviceRegistry } from '../../core/devices/registry.js';
+import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from '../../core/names.js';
+import { stepDigest } from '../../core/plan/digest.js';
+import type { PlanResult, StepResult } from '../../core/plan/state.js';
+import type { PlanSpec, StepNode } from '../../core/plan/types.js';
+import { validatePlan } from '../../core/plan/validate.js';
+import { planSteps } from '../../core/plan/walk.js';
+import { approveUpdate, type ApprovalSubmission, type PlanWorkflowInput } from '../../workflows/messages.js';
+import { UserFacingError } from '../errors.js';
+import { toWorkflowId } from '../plans.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 type Payloads = temporal.api.common.v1.IPayloads;
 type Failure = temporal.api.failure.v1.IFailure;
+import type { PlanTimeline, TimelineApproval, TimelineEntry } from './types.js';
 
-export type TimelineKind =
-  | 'plan_started'
-  | 'gate_reached'
-  | 'approval'
-  | 'approval_refused_at_audit'
-  | 'step_started'
-  | 'step_retry'
-  | 'step_finished'
-  | 'step_failed'
-  | 'step_cancelled'
-  | 'sub_plan_started'
-  | 'sub_plan_finished'
-  | 'continued_as_new'
-  | 'plan_finished';
-
-export interface TimelineApproval {
-  keyId: string;
-  /** The device's name in the registry as it stood at that point of the history ('' when unknown). */
-  device: string;
-  role: string;
-  decision: 'approve' | 'deny';
-  reason: string;
-  /** Signed by the policy key under an auto-approve rule (or delivered by the auto-approval activity). */
-  auto: boolean;
-  /** The envelope passed verifyApproval again, here, at audit time. */
-  verified: boolean;
-  /** Why verification failed: `[code] message`, with an ApprovalRefused or DeviceRecordError code. */
-  problem?: string;
-}
-
-export interface TimelineResult {
-  exitCode: number | null;
-  signal: string | null;
-  durationMs: number;
-  outputTail: string;
-  attempt: number;
-  attachCount: number;
-  backend: string;
-}
-
-export interface TimelineEntry {
-  /** ISO 8601 time of the history event. */
-  at: string;
-  /** The run whose history holds the event. */
-  runId: string;
-  kind: TimelineKind;
-  /** Step path, or sub-plan path for sub_plan_* entries. */
-  step?: string;
-  /** One plain sentence, without time or verification mark (renderTimeline adds those). */
-  text: string;
-  /** kind 'approval' (verified) or 'approval_refused_at_audit' (not verified). */
-  approval?: TimelineApproval;
-  /** step_finished, and step_failed when the step ran to a non-zero exit. */
-  result?: TimelineResult;
-}
-
-export interface TimelineStep {
-  path: string;
-  /** Recomputed here from the plan in the first run's input. */
-  digest: string;
-  /** The command, or the gate's message. */
-  summary: string;
-  /** Highest executor attempt seen (0 when the step never reached the executor). */
-  attempts: number;
-  /** Decisions recorded for the step (approvals and denials, verified or not). */
-  approvals: number;
-  /**
-   * Every recorded decision verified, and, if the step reached the executor, it was the step as
-   * planned (same digest) and its verified approvals met its policy before it was scheduled.
-   */
-  verified: boolean;
-}
-
-export interface PlanTimeline {
-  workflowId: string;
-  planName: string;
-  proposer: string;
-  /** succeeded, failed, cancelled, terminated, timed_out; or running / awaiting_approval while open. */
-  status: string;
-  /** Run ids of the continue-as-new chain, first run first. */
-  runs: string[];
-  /** In time order (history order breaks ties). */
-  entries: TimelineEntry[];
-  steps: TimelineStep[];
-}
-
-/**
- * Builds the timeline of a plan (`abc123`, `plan-abc123`, or a sub-plan id such as
- * `plan-abc123.docs`) from the histories of all its runs. With `pinnedRootKeyId`, device records
- * must chain to that root (pass the executor's pinned root for a real audit); without it, the
- * first device record in the plan's input is taken as the root.
- */
 export async function planTimeline(client: Client, planRef: string, options: { pinnedRootKeyId?: string } = {}): Promise<PlanTimeline> {
   const workflowId = toWorkflowId(planRef);
   const runs = await fetchChain(client, workflowId, planRef);
@@ -567,77 +476,4 @@ function formatDuration(ms: number): string {
   if (ms < 1000) return `${ms} ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
   return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
-}
-
-// ---- rendering ----
-
-const LABELS: Record<TimelineKind, string> = {
-  plan_started: 'plan started',
-  gate_reached: 'gate reached',
-  approval: 'approval',
-  approval_refused_at_audit: 'approval',
-  step_started: 'step started',
-  step_retry: 'step retry',
-  step_finished: 'step finished',
-  step_failed: 'step failed',
-  step_cancelled: 'step cancelled',
-  sub_plan_started: 'sub-plan started',
-  sub_plan_finished: 'sub-plan finished',
-  continued_as_new: 'continued as new',
-  plan_finished: 'plan finished',
-};
-
-// eslint-disable-next-line no-control-regex
-const ANSI = /\u001b(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(?:\u0007|\u001b\\)|[@-Z\\-_])/g;
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
-
-/** Text from a plan, a device or a step's output may hold terminal escapes: never pass them through. */
-function clean(text: string): string {
-  return text.replace(ANSI, '').replace(/\r?\n/g, ' ⏎ ').replace(/\t/g, ' ').replace(CONTROL, '');
-}
-
-/** The last `lines` lines as a terminal would show them (carriage returns overwrite), escapes removed. */
-function tailLines(output: string, lines: number): string[] {
-  const rows = output
-    .replace(ANSI, '')
-    .replace(/\r\n/g, '\n')
-    .split('\n')
-    .map((row) => (row.split('\r').filter((part) => part.length > 0).pop() ?? '').replace(/\t/g, '  ').replace(CONTROL, '').trimEnd());
-  while (rows.length > 0 && rows[rows.length - 1] === '') rows.pop();
-  return rows.slice(-lines);
-}
-
-/**
- * Human-readable timeline: a header, one line per entry (`HH:MM:SS.mmm` in UTC, with a date
- * line whenever the day changes), ✓/✗ on approvals for the audit's signature check, output
- * tails indented under their step (last 5 lines), then one line per step.
- */
-export function renderTimeline(timeline: PlanTimeline): string {
-  const out: string[] = [];
-  out.push(`plan "${clean(timeline.planName)}" (${timeline.workflowId}), proposed by ${clean(timeline.proposer) || '?'}: ${timeline.status.replace('_', ' ')}`);
-  out.push(`${timeline.runs.length} run${timeline.runs.length === 1 ? '' : 's'}: ${timeline.runs.join(' → ')}; times in UTC`);
-  const stepWidth = Math.max(4, ...timeline.entries.map((e) => clean(e.step ?? '').length));
-  let day = '';
-  for (const entry of timeline.entries) {
-    if (entry.at.slice(0, 10) !== day) {
-      day = entry.at.slice(0, 10);
-      out.push(`── ${day}`);
-    }
-    const mark = entry.approval ? (entry.approval.verified ? '✓' : '✗') : ' ';
-    const label = entry.approval?.decision === 'deny' ? 'denial' : entry.approval?.auto ? 'auto-approval' : LABELS[entry.kind];
-    out.push(`${entry.at.slice(11, 23)} ${mark} ${label.padEnd(17)} ${clean(entry.step ?? '').padEnd(stepWidth)}  ${clean(entry.text)}`);
-    const indent = ' '.repeat(16);
-    if (entry.approval?.problem) out.push(`${indent}✗ not verified: ${clean(entry.approval.problem)}`);
-    if (entry.result?.outputTail) for (const line of tailLines(entry.result.outputTail, 5)) out.push(`${indent}│ ${line}`);
-  }
-  if (timeline.steps.length > 0) {
-    out.push('steps:');
-    const width = Math.max(...timeline.steps.map((s) => clean(s.path).length));
-    for (const s of timeline.steps) {
-      const attempts = s.attempts === 0 ? 'not run' : `${s.attempts} attempt${s.attempts === 1 ? '' : 's'}`;
-      out.push(`  ${s.verified ? '✓' : '✗'} ${clean(s.path).padEnd(width)}  ${s.approvals} decision${s.approvals === 1 ? '' : 's'}, ${attempts}, digest ${s.digest.slice(0, 16)}…  ${clean(s.summary)}`);
-    }
-  }
-  return `${out.join('\n')}\n`;
 }

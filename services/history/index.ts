@@ -1,0 +1,3 @@
+export { planTimeline } from './timeline.js';
+export { renderTimeline } from './render.js';
+export type * from './types.js';
