@@ -20,7 +20,8 @@ async function fixture(file: string): Promise<{ workflowId: string; history: unk
 }
 
 beforeAll(async () => {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  // The drift test provokes a nondeterminism warning from the core on purpose; keep the output clean.
+  Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
   ({ code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_ENTRY, logger: quiet }));
 });
 

@@ -31,7 +31,8 @@ let runtimeInstalled = false;
 
 export async function startTestStack(name: string, options: { workers?: boolean; pair?: boolean } = {}): Promise<TestStack> {
   if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger((process.env.COUNTERSIGN_TEST_LOG as 'WARN' | undefined) ?? 'ERROR') });
+    const level = (process.env.COUNTERSIGN_TEST_LOG as 'WARN' | undefined) ?? 'ERROR';
+    Runtime.install({ logger: new DefaultLogger(level), telemetryOptions: { logging: { filter: { core: level, other: level } } } });
     runtimeInstalled = true;
   }
   const address = inject('temporalAddress');
