@@ -99,7 +99,9 @@ async function idleMemory(): Promise<{ totalMiB: number; rows: string[] }> {
   const cli = join(PROJECT_ROOT, 'bin', 'countersign');
   try {
     await promisify(execFile)(cli, ['up'], { env, timeout: 180_000 });
-    await sleep(15_000); // let start-up work settle: this is the idle figure
+    // Idle means no plan activity: start-up work has settled and the warm spare runner, which
+    // lives only while steps start, has been retired (after 30 s).
+    await sleep(45_000);
     const stack = JSON.parse(await readFile(statePaths(home).stackFile, 'utf8')) as { supervisorPid: number };
     const rss = await treeRssKiB(stack.supervisorPid);
     const rows = rss.byProcess.sort((a, b) => b.rssKiB - a.rssKiB).map((p) => `    ${String(p.pid).padEnd(8)} ${p.name.padEnd(16)} ${(p.rssKiB / 1024).toFixed(1)} MiB`);
