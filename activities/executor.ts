@@ -8,6 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { parseDuration } from '../core/duration.js';
 import { FAILURE_TYPES } from '../core/names.js';
 import type { StepResult } from '../core/plan/state.js';
 import type { ShellStep } from '../core/plan/types.js';
@@ -39,7 +40,7 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
     await mkdir(join(workspaceDir, input.step.cwd), { recursive: true });
     const argv = deps.backend.argvFor({ workspaceDir, cwd: input.step.cwd, env: input.step.env, run: input.step.run });
     try {
-      await deps.runners.launch({ runDir: run.dir, file: argv.file, args: argv.args, maxTranscriptBytes: deps.maxTranscriptBytes ?? 1024 * 1024 });
+      await deps.runners.launch({ runDir: run.dir, file: argv.file, args: argv.args, maxTranscriptBytes: deps.maxTranscriptBytes ?? 1024 * 1024, timeoutMs: parseDuration(input.step.timeout) });
     } catch (error) {
       throw ApplicationFailure.retryable(`could not start a runner for the step: ${(error as Error).message}`, FAILURE_TYPES.sandboxUnavailable);
     }
@@ -127,6 +128,7 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
         outputTail: tail.text,
         outputBytes: finished.outputBytes,
         truncated: finished.truncated,
+        timedOut: finished.timedOut ?? false,
         backend: deps.backend.name,
         startedAt: new Date(started.startedAtMs).toISOString(),
         finishedAt: new Date(finished.finishedAtMs).toISOString(),

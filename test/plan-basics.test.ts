@@ -57,3 +57,30 @@ describe('a bad plan that bypasses the CLI', () => {
     expect(history.events?.some((e) => e.activityTaskScheduledEventAttributes || e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(false);
   });
 });
+
+describe('limits a step cannot escape', () => {
+  const auto = { autoApprove: [{ kind: 'shell' as const }] };
+
+  it('stops a step at its own time limit, from the runner (no executor needed)', async () => {
+    const plan = { name: 'slow', policy: auto, steps: [{ id: 'hang', run: 'echo begin; sleep 60; echo never', timeout: '2s', approval: 'auto' }] };
+    const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
+    const error = await stack.client.workflow.getHandle(workflowId).result().catch((e: unknown) => e);
+    expect(String((error as WorkflowFailedError).cause?.message)).toContain('hang failed (stopped at its time limit of 2s)');
+    const step = (await waitForStep(stack.client, planId, 'hang', 'failed')).steps[0]!;
+    expect(step.result?.timedOut).toBe(true);
+    expect(step.result?.durationMs).toBeLessThan(10_000);
+    expect(step.result?.outputTail).toContain('reached its 2 s time limit');
+    expect(step.result?.outputTail).not.toContain('never');
+  });
+
+  it('bounds a flood of output: the transcript is capped with a marker and the step still succeeds', async () => {
+    const plan = { name: 'flood', policy: auto, steps: [{ id: 'flood', run: 'yes countersign | head -c 8000000; echo; echo tail-marker', approval: 'auto' }] };
+    const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
+    await stack.client.workflow.getHandle(workflowId).result();
+    const step = (await waitForStep(stack.client, planId, 'flood', 'succeeded')).steps[0]!;
+    expect(step.result?.truncated).toBe(true);
+    expect(step.result?.outputBytes).toBeGreaterThan(8_000_000);
+    expect(step.result?.outputTail.length).toBeLessThanOrEqual(4096);
+    expect(step.result?.outputTail).toContain('output truncated after 1048576 bytes');
+  });
+});

@@ -190,7 +190,9 @@ export class PlanInterpreter {
         });
         record.result = result;
         record.status = result.exitCode === 0 ? 'succeeded' : 'failed';
-        if (result.exitCode !== 0) record.error = result.exitCode === null ? `killed by ${result.signal}` : `exit code ${result.exitCode}`;
+        if (result.exitCode !== 0) {
+          record.error = result.timedOut ? `stopped at its time limit of ${node.timeout}` : result.exitCode === null ? `killed by ${result.signal}` : `exit code ${result.exitCode}`;
+        }
       } finally {
         this.inFlight--;
       }

@@ -39,6 +39,8 @@ export interface StepResult {
   outputTail: string;
   outputBytes: number;
   truncated: boolean;
+  /** The step ran past its `timeout` and was stopped. */
+  timedOut: boolean;
   backend: 'jail' | 'docker';
   startedAt: string;
   finishedAt: string;

@@ -5,6 +5,8 @@ export interface RunnerJob {
   args: string[];
   /** Transcript bytes kept; output past this is counted and dropped with a marker. */
   maxTranscriptBytes: number;
+  /** The step's own time limit: the runner stops the command after this, even with no executor alive. */
+  timeoutMs: number;
 }
 
 export type ToRunner = { type: 'job'; job: RunnerJob };

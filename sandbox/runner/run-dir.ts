@@ -32,6 +32,8 @@ export interface RunFinished {
   finishedAtMs: number;
   outputBytes: number;
   truncated: boolean;
+  /** True when the runner stopped the command at the step's time limit. */
+  timedOut?: boolean;
 }
 
 export type RunState =

@@ -28,13 +28,14 @@ async function run(job: RunnerJob): Promise<void> {
   const transcript = openSync(join(job.runDir, 'transcript.log'), 'a');
   let outputBytes = 0;
   let truncated = false;
+  let timedOut = false;
   const startedAtMs = Date.now();
   const started: RunStarted = { pid: process.pid, startedAtMs };
   // started.json goes to disk before the command exists: a crash after this line is never re-run.
   await writeAtomic(join(job.runDir, 'started.json'), JSON.stringify(started));
 
   const finish = async (exitCode: number | null, signal: string | null) => {
-    const finished: RunFinished = { exitCode, signal, durationMs: Date.now() - startedAtMs, finishedAtMs: Date.now(), outputBytes, truncated };
+    const finished: RunFinished = { exitCode, signal, durationMs: Date.now() - startedAtMs, finishedAtMs: Date.now(), outputBytes, truncated, timedOut };
     closeSync(transcript);
     await writeAtomic(join(job.runDir, 'result.json'), JSON.stringify(finished));
     process.exit(0);
@@ -72,6 +73,11 @@ async function run(job: RunnerJob): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  setTimeout(() => {
+    timedOut = true;
+    writeSync(transcript, `\n[countersign: the step reached its ${Math.round(job.timeoutMs / 1000)} s time limit and was stopped]\n`);
+    stop();
+  }, job.timeoutMs);
 }
 
 process.on('message', (message: ToRunner) => {
