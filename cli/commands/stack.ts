@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseYaml } from 'yaml';
@@ -12,6 +13,7 @@ import { workflowBundlePath } from '../../workers/bundle.js';
 import { compiledEntry } from '../../workers/compile.js';
 import { PROJECT_ROOT } from '../../workers/config.js';
 import { loadOrCreateKeyFile } from '../../workers/key-file.js';
+import { UserFacingError } from '../../services/errors.js';
 import type { CliContext } from '../context.js';
 import { bold, cyan, dim, renderAwaiting, yellow } from '../format.js';
 import type { StackFile } from '../stack/processes.js';
@@ -24,6 +26,21 @@ async function readStack(ctx: CliContext): Promise<StackFile | undefined> {
   } catch {
     return undefined;
   }
+}
+
+async function logTail(path: string, lines = 12): Promise<string> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return text.trimEnd().split('\n').slice(-lines).map((l) => `  ${l}`).join('\n');
+}
+
+function portIsOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 async function waitForPollers(ctx: CliContext, timeoutMs: number): Promise<void> {
@@ -42,6 +59,10 @@ async function waitForPollers(ctx: CliContext, timeoutMs: number): Promise<void>
 export async function up(ctx: CliContext, options: { example?: string }): Promise<void> {
   let stack = await readStack(ctx);
   if (!stack) {
+    const port = Number(ctx.config.temporalAddress.split(':').pop());
+    if (await portIsOpen(port)) {
+      throw new UserFacingError(`port ${port} is already in use, so the embedded Temporal server cannot start there: stop that process, or choose another port with TEMPORAL_ADDRESS=127.0.0.1:<port>`, 'port_in_use');
+    }
     await mkdir(ctx.paths.logs, { recursive: true });
     const log = openSync(join(ctx.paths.logs, 'supervisor.log'), 'a');
     // Built before the workers start, so no long-lived process ever loads webpack or a TS loader.
@@ -53,7 +74,9 @@ export async function up(ctx: CliContext, options: { example?: string }): Promis
     console.log(dim(`starting the stack (logs in ${ctx.paths.logs}) …`));
     const deadline = Date.now() + 120_000;
     while (!(stack = await readStack(ctx))) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the stack did not start; see ${join(ctx.paths.logs, 'supervisor.log')}`);
+      if (child.exitCode !== null || Date.now() > deadline) {
+        throw new UserFacingError(`the stack did not start; nothing was left running. Last log lines:\n${await logTail(join(ctx.paths.logs, 'supervisor.log'))}\n(full logs in ${ctx.paths.logs})`, 'start_failed');
+      }
       await sleep(250);
     }
   }
