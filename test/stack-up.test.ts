@@ -1,0 +1,77 @@
+/**
+ * The README's first command path: `countersign up --example` on a fresh state folder, pairing,
+ * approving, then `down` and `up` again: the plan resumes where it stopped, nothing re-runs.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../workers/config.js';
+import { freePort } from './support/ports.js';
+
+let home: string;
+let env: NodeJS.ProcessEnv;
+
+async function cli(...args: string[]): Promise<string> {
+  const { stdout, stderr } = await promisify(execFile)(join(PROJECT_ROOT, 'bin', 'countersign'), args, { env, cwd: PROJECT_ROOT, timeout: 240_000 });
+  return stdout + stderr;
+}
+
+async function waitForOutput(args: string[], pattern: RegExp, timeoutMs = 60_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    last = await cli(...args).catch((e: { stdout?: string }) => e.stdout ?? '');
+    if (pattern.test(last)) return last;
+    await sleep(300);
+  }
+  throw new Error(`"countersign ${args.join(' ')}" never matched ${pattern}; last output:\n${last}`);
+}
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'countersign-up-'));
+  env = { ...process.env, COUNTERSIGN_HOME: home, TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`, COUNTERSIGN_TEMPORAL_UI_PORT: String(await freePort()), NO_COLOR: '1' };
+});
+afterAll(async () => {
+  await cli('down').catch(() => undefined);
+  await rm(home, { recursive: true, force: true });
+});
+
+describe('countersign up', () => {
+  it('brings the stack up, runs the example to its first approval, and survives down/up mid-plan', async () => {
+    const up = await cli('up', '--example', 'examples/hello.yaml');
+    const code = /countersign pair (\w{4}-\w{4})/.exec(up)?.[1];
+    const planId = /Example plan started: (\w+)/.exec(up)?.[1];
+    expect(code).toBeDefined();
+    expect(planId).toBeDefined();
+    expect(up).toContain(`countersign approve ${planId} scaffold`);
+    expect(up).toMatch(/Temporal\s+127\.0\.0\.1:\d+/);
+    expect(up).toContain('backend: jail');
+
+    await cli('pair', code!);
+    await cli('approve', planId!, 'scaffold');
+    await waitForOutput(['plan', 'show', planId!], /count-lines\s+◆ awaiting approval/);
+    await cli('approve', planId!, 'count-lines');
+
+    // The whole stack goes away and comes back on the same SQLite file.
+    expect(await cli('down')).toContain('stopped');
+    const again = await cli('up');
+    expect(again).toContain('Countersign is up');
+    expect(again).not.toContain('Pair your first device'); // the registry survived too
+
+    await cli('approve', planId!, 'check-syntax');
+    await waitForOutput(['plan', 'show', planId!], /write-readme\s+◆ awaiting approval/);
+    await cli('approve', planId!, 'docs/write-readme');
+    await waitForOutput(['plan', 'show', planId!], /ship-it\s+◆ awaiting approval/);
+    await cli('approve', planId!, 'ship-it');
+    const done = await waitForOutput(['plan', 'show', planId!], /hello countersign"\s+✓ succeeded/);
+    expect(done).toMatch(/scaffold.*✓ succeeded/);
+    const created = await readFile(join(home, 'workspaces', planId!, 'src', 'index.js'), 'utf8');
+    expect(created).toContain('answer = 42');
+    const history = await cli('history', planId!);
+    expect(history.match(/step finished\s+scaffold/g)).toHaveLength(1); // ran once, across the restart
+  });
+});
