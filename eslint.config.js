@@ -2,7 +2,19 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 
-const NODE_BUILTINS = ['fs', 'path', 'os', 'child_process', 'crypto', 'net', 'http', 'https', 'process', 'worker_threads', 'timers'];
+const NODE_BUILTINS = [
+  'fs',
+  'path',
+  'os',
+  'child_process',
+  'crypto',
+  'net',
+  'http',
+  'https',
+  'process',
+  'worker_threads',
+  'timers',
+];
 
 export default tseslint.config(
   { ignores: ['node_modules', '.tools', '.countersign', 'dist', 'test/fixtures', 'ui/dist'] },
@@ -26,7 +38,12 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { paths: NODE_BUILTINS.flatMap((m) => [m, `node:${m}`]).map((name) => ({ name, message: 'workflows and core run in the Temporal sandbox: no Node built-ins' })) },
+        {
+          paths: NODE_BUILTINS.flatMap((m) => [m, `node:${m}`]).map((name) => ({
+            name,
+            message: 'workflows and core run in the Temporal sandbox: no Node built-ins',
+          })),
+        },
       ],
       'no-console': 'error',
     },
@@ -35,8 +52,17 @@ export default tseslint.config(
     files: ['workflows/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {
-      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'use the workflow API (uuid4) instead' }],
-      'no-restricted-syntax': ['error', { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'use workflow time via Date.now() sparingly and never new Date() for ids' }],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Math', property: 'random', message: 'use the workflow API (uuid4) instead' },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "NewExpression[callee.name='Date'][arguments.length=0]",
+          message: 'use workflow time via Date.now() sparingly and never new Date() for ids',
+        },
+      ],
     },
   },
 );

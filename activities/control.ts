@@ -58,7 +58,10 @@ export function createControlActivities(deps: ControlDependencies) {
       const key = `${gate.workflowId}/${gate.stepPath}/${gate.attempt}`;
       Context.current().log.info('gate reached', { key, plan: gate.planName, deadline: gate.deadline });
       await mkdir(dirname(deps.gateLogPath), { recursive: true });
-      await appendFile(deps.gateLogPath, `${JSON.stringify({ key, ...gate, recordedAt: new Date().toISOString() })}\n`);
+      await appendFile(
+        deps.gateLogPath,
+        `${JSON.stringify({ key, ...gate, recordedAt: new Date().toISOString() })}\n`,
+      );
       return { recorded: true };
     },
   };

@@ -38,11 +38,25 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
   async function launch(run: RunDir, input: ShellStepInput): Promise<void> {
     const workspaceDir = await deps.backend.prepareWorkspace(input.workspaceId);
     await mkdir(join(workspaceDir, input.step.cwd), { recursive: true });
-    const argv = deps.backend.argvFor({ workspaceDir, cwd: input.step.cwd, env: input.step.env, run: input.step.run });
+    const argv = deps.backend.argvFor({
+      workspaceDir,
+      cwd: input.step.cwd,
+      env: input.step.env,
+      run: input.step.run,
+    });
     try {
-      await deps.runners.launch({ runDir: run.dir, file: argv.file, args: argv.args, maxTranscriptBytes: deps.maxTranscriptBytes ?? 1024 * 1024, timeoutMs: parseDuration(input.step.timeout) });
+      await deps.runners.launch({
+        runDir: run.dir,
+        file: argv.file,
+        args: argv.args,
+        maxTranscriptBytes: deps.maxTranscriptBytes ?? 1024 * 1024,
+        timeoutMs: parseDuration(input.step.timeout),
+      });
     } catch (error) {
-      throw ApplicationFailure.retryable(`could not start a runner for the step: ${(error as Error).message}`, FAILURE_TYPES.sandboxUnavailable);
+      throw ApplicationFailure.retryable(
+        `could not start a runner for the step: ${(error as Error).message}`,
+        FAILURE_TYPES.sandboxUnavailable,
+      );
     }
   }
 
@@ -73,8 +87,7 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
       changed = true;
       wake();
     });
-    const nextChange = () =>
-      changed ? Promise.resolve() : new Promise<void>((resolve) => (wake = resolve));
+    const nextChange = () => (changed ? Promise.resolve() : new Promise<void>((resolve) => (wake = resolve)));
     try {
       for (;;) {
         changed = false;
@@ -116,7 +129,11 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
     async runShellStep(input: ShellStepInput): Promise<StepResult> {
       const context = Context.current();
       assertStepApproved(input, deps.pinnedRootKeyId());
-      const run = new RunDir(deps.runsDir, { workflowId: input.workflowId, stepPath: input.step.path, digest: input.digest });
+      const run = new RunDir(deps.runsDir, {
+        workflowId: input.workflowId,
+        stepPath: input.step.path,
+        digest: input.digest,
+      });
       await ensureLaunched(run, input);
       const attachCount = await run.recordAttach(context.info.attempt);
       const { started, finished } = await follow(run);

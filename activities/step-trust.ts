@@ -39,18 +39,27 @@ function trustedRegistry(records: Envelope[], pinnedRootKeyId: string): DeviceRe
 /** Returns the approving devices' names; throws a non-retryable failure that says why not. */
 export function assertStepApproved(input: ApprovedStep, pinnedRootKeyId: string | undefined): string[] {
   if (!pinnedRootKeyId) {
-    throw ApplicationFailure.nonRetryable('executor has no pinned root device: pair a device (`countersign pair`) so the executor can trust approvals', FAILURE_TYPES.executorUntrusted);
+    throw ApplicationFailure.nonRetryable(
+      'executor has no pinned root device: pair a device (`countersign pair`) so the executor can trust approvals',
+      FAILURE_TYPES.executorUntrusted,
+    );
   }
   let registry: DeviceRegistry;
   try {
     registry = trustedRegistry(input.trustRecords, pinnedRootKeyId);
   } catch (error) {
     const reason = error instanceof DeviceRecordError ? `[${error.code}] ${error.message}` : String(error);
-    throw ApplicationFailure.nonRetryable(`device records do not chain to the executor's pinned root: ${reason}`, FAILURE_TYPES.executorUntrusted);
+    throw ApplicationFailure.nonRetryable(
+      `device records do not chain to the executor's pinned root: ${reason}`,
+      FAILURE_TYPES.executorUntrusted,
+    );
   }
   const digest = stepDigest(input.step, input.workspaceId);
   if (digest !== input.digest) {
-    throw ApplicationFailure.nonRetryable(`step "${input.step.path}" differs from the step that was approved (digest ${digest.slice(0, 16)}… ≠ ${input.digest.slice(0, 16)}…)`, FAILURE_TYPES.stepNotApproved);
+    throw ApplicationFailure.nonRetryable(
+      `step "${input.step.path}" differs from the step that was approved (digest ${digest.slice(0, 16)}… ≠ ${input.digest.slice(0, 16)}…)`,
+      FAILURE_TYPES.stepNotApproved,
+    );
   }
   const auto = input.step.approval.mode === 'auto';
   const seenNonces = new Set<string>();
@@ -68,17 +77,24 @@ export function assertStepApproved(input: ApprovedStep, pinnedRootKeyId: string 
         ignoreTime: true,
       });
       seenNonces.add(payload.nonce);
-      if (payload.decision !== 'approve') throw new ApprovalRefused('not_awaiting', `device "${device.name}" denied this step`);
+      if (payload.decision !== 'approve')
+        throw new ApprovalRefused('not_awaiting', `device "${device.name}" denied this step`);
       approvers.set(device.keyId, { name: device.name, policy: device.role === 'policy' });
     } catch (error) {
       const reason = error instanceof ApprovalRefused ? `[${error.code}] ${error.message}` : String(error);
-      throw ApplicationFailure.nonRetryable(`executor refused an approval for step "${input.step.path}": ${reason}`, FAILURE_TYPES.stepNotApproved);
+      throw ApplicationFailure.nonRetryable(
+        `executor refused an approval for step "${input.step.path}": ${reason}`,
+        FAILURE_TYPES.stepNotApproved,
+      );
     }
   }
   const humans = [...approvers.values()].filter((a) => !a.policy).length;
   const policy = [...approvers.values()].some((a) => a.policy);
   if (!(humans >= input.step.approval.quorum || (auto && policy))) {
-    throw ApplicationFailure.nonRetryable(`step "${input.step.path}" has ${humans} of ${input.step.approval.quorum} required approvals`, FAILURE_TYPES.stepNotApproved);
+    throw ApplicationFailure.nonRetryable(
+      `step "${input.step.path}" has ${humans} of ${input.step.approval.quorum} required approvals`,
+      FAILURE_TYPES.stepNotApproved,
+    );
   }
   return [...approvers.values()].map((a) => a.name);
 }

@@ -47,7 +47,11 @@ async function approvalLatency(client: Client, root: ReturnType<typeof generateK
   const { records } = await registryView(client);
   const steps = Array.from({ length: STEPS_PER_PLAN }, (_, i) => ({ id: `s${i}`, run: 'true' }));
   while (startLatency.length < APPROVALS) {
-    const { planId, workflowId } = await submitPlan(client, { name: 'bench-approval', steps }, { proposer: 'bench' });
+    const { planId, workflowId } = await submitPlan(
+      client,
+      { name: 'bench-approval', steps },
+      { proposer: 'bench' },
+    );
     const handle = client.workflow.getHandle(workflowId);
     for (const { id } of steps) {
       if (startLatency.length >= APPROVALS) break;
@@ -56,13 +60,27 @@ async function approvalLatency(client: Client, root: ReturnType<typeof generateK
         return v.steps.find((s) => s.path === id)?.status === 'awaiting_approval' ? v : undefined;
       }, 10);
       const step = view.steps.find((s) => s.path === id)!;
-      const envelope = signApproval({ workflowId, runId: view.runId, stepPath: id, stepDigest: step.digest, decision: 'approve', nowMs: Date.now(), nonce: randomBytes(18).toString('base64url') }, root);
+      const envelope = signApproval(
+        {
+          workflowId,
+          runId: view.runId,
+          stepPath: id,
+          stepDigest: step.digest,
+          decision: 'approve',
+          nowMs: Date.now(),
+          nonce: randomBytes(18).toString('base64url'),
+        },
+        root,
+      );
       const t0 = Date.now();
       await handle.executeUpdate(approveUpdate, { args: [{ envelope, deviceRecords: records }] });
       updateRoundTrip.push(Date.now() - t0);
       // Read the runner's own record from the executor's run directory: no extra load on Temporal.
       const run = new RunDir(runsDir, { workflowId, stepPath: id, digest: step.digest });
-      const started = await until(async () => JSON.parse(await readFile(run.path('started.json'), 'utf8')) as { startedAtMs: number }, 1);
+      const started = await until(
+        async () => JSON.parse(await readFile(run.path('started.json'), 'utf8')) as { startedAtMs: number },
+        1,
+      );
       startLatency.push(started.startedAtMs - t0);
     }
     await handle.cancel().catch(() => undefined);
@@ -71,7 +89,11 @@ async function approvalLatency(client: Client, root: ReturnType<typeof generateK
 }
 
 async function throughput(client: Client) {
-  const plan = { name: 'bench-throughput', policy: { autoApprove: [{ run: 'true' }] }, steps: [{ id: 'only', run: 'true', approval: 'auto' }] };
+  const plan = {
+    name: 'bench-throughput',
+    policy: { autoApprove: [{ run: 'true' }] },
+    steps: [{ id: 'only', run: 'true', approval: 'auto' }],
+  };
   const endAt = Date.now() + THROUGHPUT_SECONDS * 1000;
   const latencies: number[] = [];
   let failures = 0;
@@ -89,13 +111,23 @@ async function throughput(client: Client) {
       }
     }),
   );
-  return { completed: latencies.length, perSecond: latencies.length / THROUGHPUT_SECONDS, latencies, failures };
+  return {
+    completed: latencies.length,
+    perSecond: latencies.length / THROUGHPUT_SECONDS,
+    latencies,
+    failures,
+  };
 }
 
 async function idleMemory(): Promise<{ totalMiB: number; rows: string[] }> {
   const home = await mkdtemp(join(tmpdir(), 'countersign-bench-up-'));
   const port = await freePort();
-  const env = { ...process.env, COUNTERSIGN_HOME: home, TEMPORAL_ADDRESS: `127.0.0.1:${port}`, COUNTERSIGN_TEMPORAL_UI_PORT: String(await freePort()) };
+  const env = {
+    ...process.env,
+    COUNTERSIGN_HOME: home,
+    TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
+    COUNTERSIGN_TEMPORAL_UI_PORT: String(await freePort()),
+  };
   const cli = join(PROJECT_ROOT, 'bin', 'countersign');
   try {
     await promisify(execFile)(cli, ['up'], { env, timeout: 180_000 });
@@ -104,7 +136,9 @@ async function idleMemory(): Promise<{ totalMiB: number; rows: string[] }> {
     await sleep(45_000);
     const stack = JSON.parse(await readFile(statePaths(home).stackFile, 'utf8')) as { supervisorPid: number };
     const rss = await treeRssKiB(stack.supervisorPid);
-    const rows = rss.byProcess.sort((a, b) => b.rssKiB - a.rssKiB).map((p) => `    ${String(p.pid).padEnd(8)} ${p.name.padEnd(16)} ${(p.rssKiB / 1024).toFixed(1)} MiB`);
+    const rows = rss.byProcess
+      .sort((a, b) => b.rssKiB - a.rssKiB)
+      .map((p) => `    ${String(p.pid).padEnd(8)} ${p.name.padEnd(16)} ${(p.rssKiB / 1024).toFixed(1)} MiB`);
     return { totalMiB: rss.total / 1024, rows };
   } finally {
     await promisify(execFile)(cli, ['down'], { env, timeout: 60_000 }).catch(() => undefined);
@@ -114,7 +148,11 @@ async function idleMemory(): Promise<{ totalMiB: number; rows: string[] }> {
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'countersign-bench-'));
-  const server = await startDevServer({ dbFile: join(dir, 'temporal.sqlite'), port: await freePort(), logFile: join(dir, 'temporal.log') });
+  const server = await startDevServer({
+    dbFile: join(dir, 'temporal.sqlite'),
+    port: await freePort(),
+    logFile: join(dir, 'temporal.log'),
+  });
   const config: Config = { home: join(dir, 'home'), temporalAddress: server.address, namespace: 'default' };
   const workers = [new WorkerProcess('control', config, dir), new WorkerProcess('executor', config, dir)];
   const policy = await loadOrCreateKeyFile(statePaths(config.home).policyKey, 'policy');
@@ -128,13 +166,17 @@ async function main(): Promise<void> {
     // Warm up: bundle loaded, runners spawned, sticky caches filled.
     await throughputWarmup(client);
 
-    console.log(`\nCountersign benchmarks — ${new Date().toISOString()} — node ${process.version}, 2-core machine, jail backend\n`);
+    console.log(
+      `\nCountersign benchmarks — ${new Date().toISOString()} — node ${process.version}, 2-core machine, jail backend\n`,
+    );
     const approvals = await approvalLatency(client, root, statePaths(config.home).runs);
     console.log(line('approval → step process started (target p50≤25 p99≤100)', approvals.startLatency));
     console.log(line('baseline: Temporal Update round trip (same approvals)', approvals.updateRoundTrip));
 
     const tp = await throughput(client);
-    console.log(`${'plan throughput (1 auto-approved `true` step)'.padEnd(52)} ${tp.perSecond.toFixed(2)} plans/s over ${THROUGHPUT_SECONDS}s, ${CONCURRENCY} in flight, ${tp.completed} completed, ${tp.failures} failed`);
+    console.log(
+      `${'plan throughput (1 auto-approved `true` step)'.padEnd(52)} ${tp.perSecond.toFixed(2)} plans/s over ${THROUGHPUT_SECONDS}s, ${CONCURRENCY} in flight, ${tp.completed} completed, ${tp.failures} failed`,
+    );
     console.log(line('  submit → plan completed', tp.latencies));
   } finally {
     await connection.close();
@@ -143,13 +185,19 @@ async function main(): Promise<void> {
     await rm(dir, { recursive: true, force: true });
   }
   const memory = await idleMemory();
-  console.log(`${'idle resident memory, whole embedded stack (target ≤350)'.padEnd(52)} ${memory.totalMiB.toFixed(1)} MiB`);
+  console.log(
+    `${'idle resident memory, whole embedded stack (target ≤350)'.padEnd(52)} ${memory.totalMiB.toFixed(1)} MiB`,
+  );
   console.log(memory.rows.join('\n'));
   void summary;
 }
 
 async function throughputWarmup(client: Client): Promise<void> {
-  const plan = { name: 'warmup', policy: { autoApprove: [{ run: 'true' }] }, steps: [{ id: 'only', run: 'true', approval: 'auto' }] };
+  const plan = {
+    name: 'warmup',
+    policy: { autoApprove: [{ run: 'true' }] },
+    steps: [{ id: 'only', run: 'true', approval: 'auto' }],
+  };
   for (let i = 0; i < 5; i++) {
     const { workflowId } = await submitPlan(client, plan, { proposer: 'bench' });
     await client.workflow.getHandle(workflowId).result();

@@ -5,7 +5,14 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[index]!;
 }
 
-export function summary(samples: number[]): { n: number; p50: number; p90: number; p99: number; max: number; mean: number } {
+export function summary(samples: number[]): {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+} {
   const sorted = [...samples].sort((a, b) => a - b);
   return {
     n: sorted.length,
@@ -24,7 +31,9 @@ export function line(label: string, samples: number[], unit = 'ms'): string {
 }
 
 /** Resident memory (KiB) of a process and all its descendants, from /proc. */
-export async function treeRssKiB(rootPid: number): Promise<{ total: number; byProcess: { pid: number; name: string; rssKiB: number }[] }> {
+export async function treeRssKiB(
+  rootPid: number,
+): Promise<{ total: number; byProcess: { pid: number; name: string; rssKiB: number }[] }> {
   const { readdir, readFile } = await import('node:fs/promises');
   const parents = new Map<number, number>();
   const names = new Map<number, string>();
@@ -45,7 +54,8 @@ export async function treeRssKiB(rootPid: number): Promise<{ total: number; byPr
   let grew = true;
   while (grew) {
     grew = false;
-    for (const [pid, parent] of parents) if (tree.has(parent) && !tree.has(pid)) grew = tree.add(pid) !== undefined;
+    for (const [pid, parent] of parents)
+      if (tree.has(parent) && !tree.has(pid)) grew = tree.add(pid) !== undefined;
   }
   const byProcess = [...tree].map((pid) => ({ pid, name: names.get(pid) ?? '?', rssKiB: rss.get(pid) ?? 0 }));
   return { total: byProcess.reduce((a, p) => a + p.rssKiB, 0), byProcess };

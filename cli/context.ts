@@ -13,9 +13,15 @@ export class CliContext {
   async client(): Promise<Client> {
     if (!this.connection) {
       try {
-        this.connection = await Connection.connect({ address: this.config.temporalAddress, connectTimeout: 3_000 });
+        this.connection = await Connection.connect({
+          address: this.config.temporalAddress,
+          connectTimeout: 3_000,
+        });
       } catch {
-        throw new UserFacingError(`cannot reach Temporal at ${this.config.temporalAddress}: is the stack up? Run: countersign up`, 'unavailable');
+        throw new UserFacingError(
+          `cannot reach Temporal at ${this.config.temporalAddress}: is the stack up? Run: countersign up`,
+          'unavailable',
+        );
       }
     }
     return new Client({ connection: this.connection, namespace: this.config.namespace });
@@ -24,7 +30,11 @@ export class CliContext {
   /** This CLI's device key; commands that sign need it paired first. */
   async deviceKey(): Promise<KeyPair & { name: string }> {
     const key = await readKeyFile(this.paths.cliKey);
-    if (!key) throw new UserFacingError(`this CLI has no device key yet: pair it first with \`countersign pair CODE\` (key file: ${this.paths.cliKey})`, 'not_paired');
+    if (!key)
+      throw new UserFacingError(
+        `this CLI has no device key yet: pair it first with \`countersign pair CODE\` (key file: ${this.paths.cliKey})`,
+        'not_paired',
+      );
     return key;
   }
 

@@ -32,8 +32,13 @@ export function statusText(status: string): string {
 function stepLine(step: StepView, planRef: string, prefix: string): string[] {
   const label = step.node.name ? `${step.path} (${step.node.name})` : step.path;
   const parts = [`${bold(label)}  ${statusText(step.status)}`];
-  if (step.result) parts.push(dim(`exit ${step.result.exitCode ?? step.result.signal} in ${formatDuration(step.result.durationMs)}`));
-  const approvers = step.approvals.map((a) => `${a.decision === 'approve' ? 'approved' : 'denied'} by ${a.auto ? 'policy rule' : a.deviceName}`);
+  if (step.result)
+    parts.push(
+      dim(`exit ${step.result.exitCode ?? step.result.signal} in ${formatDuration(step.result.durationMs)}`),
+    );
+  const approvers = step.approvals.map(
+    (a) => `${a.decision === 'approve' ? 'approved' : 'denied'} by ${a.auto ? 'policy rule' : a.deviceName}`,
+  );
   if (approvers.length) parts.push(dim(approvers.join(', ')));
   const lines = [parts.join('  ')];
   lines.push(`${prefix}  ${dim(step.node.kind === 'shell' ? `$ ${step.summary}` : `gate: ${step.summary}`)}`);
@@ -41,7 +46,9 @@ function stepLine(step: StepView, planRef: string, prefix: string): string[] {
     const quorum = step.node.approval.quorum;
     const got = step.approvals.filter((a) => a.decision === 'approve').length;
     const deadline = step.deadlineMs ? ` before ${new Date(step.deadlineMs).toLocaleString()}` : '';
-    lines.push(`${prefix}  ${yellow(`needs ${quorum - got} more approval${quorum - got > 1 ? 's' : ''}${deadline}:`)} countersign approve ${planRef} ${step.path}`);
+    lines.push(
+      `${prefix}  ${yellow(`needs ${quorum - got} more approval${quorum - got > 1 ? 's' : ''}${deadline}:`)} countersign approve ${planRef} ${step.path}`,
+    );
   }
   if (step.error) lines.push(`${prefix}  ${red(step.error)}`);
   return lines;
@@ -50,7 +57,10 @@ function stepLine(step: StepView, planRef: string, prefix: string): string[] {
 export function renderPlanTree(tree: PlanViewTree, planRef = tree.view.planId, indent = ''): string {
   const { view } = tree;
   const out: string[] = [];
-  if (!indent) out.push(`${bold(`plan ${view.planId}`)} "${view.name}"  ${statusText(view.status)}  ${dim(`(${view.workflowId}, proposed by ${view.proposer})`)}`);
+  if (!indent)
+    out.push(
+      `${bold(`plan ${view.planId}`)} "${view.name}"  ${statusText(view.status)}  ${dim(`(${view.workflowId}, proposed by ${view.proposer})`)}`,
+    );
   const steps = new Map(view.steps.map((s) => [s.path, s]));
   const children = new Map(tree.children.map((c) => [c.view.workflowId, c]));
   const walk = (node: TreeView, prefix: string, last: boolean, top: boolean): void => {
@@ -64,13 +74,20 @@ export function renderPlanTree(tree: PlanViewTree, planRef = tree.view.planId, i
     }
     if (node.type === 'plan') {
       const sub = view.subPlans.find((s) => s.path === node.path)!;
-      out.push(`${prefix}${branch}${bold(node.path)} sub-plan "${node.label}"  ${statusText(sub.status)}${sub.error ? `  ${red(sub.error)}` : ''}`);
+      out.push(
+        `${prefix}${branch}${bold(node.path)} sub-plan "${node.label}"  ${statusText(sub.status)}${sub.error ? `  ${red(sub.error)}` : ''}`,
+      );
       const child = children.get(sub.workflowId);
       if (child) out.push(renderPlanTree(child, `${planRef}`, next).replace(/^/gm, '').replace(/\n$/, ''));
       return;
     }
-    if (!top) out.push(`${prefix}${branch}${dim(node.type === 'parallel' ? `parallel${node.label !== 'parallel' ? ` ${node.label}` : ''}` : node.label)}`);
-    node.children?.forEach((child, i) => walk(child, top ? prefix : next, i === node.children!.length - 1, false));
+    if (!top)
+      out.push(
+        `${prefix}${branch}${dim(node.type === 'parallel' ? `parallel${node.label !== 'parallel' ? ` ${node.label}` : ''}` : node.label)}`,
+      );
+    node.children?.forEach((child, i) =>
+      walk(child, top ? prefix : next, i === node.children!.length - 1, false),
+    );
   };
   walk(view.tree, indent, true, true);
   return out.join('\n');
@@ -78,13 +95,22 @@ export function renderPlanTree(tree: PlanViewTree, planRef = tree.view.planId, i
 
 export function renderAwaiting(view: PlanView): string {
   const waiting = view.steps.filter((s) => s.status === 'awaiting_approval');
-  if (!waiting.length) return `nothing awaits approval in plan ${view.planId} yet (${statusText(view.status)})`;
-  return waiting.map((s) => `  ${bold(s.path)}: ${s.node.kind === 'shell' ? `$ ${s.summary}` : s.summary}\n    approve: countersign approve ${view.planId} ${s.path}\n    deny:    countersign deny ${view.planId} ${s.path} --reason "…"`).join('\n');
+  if (!waiting.length)
+    return `nothing awaits approval in plan ${view.planId} yet (${statusText(view.status)})`;
+  return waiting
+    .map(
+      (s) =>
+        `  ${bold(s.path)}: ${s.node.kind === 'shell' ? `$ ${s.summary}` : s.summary}\n    approve: countersign approve ${view.planId} ${s.path}\n    deny:    countersign deny ${view.planId} ${s.path} --reason "…"`,
+    )
+    .join('\n');
 }
 
 export function renderListing(plans: PlanListing[]): string {
   if (!plans.length) return dim('no plans');
   return plans
-    .map((p) => `${p.workflowId.padEnd(24)} ${statusText(p.status).padEnd(28)} ${p.name}${p.awaiting.length ? `  ${yellow(`awaiting: ${p.awaiting.join(', ')}`)}` : ''}  ${dim(p.startTime.toISOString())}`)
+    .map(
+      (p) =>
+        `${p.workflowId.padEnd(24)} ${statusText(p.status).padEnd(28)} ${p.name}${p.awaiting.length ? `  ${yellow(`awaiting: ${p.awaiting.join(', ')}`)}` : ''}  ${dim(p.startTime.toISOString())}`,
+    )
     .join('\n');
 }

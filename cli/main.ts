@@ -69,8 +69,10 @@ async function main(argv: string[]): Promise<void> {
         return await pair(ctx, need(sub, 'pairing code'), { name: values.name });
       case 'devices':
         if (!sub || sub === 'ls' || sub === 'list') return await listDevices(ctx);
-        if (sub === 'add') return await addDevice(ctx, need(third, 'device name'), need(values['public-key'], '--public-key'));
-        if (sub === 'revoke') return await revoke(ctx, need(third, 'key id'), values.reason ?? 'revoked from the CLI');
+        if (sub === 'add')
+          return await addDevice(ctx, need(third, 'device name'), need(values['public-key'], '--public-key'));
+        if (sub === 'revoke')
+          return await revoke(ctx, need(third, 'key id'), values.reason ?? 'revoked from the CLI');
         break;
       case 'plan':
         if (sub === 'run') return await runPlan(ctx, need(third, 'plan file'), { wait: values.wait });
@@ -80,7 +82,9 @@ async function main(argv: string[]): Promise<void> {
         break;
       case 'approve':
       case 'deny':
-        return await decideCommand(ctx, command, need(sub, 'plan id'), need(third, 'step'), { reason: values.reason });
+        return await decideCommand(ctx, command, need(sub, 'plan id'), need(third, 'step'), {
+          reason: values.reason,
+        });
       case 'history':
         return await historyCommand(ctx, need(sub, 'plan id'), { json: values.json });
     }
@@ -94,7 +98,11 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).then(
   () => process.exit(process.exitCode ?? 0),
   (error: unknown) => {
-    if (error instanceof UserFacingError || error instanceof PlanValidationError || error instanceof ConfigError) {
+    if (
+      error instanceof UserFacingError ||
+      error instanceof PlanValidationError ||
+      error instanceof ConfigError
+    ) {
       console.error(red(`countersign: ${error.message}`));
     } else {
       console.error(red(`countersign: ${(error as Error).message ?? error}`));

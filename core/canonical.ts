@@ -7,7 +7,8 @@ export type Canonical = string | number | boolean | null | Canonical[] | { [key:
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return JSON.stringify(value);
   if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value)) throw new Error(`canonical JSON takes safe integers only, got ${value}`);
+    if (!Number.isSafeInteger(value))
+      throw new Error(`canonical JSON takes safe integers only, got ${value}`);
     return String(value);
   }
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;

@@ -42,7 +42,9 @@ export async function openPairing(client: Client, policyPublicKey: Uint8Array): 
   const code = `${raw.slice(0, 4)}-${raw.slice(4)}`;
   await client.workflow
     .getHandle(REGISTRY_WORKFLOW_ID)
-    .executeUpdate(openPairingUpdate, { args: [{ pairingCodeHash: pairingCodeHash(code), policyPublicKey: toBase64(policyPublicKey) }] })
+    .executeUpdate(openPairingUpdate, {
+      args: [{ pairingCodeHash: pairingCodeHash(code), policyPublicKey: toBase64(policyPublicKey) }],
+    })
     .catch((e: unknown) => explain(e, 'open pairing'));
   return code;
 }
@@ -51,14 +53,35 @@ export async function openPairing(client: Client, policyPublicKey: Uint8Array): 
  * Enrols `key` as the root device with the one-time code, introduces the control worker's
  * policy key (so auto-approval rules can work), and pins the root for a local executor.
  */
-export async function pairRoot(client: Client, key: KeyPair & { name: string }, code: string, pinFile?: string): Promise<RegistryView> {
+export async function pairRoot(
+  client: Client,
+  key: KeyPair & { name: string },
+  code: string,
+  pinFile?: string,
+): Promise<RegistryView> {
   const handle = client.workflow.getHandle(REGISTRY_WORKFLOW_ID);
   const at = new Date().toISOString();
-  const record = signDeviceRecord({ type: 'enroll-root', publicKey: toBase64(key.publicKey), name: key.name, at }, key);
-  let view = await handle.executeUpdate(enrollRootUpdate, { args: [{ record, pairingCode: code }] }).catch((e: unknown) => explain(e, 'pair'));
+  const record = signDeviceRecord(
+    { type: 'enroll-root', publicKey: toBase64(key.publicKey), name: key.name, at },
+    key,
+  );
+  let view = await handle
+    .executeUpdate(enrollRootUpdate, { args: [{ record, pairingCode: code }] })
+    .catch((e: unknown) => explain(e, 'pair'));
   if (view.policyPublicKey) {
-    const intro = signDeviceRecord({ type: 'introduce', publicKey: view.policyPublicKey, name: 'policy (auto-approval rules)', role: 'policy', at }, key);
-    view = await handle.executeUpdate(addDeviceRecordUpdate, { args: [{ record: intro }] }).catch((e: unknown) => explain(e, 'introduce policy key'));
+    const intro = signDeviceRecord(
+      {
+        type: 'introduce',
+        publicKey: view.policyPublicKey,
+        name: 'policy (auto-approval rules)',
+        role: 'policy',
+        at,
+      },
+      key,
+    );
+    view = await handle
+      .executeUpdate(addDeviceRecordUpdate, { args: [{ record: intro }] })
+      .catch((e: unknown) => explain(e, 'introduce policy key'));
   }
   if (pinFile) {
     await mkdir(dirname(pinFile), { recursive: true });
@@ -67,15 +90,33 @@ export async function pairRoot(client: Client, key: KeyPair & { name: string }, 
   return view;
 }
 
-export async function introduceDevice(client: Client, by: KeyPair, device: { publicKey: Uint8Array; name: string }): Promise<RegistryView> {
-  const record = signDeviceRecord({ type: 'introduce', publicKey: toBase64(device.publicKey), name: device.name, role: 'approver', at: new Date().toISOString() }, by);
+export async function introduceDevice(
+  client: Client,
+  by: KeyPair,
+  device: { publicKey: Uint8Array; name: string },
+): Promise<RegistryView> {
+  const record = signDeviceRecord(
+    {
+      type: 'introduce',
+      publicKey: toBase64(device.publicKey),
+      name: device.name,
+      role: 'approver',
+      at: new Date().toISOString(),
+    },
+    by,
+  );
   return client.workflow
     .getHandle(REGISTRY_WORKFLOW_ID)
     .executeUpdate(addDeviceRecordUpdate, { args: [{ record }] })
     .catch((e: unknown) => explain(e, 'introduce device'));
 }
 
-export async function revokeDevice(client: Client, by: KeyPair, keyId: string, reason: string): Promise<RegistryView> {
+export async function revokeDevice(
+  client: Client,
+  by: KeyPair,
+  keyId: string,
+  reason: string,
+): Promise<RegistryView> {
   const record = signDeviceRecord({ type: 'revoke', keyId, reason, at: new Date().toISOString() }, by);
   return client.workflow
     .getHandle(REGISTRY_WORKFLOW_ID)

@@ -23,8 +23,10 @@ export function refusalOf(error: unknown): { code: string; message: string } | u
 }
 
 export function explain(error: unknown, what: string): never {
-  if (error instanceof WorkflowNotFoundError) throw new UserFacingError(`${what}: no such plan (${error.workflowId})`, 'not_found');
+  if (error instanceof WorkflowNotFoundError)
+    throw new UserFacingError(`${what}: no such plan (${error.workflowId})`, 'not_found');
   const refusal = refusalOf(error);
-  if (refusal) throw new UserFacingError(`${what}: refused [${refusal.code}]: ${refusal.message}`, refusal.code);
+  if (refusal)
+    throw new UserFacingError(`${what}: refused [${refusal.code}]: ${refusal.message}`, refusal.code);
   throw error;
 }

@@ -7,7 +7,12 @@ import { planWorkflowId, SEARCH_ATTRIBUTES, TASK_QUEUES } from '../core/names.js
 import { stepDigest } from '../core/plan/digest.js';
 import type { PlanView, StepView } from '../core/plan/state.js';
 import { validatePlan } from '../core/plan/validate.js';
-import { approveUpdate, planViewQuery, type ApprovalApplied, type PlanWorkflowInput } from '../workflows/messages.js';
+import {
+  approveUpdate,
+  planViewQuery,
+  type ApprovalApplied,
+  type PlanWorkflowInput,
+} from '../workflows/messages.js';
 import { explain, UserFacingError } from './errors.js';
 import { registryView } from './devices.js';
 
@@ -22,7 +27,11 @@ export function newPlanId(): string {
 }
 
 /** Validates the plan locally (nothing starts if it is bad) and starts its workflow. */
-export async function submitPlan(client: Client, raw: unknown, options: { proposer: string; planId?: string; continueAsNewAfterEvents?: number }): Promise<SubmittedPlan> {
+export async function submitPlan(
+  client: Client,
+  raw: unknown,
+  options: { proposer: string; planId?: string; continueAsNewAfterEvents?: number },
+): Promise<SubmittedPlan> {
   const spec = validatePlan(raw);
   const planId = options.planId ?? newPlanId();
   const { records } = await registryView(client);
@@ -32,13 +41,18 @@ export async function submitPlan(client: Client, raw: unknown, options: { propos
     workspaceId: planId,
     proposer: options.proposer,
     trustRecords: records,
-    options: options.continueAsNewAfterEvents ? { continueAsNewAfterEvents: options.continueAsNewAfterEvents } : undefined,
+    options: options.continueAsNewAfterEvents
+      ? { continueAsNewAfterEvents: options.continueAsNewAfterEvents }
+      : undefined,
   };
   const handle = await client.workflow.start('planWorkflow', {
     workflowId: planWorkflowId(planId),
     taskQueue: TASK_QUEUES.control,
     args: [input],
-    searchAttributes: { [SEARCH_ATTRIBUTES.status.name]: ['running'], [SEARCH_ATTRIBUTES.planName.name]: [spec.name] },
+    searchAttributes: {
+      [SEARCH_ATTRIBUTES.status.name]: ['running'],
+      [SEARCH_ATTRIBUTES.planName.name]: [spec.name],
+    },
   });
   return { planId, workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
 }
@@ -64,23 +78,34 @@ export interface PlanViewTree {
 export async function planViewTree(client: Client, planRef: string): Promise<PlanViewTree> {
   const view = await planView(client, planRef);
   const started = view.subPlans.filter((s) => s.status !== 'pending' && s.status !== 'cancelled');
-  const children = await Promise.all(started.map((s) => planViewTree(client, s.workflowId).catch(() => undefined)));
+  const children = await Promise.all(
+    started.map((s) => planViewTree(client, s.workflowId).catch(() => undefined)),
+  );
   return { view, children: children.filter((c): c is PlanViewTree => c !== undefined) };
 }
 
 /** Finds the workflow and step for a path like `build` or `docs/write` (sub-plan id, then step). */
-export async function resolveStep(client: Client, planRef: string, stepPath: string): Promise<{ view: PlanView; step: StepView }> {
+export async function resolveStep(
+  client: Client,
+  planRef: string,
+  stepPath: string,
+): Promise<{ view: PlanView; step: StepView }> {
   let view = await planView(client, planRef);
   const parts = stepPath.split('/');
   while (parts.length > 1) {
     const sub = view.subPlans.find((s) => s.path === parts[0]);
     if (!sub) throw new UserFacingError(`plan ${view.planId} has no sub-plan "${parts[0]}"`, 'unknown_step');
-    if (sub.status === 'pending') throw new UserFacingError(`sub-plan "${sub.path}" has not started yet`, 'not_awaiting');
+    if (sub.status === 'pending')
+      throw new UserFacingError(`sub-plan "${sub.path}" has not started yet`, 'not_awaiting');
     view = await planView(client, sub.workflowId);
     parts.shift();
   }
   const step = view.steps.find((s) => s.path === parts[0]);
-  if (!step) throw new UserFacingError(`plan ${view.planId} has no step "${parts[0]}" (steps: ${view.steps.map((s) => s.path).join(', ')})`, 'unknown_step');
+  if (!step)
+    throw new UserFacingError(
+      `plan ${view.planId} has no step "${parts[0]}" (steps: ${view.steps.map((s) => s.path).join(', ')})`,
+      'unknown_step',
+    );
   return { view, step };
 }
 
@@ -94,15 +119,34 @@ export interface DecideOptions {
  * Signs a decision on what the approver was shown: the digest is recomputed locally from the
  * step itself, so a control plane that shows one step and runs another gets a refused approval.
  */
-export async function decide(client: Client, key: KeyPair, planRef: string, stepPath: string, options: DecideOptions): Promise<ApprovalApplied & { step: StepView }> {
+export async function decide(
+  client: Client,
+  key: KeyPair,
+  planRef: string,
+  stepPath: string,
+  options: DecideOptions,
+): Promise<ApprovalApplied & { step: StepView }> {
   const { view, step } = await resolveStep(client, planRef, stepPath);
   const digest = stepDigest(step.node, view.workspaceId);
   if (digest !== step.digest) {
-    throw new UserFacingError(`step "${step.path}" as shown does not match its digest; refusing to sign (the server may be tampering)`, 'wrong_digest');
+    throw new UserFacingError(
+      `step "${step.path}" as shown does not match its digest; refusing to sign (the server may be tampering)`,
+      'wrong_digest',
+    );
   }
   const { records } = await registryView(client);
   const envelope = signApproval(
-    { workflowId: view.workflowId, runId: view.runId, stepPath: step.path, stepDigest: digest, decision: options.decision, reason: options.reason, nowMs: Date.now(), ttlMs: options.ttlMs, nonce: randomBytes(18).toString('base64url') },
+    {
+      workflowId: view.workflowId,
+      runId: view.runId,
+      stepPath: step.path,
+      stepDigest: digest,
+      decision: options.decision,
+      reason: options.reason,
+      nowMs: Date.now(),
+      ttlMs: options.ttlMs,
+      nonce: randomBytes(18).toString('base64url'),
+    },
     key,
   );
   const applied = await client.workflow
@@ -134,9 +178,13 @@ function listing(info: WorkflowExecutionInfo): PlanListing {
 }
 
 /** Lists plans from the visibility store (search attributes), without reading any history. */
-export async function listPlans(client: Client, filter: { awaitingOnly?: boolean; limit?: number } = {}): Promise<PlanListing[]> {
+export async function listPlans(
+  client: Client,
+  filter: { awaitingOnly?: boolean; limit?: number } = {},
+): Promise<PlanListing[]> {
   const query = [`WorkflowType = 'planWorkflow'`];
-  if (filter.awaitingOnly) query.push(`${SEARCH_ATTRIBUTES.status.name} = 'awaiting_approval'`, `ExecutionStatus = 'Running'`);
+  if (filter.awaitingOnly)
+    query.push(`${SEARCH_ATTRIBUTES.status.name} = 'awaiting_approval'`, `ExecutionStatus = 'Running'`);
   const out: PlanListing[] = [];
   for await (const info of client.workflow.list({ query: query.join(' AND ') })) {
     out.push(listing(info));

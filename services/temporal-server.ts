@@ -31,24 +31,48 @@ export interface DevServer {
 }
 
 export function devServerArgs(options: DevServerOptions): string[] {
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(options.port), '--db-filename', options.dbFile, '--log-level', 'warn'];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(options.port),
+    '--db-filename',
+    options.dbFile,
+    '--log-level',
+    'warn',
+  ];
   args.push(...(options.uiPort ? ['--ui-port', String(options.uiPort)] : ['--headless']));
   for (const ns of options.namespaces ?? []) args.push('--namespace', ns);
   // WAL with synchronous=NORMAL: a committed transaction survives a crash of any process (it is
   // in the WAL); only a power cut can lose the last ones. About a third faster per Update here.
-  for (const pragma of (process.env.COUNTERSIGN_SQLITE_PRAGMAS ?? 'journal_mode=wal,synchronous=normal').split(',').filter(Boolean)) args.push('--sqlite-pragma', pragma);
-  for (const attr of Object.values(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${attr.name}=${attr.type}`);
+  for (const pragma of (process.env.COUNTERSIGN_SQLITE_PRAGMAS ?? 'journal_mode=wal,synchronous=normal')
+    .split(',')
+    .filter(Boolean))
+    args.push('--sqlite-pragma', pragma);
+  for (const attr of Object.values(SEARCH_ATTRIBUTES))
+    args.push('--search-attribute', `${attr.name}=${attr.type}`);
   return args;
 }
 
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
-  if (!existsSync(TEMPORAL_CLI)) throw new Error(`Temporal CLI not found at ${TEMPORAL_CLI}: run scripts/setup first`);
+  if (!existsSync(TEMPORAL_CLI))
+    throw new Error(`Temporal CLI not found at ${TEMPORAL_CLI}: run scripts/setup first`);
   await mkdir(dirname(options.dbFile), { recursive: true });
   await mkdir(dirname(options.logFile), { recursive: true });
   const log = openSync(options.logFile, 'a');
   // A smaller Go heap target: the embedded server is idle most of the time.
-  const env = { ...process.env, GOGC: process.env.GOGC ?? '50', GOMEMLIMIT: process.env.GOMEMLIMIT ?? '96MiB' };
-  const child = spawn(TEMPORAL_CLI, devServerArgs(options), { stdio: ['ignore', log, log], detached: false, env });
+  const env = {
+    ...process.env,
+    GOGC: process.env.GOGC ?? '50',
+    GOMEMLIMIT: process.env.GOMEMLIMIT ?? '96MiB',
+  };
+  const child = spawn(TEMPORAL_CLI, devServerArgs(options), {
+    stdio: ['ignore', log, log],
+    detached: false,
+    env,
+  });
   const address = `127.0.0.1:${options.port}`;
   let exited: number | null | undefined;
   child.once('exit', (code) => (exited = code));
@@ -69,11 +93,17 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
 }
 
 /** Resolves when something accepts connections on 127.0.0.1:port. */
-export async function waitForPort(port: number, exited: () => number | null | undefined, logFile?: string, timeoutMs = 60_000): Promise<void> {
+export async function waitForPort(
+  port: number,
+  exited: () => number | null | undefined,
+  logFile?: string,
+  timeoutMs = 60_000,
+): Promise<void> {
   const { connect } = await import('node:net');
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (exited() !== undefined) throw new Error(`Temporal dev server exited with code ${exited()}${logFile ? `; see ${logFile}` : ''}`);
+    if (exited() !== undefined)
+      throw new Error(`Temporal dev server exited with code ${exited()}${logFile ? `; see ${logFile}` : ''}`);
     const open = await new Promise<boolean>((resolve) => {
       const socket = connect(port, '127.0.0.1', () => {
         socket.destroy();
@@ -88,11 +118,17 @@ export async function waitForPort(port: number, exited: () => number | null | un
 }
 
 /** Resolves when the frontend answers and the default namespace with our search attributes exists. */
-export async function waitForFrontend(address: string, exited: () => number | null | undefined = () => undefined, logFile?: string, timeoutMs = 60_000): Promise<void> {
+export async function waitForFrontend(
+  address: string,
+  exited: () => number | null | undefined = () => undefined,
+  logFile?: string,
+  timeoutMs = 60_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
-    if (exited() !== undefined) throw new Error(`Temporal dev server exited with code ${exited()}${logFile ? `; see ${logFile}` : ''}`);
+    if (exited() !== undefined)
+      throw new Error(`Temporal dev server exited with code ${exited()}${logFile ? `; see ${logFile}` : ''}`);
     try {
       const { Connection } = await import('@temporalio/client');
       const connection = await Connection.connect({ address, connectTimeout: 1_000 });
@@ -107,7 +143,9 @@ export async function waitForFrontend(address: string, exited: () => number | nu
       await sleep(200);
     }
   }
-  throw new Error(`Temporal dev server at ${address} did not answer within ${timeoutMs / 1000}s: ${(lastError as Error)?.message}`);
+  throw new Error(
+    `Temporal dev server at ${address} did not answer within ${timeoutMs / 1000}s: ${(lastError as Error)?.message}`,
+  );
 }
 
 /** Creates a namespace with Countersign's search attributes (tests give each file its own). */
@@ -116,14 +154,20 @@ export async function ensureNamespace(address: string, namespace: string): Promi
   const connection = await Connection.connect({ address });
   try {
     try {
-      await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(86_400) } });
+      await connection.workflowService.registerNamespace({
+        namespace,
+        workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(86_400) },
+      });
     } catch (error) {
       if (!/already exists|AlreadyExists/i.test(String(error))) throw error;
     }
     const { temporal } = await import('@temporalio/proto');
     const types = temporal.api.enums.v1.IndexedValueType;
     const searchAttributes = Object.fromEntries(
-      Object.values(SEARCH_ATTRIBUTES).map((a) => [a.name, a.type === 'Keyword' ? types.INDEXED_VALUE_TYPE_KEYWORD : types.INDEXED_VALUE_TYPE_KEYWORD_LIST]),
+      Object.values(SEARCH_ATTRIBUTES).map((a) => [
+        a.name,
+        a.type === 'Keyword' ? types.INDEXED_VALUE_TYPE_KEYWORD : types.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+      ]),
     );
     for (let attempt = 0; ; attempt++) {
       try {

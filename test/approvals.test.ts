@@ -31,7 +31,9 @@ const nonce = () => randomBytes(18).toString('base64url');
 
 async function submitEnvelope(workflowId: string, envelope: Envelope) {
   const { records } = await registryView(stack.client);
-  return stack.client.workflow.getHandle(workflowId).executeUpdate(approveUpdate, { args: [{ envelope, deviceRecords: records }] });
+  return stack.client.workflow
+    .getHandle(workflowId)
+    .executeUpdate(approveUpdate, { args: [{ envelope, deviceRecords: records }] });
 }
 
 async function refusal(workflowId: string, envelope: Envelope): Promise<string | undefined> {
@@ -43,11 +45,24 @@ async function refusal(workflowId: string, envelope: Envelope): Promise<string |
 
 describe('forged and stale approvals', () => {
   it('refuses each with a distinct reason, keeps history clean, and still accepts a valid approval', async () => {
-    const { planId, workflowId } = await submitPlan(stack.client, { name: 'guarded', steps: [{ id: 'deploy', run: 'echo deployed' }] }, { proposer: 'test' });
+    const { planId, workflowId } = await submitPlan(
+      stack.client,
+      { name: 'guarded', steps: [{ id: 'deploy', run: 'echo deployed' }] },
+      { proposer: 'test' },
+    );
     const view = await waitForStep(stack.client, planId, 'deploy', 'awaiting_approval');
     const step = view.steps[0]!;
-    const base: ApprovalRequest = { workflowId, runId: view.runId, stepPath: 'deploy', stepDigest: step.digest, decision: 'approve', nowMs: Date.now(), nonce: nonce() };
-    const sign = (over: Partial<ApprovalRequest>, key: KeyPair = stack.root) => signApproval({ ...base, nonce: nonce(), ...over }, key);
+    const base: ApprovalRequest = {
+      workflowId,
+      runId: view.runId,
+      stepPath: 'deploy',
+      stepDigest: step.digest,
+      decision: 'approve',
+      nowMs: Date.now(),
+      nonce: nonce(),
+    };
+    const sign = (over: Partial<ApprovalRequest>, key: KeyPair = stack.root) =>
+      signApproval({ ...base, nonce: nonce(), ...over }, key);
 
     const flippedSignature = sign({});
     const sig = fromBase64(flippedSignature.signatures[0].sig);
@@ -87,14 +102,27 @@ describe('forged and stale approvals', () => {
   });
 
   it('refuses a replayed envelope and a second vote by the same device while a quorum is open', async () => {
-    const plan = { name: 'two-keys', steps: [{ id: 'drop-db', run: 'echo dropped', approval: { quorum: 2 } }] };
+    const plan = {
+      name: 'two-keys',
+      steps: [{ id: 'drop-db', run: 'echo dropped', approval: { quorum: 2 } }],
+    };
     const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
     const view = await waitForStep(stack.client, planId, 'drop-db', 'awaiting_approval');
-    const request: ApprovalRequest = { workflowId, runId: view.runId, stepPath: 'drop-db', stepDigest: view.steps[0]!.digest, decision: 'approve', nowMs: Date.now(), nonce: nonce() };
+    const request: ApprovalRequest = {
+      workflowId,
+      runId: view.runId,
+      stepPath: 'drop-db',
+      stepDigest: view.steps[0]!.digest,
+      decision: 'approve',
+      nowMs: Date.now(),
+      nonce: nonce(),
+    };
     const first = signApproval(request, stack.root);
     expect((await submitEnvelope(workflowId, first)).stepStatus).toBe('awaiting_approval');
     expect(await refusal(workflowId, first)).toBe('nonce_reused');
-    expect(await refusal(workflowId, signApproval({ ...request, nonce: nonce() }, stack.root))).toBe('duplicate_approver');
+    expect(await refusal(workflowId, signApproval({ ...request, nonce: nonce() }, stack.root))).toBe(
+      'duplicate_approver',
+    );
     expect(stepStatus(await planView(stack.client, planId), 'drop-db')).toBe('awaiting_approval');
     await decide(stack.client, second, planId, 'drop-db', { decision: 'approve' });
     const result = await stack.client.workflow.getHandle(workflowId).result();
@@ -106,43 +134,89 @@ describe('forged and stale approvals', () => {
   it('refuses a device after it is revoked', async () => {
     const phone = { ...generateKeyPair(), name: 'soon revoked' };
     await introduceDevice(stack.client, stack.root, phone);
-    const { planId } = await submitPlan(stack.client, { name: 'revocation', steps: [{ id: 'a', gate: 'ok?' }, { id: 'b', gate: 'ok?' }] }, { proposer: 'test' });
+    const { planId } = await submitPlan(
+      stack.client,
+      {
+        name: 'revocation',
+        steps: [
+          { id: 'a', gate: 'ok?' },
+          { id: 'b', gate: 'ok?' },
+        ],
+      },
+      { proposer: 'test' },
+    );
     await waitForStep(stack.client, planId, 'a', 'awaiting_approval');
     await decide(stack.client, phone, planId, 'a', { decision: 'approve' });
     await waitForStep(stack.client, planId, 'b', 'awaiting_approval');
     await revokeDevice(stack.client, stack.root, phone.keyId, 'left the team');
-    await expect(decide(stack.client, phone, planId, 'b', { decision: 'approve' })).rejects.toThrow(/revoked_device/);
+    await expect(decide(stack.client, phone, planId, 'b', { decision: 'approve' })).rejects.toThrow(
+      /revoked_device/,
+    );
     await decide(stack.client, stack.root, planId, 'b', { decision: 'approve' });
   });
 });
 
 describe('deadlines', () => {
   it('denies a step when nobody decides in time (fail-closed), sends reminders, and refuses a late approval', async () => {
-    const plan = { name: 'deadline', steps: [{ id: 'late', run: 'touch ran', approval: { timeout: '3s', remind: '1s' } }] };
+    const plan = {
+      name: 'deadline',
+      steps: [{ id: 'late', run: 'touch ran', approval: { timeout: '3s', remind: '1s' } }],
+    };
     const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
     const waiting = await waitForStep(stack.client, planId, 'late', 'awaiting_approval');
-    const error = await stack.client.workflow.getHandle(workflowId).result().catch((e: unknown) => e);
+    const error = await stack.client.workflow
+      .getHandle(workflowId)
+      .result()
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WorkflowFailedError);
-    expect(String((error as WorkflowFailedError).cause?.message)).toContain('no decision within 3s: denied (fail-closed)');
+    expect(String((error as WorkflowFailedError).cause?.message)).toContain(
+      'no decision within 3s: denied (fail-closed)',
+    );
     const view = await planView(stack.client, planId);
     expect(stepStatus(view, 'late')).toBe('timed_out');
     expect(view.steps[0]!.remindersSent).toBeGreaterThanOrEqual(2);
-    const gates = (await readFile(stack.paths.gateLog, 'utf8')).split('\n').filter((l) => l.includes(workflowId));
+    const gates = (await readFile(stack.paths.gateLog, 'utf8'))
+      .split('\n')
+      .filter((l) => l.includes(workflowId));
     expect(gates.length).toBe(view.steps[0]!.remindersSent + 1);
-    const lateApproval = signApproval({ workflowId, runId: waiting.runId, stepPath: 'late', stepDigest: waiting.steps[0]!.digest, decision: 'approve', nowMs: Date.now(), nonce: nonce() }, stack.root);
+    const lateApproval = signApproval(
+      {
+        workflowId,
+        runId: waiting.runId,
+        stepPath: 'late',
+        stepDigest: waiting.steps[0]!.digest,
+        decision: 'approve',
+        nowMs: Date.now(),
+        nonce: nonce(),
+      },
+      stack.root,
+    );
     await expect(submitEnvelope(workflowId, lateApproval)).rejects.toThrow();
   });
 });
 
 describe('cancellation', () => {
   it('cancels a plan waiting for approval, and one whose step is running (the process is killed)', async () => {
-    const waiting = await submitPlan(stack.client, { name: 'cancel-waiting', steps: [{ id: 'w', run: 'true' }] }, { proposer: 'test' });
+    const waiting = await submitPlan(
+      stack.client,
+      { name: 'cancel-waiting', steps: [{ id: 'w', run: 'true' }] },
+      { proposer: 'test' },
+    );
     await waitForStep(stack.client, waiting.planId, 'w', 'awaiting_approval');
     await cancelPlan(stack.client, waiting.planId);
-    await expect(stack.client.workflow.getHandle(waiting.workflowId).result()).rejects.toThrow(WorkflowFailedError);
+    await expect(stack.client.workflow.getHandle(waiting.workflowId).result()).rejects.toThrow(
+      WorkflowFailedError,
+    );
     expect(stepStatus(await planView(stack.client, waiting.planId), 'w')).toBe('cancelled');
 
-    const plan = { name: 'cancel-running', policy: { autoApprove: [{ id: 'long' }] }, steps: [{ id: 'long', run: 'echo started; sleep 60; touch survived', approval: 'auto' }, { id: 'after', run: 'true' }] };
+    const plan = {
+      name: 'cancel-running',
+      policy: { autoApprove: [{ id: 'long' }] },
+      steps: [
+        { id: 'long', run: 'echo started; sleep 60; touch survived', approval: 'auto' },
+        { id: 'after', run: 'true' },
+      ],
+    };
     const running = await submitPlan(stack.client, plan, { proposer: 'test' });
     await waitForView(stack.client, running.planId, (v) => stepStatus(v, 'long') === 'running');
     await new Promise((r) => setTimeout(r, 500));
@@ -150,20 +224,36 @@ describe('cancellation', () => {
     const description = await stack.client.workflow
       .getHandle(running.workflowId)
       .result()
-      .then(() => 'completed', () => 'failed');
+      .then(
+        () => 'completed',
+        () => 'failed',
+      );
     expect(description).toBe('failed');
     const view = await planView(stack.client, running.planId);
     expect(stepStatus(view, 'long')).toBe('cancelled');
     expect(stepStatus(view, 'after')).toBe('cancelled');
-    expect((await stack.client.workflow.getHandle(running.workflowId).describe()).status.name).toBe('CANCELLED');
+    expect((await stack.client.workflow.getHandle(running.workflowId).describe()).status.name).toBe(
+      'CANCELLED',
+    );
   });
 });
 
 describe('continue-as-new', () => {
   it('carries step results, approvals and nonces across runs of a long plan', async () => {
-    const steps = Array.from({ length: 12 }, (_, i) => ({ id: `s${i}`, run: `echo ${i} >> count`, approval: 'auto' }));
-    const plan = { name: 'long', policy: { autoApprove: [{ runPrefix: 'echo ' }] }, steps: [...steps, { id: 'human', run: 'wc -l < count' }] };
-    const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test', continueAsNewAfterEvents: 40 });
+    const steps = Array.from({ length: 12 }, (_, i) => ({
+      id: `s${i}`,
+      run: `echo ${i} >> count`,
+      approval: 'auto',
+    }));
+    const plan = {
+      name: 'long',
+      policy: { autoApprove: [{ runPrefix: 'echo ' }] },
+      steps: [...steps, { id: 'human', run: 'wc -l < count' }],
+    };
+    const { planId, workflowId } = await submitPlan(stack.client, plan, {
+      proposer: 'test',
+      continueAsNewAfterEvents: 40,
+    });
     const view = await waitForStep(stack.client, planId, 'human', 'awaiting_approval', 60_000);
     expect(view.continuedAsNew).toBeGreaterThan(0);
     // An approval signed for the plan's run id stays valid across continue-as-new.

@@ -22,9 +22,18 @@ beforeAll(async () => {
 afterAll(async () => stack?.close());
 
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {
-  const env = { ...process.env, COUNTERSIGN_HOME: stack.config.home, TEMPORAL_ADDRESS: stack.config.temporalAddress, TEMPORAL_NAMESPACE: stack.config.namespace, NO_COLOR: '1' };
+  const env = {
+    ...process.env,
+    COUNTERSIGN_HOME: stack.config.home,
+    TEMPORAL_ADDRESS: stack.config.temporalAddress,
+    TEMPORAL_NAMESPACE: stack.config.namespace,
+    NO_COLOR: '1',
+  };
   try {
-    const { stdout, stderr } = await promisify(execFile)(join(PROJECT_ROOT, 'bin', 'countersign'), args, { env, cwd: PROJECT_ROOT });
+    const { stdout, stderr } = await promisify(execFile)(join(PROJECT_ROOT, 'bin', 'countersign'), args, {
+      env,
+      cwd: PROJECT_ROOT,
+    });
     return { code: 0, out: stdout + stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -67,8 +76,13 @@ describe('countersign CLI', () => {
     expect(shown.out).toMatch(/write-readme\s+✓ succeeded/);
     expect(shown.out).toContain(`countersign approve ${planId} ship-it`);
     expect((await cli('plan', 'ls', '--awaiting')).out).toContain(`plan-${planId}`);
-    expect((await cli('deny', planId, 'ship-it', '--reason', 'not on a Friday')).out).toContain('denied ship-it');
-    await stack.client.workflow.getHandle(`plan-${planId}`).result().catch(() => undefined);
+    expect((await cli('deny', planId, 'ship-it', '--reason', 'not on a Friday')).out).toContain(
+      'denied ship-it',
+    );
+    await stack.client.workflow
+      .getHandle(`plan-${planId}`)
+      .result()
+      .catch(() => undefined);
     const history = await cli('history', planId);
     expect(history.out).toMatch(/✓ approval\s+scaffold\s+approved by "ci laptop"/);
     expect(history.out).toMatch(/✓ auto-approval\s+look-around/);
@@ -78,13 +92,19 @@ describe('countersign CLI', () => {
 
   it('says what is wrong, and starts nothing, for bad plans and bad requests', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'countersign-cli-'));
-    await writeFile(join(dir, 'bad.yaml'), 'name: bad\nsteps:\n  - id: a\n    run: 42\n  - parallel:\n      - id: b\n        shell: ls\n');
+    await writeFile(
+      join(dir, 'bad.yaml'),
+      'name: bad\nsteps:\n  - id: a\n    run: 42\n  - parallel:\n      - id: b\n        shell: ls\n',
+    );
     const bad = await cli('plan', 'run', join(dir, 'bad.yaml'));
     expect(bad.code).toBe(1);
     expect(bad.out).toContain('plan is invalid (nothing was started)');
     expect(bad.out).toContain('steps[0].run: expected string');
     expect(bad.out).toContain('steps[1].parallel[0]: unknown node');
-    await writeFile(join(dir, 'huge.json'), JSON.stringify({ name: 'huge', steps: [{ id: 'x', run: 'x'.repeat(10 * 1024 * 1024) }] }));
+    await writeFile(
+      join(dir, 'huge.json'),
+      JSON.stringify({ name: 'huge', steps: [{ id: 'x', run: 'x'.repeat(10 * 1024 * 1024) }] }),
+    );
     const huge = await cli('plan', 'run', join(dir, 'huge.json'));
     expect(huge.out).toMatch(/is \d+ bytes; the limit is 524288/);
     const before = (await cli('plan', 'ls')).out;

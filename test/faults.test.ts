@@ -30,7 +30,11 @@ let executor: WorkerProcess;
 const root = { ...generateKeyPair(), name: 'fault phone' };
 
 async function startServer(): Promise<void> {
-  server = await startDevServer({ dbFile: join(dir, 'temporal.sqlite'), port, logFile: join(dir, 'temporal.log') });
+  server = await startDevServer({
+    dbFile: join(dir, 'temporal.sqlite'),
+    port,
+    logFile: join(dir, 'temporal.log'),
+  });
 }
 
 /** Approves through outages: retries until the workflow answers; "already applied" counts as done. */
@@ -49,7 +53,11 @@ async function approveDespiteOutage(planId: string, step: string): Promise<void>
   }
 }
 
-async function waitUntil<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 90_000): Promise<T> {
+async function waitUntil<T>(
+  probe: () => Promise<T | undefined>,
+  what: string,
+  timeoutMs = 90_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe().catch(() => undefined);
@@ -59,10 +67,16 @@ async function waitUntil<T>(probe: () => Promise<T | undefined>, what: string, t
   }
 }
 
-const statusOf = async (planId: string, step: string) => (await planView(client, planId)).steps.find((s) => s.path === step)?.status;
+const statusOf = async (planId: string, step: string) =>
+  (await planView(client, planId)).steps.find((s) => s.path === step)?.status;
 
 async function resultOf(workflowId: string) {
-  return waitUntil(async () => (await client.workflow.getHandle(workflowId).describe()).status.name === 'COMPLETED' || undefined, `${workflowId} to complete`, 180_000);
+  return waitUntil(
+    async () =>
+      (await client.workflow.getHandle(workflowId).describe()).status.name === 'COMPLETED' || undefined,
+    `${workflowId} to complete`,
+    180_000,
+  );
 }
 
 beforeAll(async () => {
@@ -90,13 +104,20 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true }).catch(() => undefined);
 });
 
-const counterOf = async (planId: string) => (await readFile(join(statePaths(config.home).workspaces, planId, 'counter'), 'utf8')).trim().split('\n');
+const counterOf = async (planId: string) =>
+  (await readFile(join(statePaths(config.home).workspaces, planId, 'counter'), 'utf8')).trim().split('\n');
 
 describe('crashes', () => {
   it('SIGKILL of the executor mid-step: the restarted executor re-attaches and the step runs once', async () => {
-    const plan = { name: 'executor-crash', steps: [{ id: 'work', run: 'echo work >> counter; sleep 4; echo finished' }] };
+    const plan = {
+      name: 'executor-crash',
+      steps: [{ id: 'work', run: 'echo work >> counter; sleep 4; echo finished' }],
+    };
     const { planId, workflowId } = await submitPlan(client, plan, { proposer: 'test' });
-    await waitUntil(async () => (await statusOf(planId, 'work')) === 'awaiting_approval' || undefined, 'the gate');
+    await waitUntil(
+      async () => (await statusOf(planId, 'work')) === 'awaiting_approval' || undefined,
+      'the gate',
+    );
     await approveDespiteOutage(planId, 'work');
     await waitUntil(async () => (await counterOf(planId)).length > 0 || undefined, 'the step to start');
     await executor.kill();
@@ -120,13 +141,19 @@ describe('crashes', () => {
       ],
     };
     const { planId, workflowId } = await submitPlan(client, plan, { proposer: 'test' });
-    await waitUntil(async () => (await statusOf(planId, 'first')) === 'awaiting_approval' || undefined, 'the first gate');
+    await waitUntil(
+      async () => (await statusOf(planId, 'first')) === 'awaiting_approval' || undefined,
+      'the first gate',
+    );
     await approveDespiteOutage(planId, 'first');
     await waitUntil(async () => (await counterOf(planId)).length > 0 || undefined, 'the first step to start');
     await control.kill();
     await sleep(4_000); // the step finishes while no control worker is alive
     await control.start();
-    await waitUntil(async () => (await statusOf(planId, 'second')) === 'awaiting_approval' || undefined, 'the second gate');
+    await waitUntil(
+      async () => (await statusOf(planId, 'second')) === 'awaiting_approval' || undefined,
+      'the second gate',
+    );
     await approveDespiteOutage(planId, 'second');
     await control.kill(); // the approval was accepted: a crash right after must not lose it
     await control.start();
@@ -138,12 +165,17 @@ describe('crashes', () => {
 
   it('SIGKILL of the Temporal dev server at random points: plans resume from the SQLite file', async () => {
     let seed = 20261125;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const steps = ['a', 'b', 'c', 'd'].map((id) => ({ id, run: `echo ${id} >> counter; sleep 1` }));
-    const plans = await Promise.all([0, 1].map(() => submitPlan(client, { name: 'server-crash', steps }, { proposer: 'test' })));
+    const plans = await Promise.all(
+      [0, 1].map(() => submitPlan(client, { name: 'server-crash', steps }, { proposer: 'test' })),
+    );
     for (const id of ['a', 'b', 'c', 'd']) {
       for (const plan of plans) {
-        await waitUntil(async () => (await statusOf(plan.planId, id)) === 'awaiting_approval' || undefined, `gate ${id}`);
+        await waitUntil(
+          async () => (await statusOf(plan.planId, id)) === 'awaiting_approval' || undefined,
+          `gate ${id}`,
+        );
         await approveDespiteOutage(plan.planId, id);
       }
       await sleep(random() * 1_500);

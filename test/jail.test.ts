@@ -16,10 +16,17 @@ beforeAll(async () => {
 afterAll(async () => stack?.close());
 
 async function runProbe(script: string): Promise<string> {
-  const { planId, workflowId } = await submitPlan(stack.client, { name: 'probe', steps: [{ id: 'probe', run: script }] }, { proposer: 'attacker' });
+  const { planId, workflowId } = await submitPlan(
+    stack.client,
+    { name: 'probe', steps: [{ id: 'probe', run: script }] },
+    { proposer: 'attacker' },
+  );
   await waitForStep(stack.client, planId, 'probe', 'awaiting_approval');
   await decide(stack.client, stack.root, planId, 'probe', { decision: 'approve' });
-  await stack.client.workflow.getHandle(workflowId).result().catch(() => undefined);
+  await stack.client.workflow
+    .getHandle(workflowId)
+    .result()
+    .catch(() => undefined);
   const step = (await planView(stack.client, planId)).steps[0]!;
   return step.result!.outputTail.replace(/\r/g, '');
 }
@@ -51,7 +58,12 @@ describe('the bubblewrap jail', () => {
 
   it('can write only inside its workspace', async () => {
     const output = await runProbe(
-      ['touch /usr/evil && echo USR:writable || echo USR:denied', 'touch /etc/evil 2>/dev/null && echo ETC:writable || echo ETC:denied', `ls ${stack.config.home} >/dev/null 2>&1 && echo HOME:visible || echo HOME:hidden`, 'touch ./mine && echo WS:writable'].join('; '),
+      [
+        'touch /usr/evil && echo USR:writable || echo USR:denied',
+        'touch /etc/evil 2>/dev/null && echo ETC:writable || echo ETC:denied',
+        `ls ${stack.config.home} >/dev/null 2>&1 && echo HOME:visible || echo HOME:hidden`,
+        'touch ./mine && echo WS:writable',
+      ].join('; '),
     );
     expect(output).toContain('USR:denied');
     expect(output).toContain('ETC:denied');

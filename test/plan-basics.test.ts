@@ -12,7 +12,10 @@ afterAll(async () => stack?.close());
 
 describe('a plan with one shell step', () => {
   it('waits for a signed approval, runs the step in the jail, and records the result', async () => {
-    const plan = { name: 'hello', steps: [{ id: 'greet', run: 'echo hello from $(id -u) > out.txt; cat out.txt' }] };
+    const plan = {
+      name: 'hello',
+      steps: [{ id: 'greet', run: 'echo hello from $(id -u) > out.txt; cat out.txt' }],
+    };
     const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
     await waitForStep(stack.client, planId, 'greet', 'awaiting_approval');
     const applied = await decide(stack.client, stack.root, planId, 'greet', { decision: 'approve' });
@@ -32,7 +35,10 @@ describe('a plan with one shell step', () => {
     const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
     await waitForStep(stack.client, planId, 'rm', 'awaiting_approval');
     await decide(stack.client, stack.root, planId, 'rm', { decision: 'deny', reason: 'not today' });
-    const error = await stack.client.workflow.getHandle(workflowId).result().catch((e: unknown) => e);
+    const error = await stack.client.workflow
+      .getHandle(workflowId)
+      .result()
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WorkflowFailedError);
     expect(String((error as WorkflowFailedError).cause?.message)).toContain('rm denied');
     const view = await waitForStep(stack.client, planId, 'rm', 'denied');
@@ -45,7 +51,15 @@ describe('a bad plan that bypasses the CLI', () => {
     const handle = await stack.client.workflow.start('planWorkflow', {
       workflowId: 'plan-direct-bad',
       taskQueue: 'countersign-control',
-      args: [{ planId: 'direct-bad', plan: { name: 'x', steps: [{ id: 'a', run: ['rm', '-rf'] }, { weird: true }] }, workspaceId: 'direct-bad', proposer: 'raw client', trustRecords: [] }],
+      args: [
+        {
+          planId: 'direct-bad',
+          plan: { name: 'x', steps: [{ id: 'a', run: ['rm', '-rf'] }, { weird: true }] },
+          workspaceId: 'direct-bad',
+          proposer: 'raw client',
+          trustRecords: [],
+        },
+      ],
     });
     const error = await handle.result().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WorkflowFailedError);
@@ -54,7 +68,12 @@ describe('a bad plan that bypasses the CLI', () => {
     expect(cause.message).toContain('steps[0].run: expected string');
     expect(cause.message).toContain('steps[1]: unknown node');
     const history = await handle.fetchHistory();
-    expect(history.events?.some((e) => e.activityTaskScheduledEventAttributes || e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(false);
+    expect(
+      history.events?.some(
+        (e) =>
+          e.activityTaskScheduledEventAttributes || e.startChildWorkflowExecutionInitiatedEventAttributes,
+      ),
+    ).toBe(false);
   });
 });
 
@@ -62,10 +81,19 @@ describe('limits a step cannot escape', () => {
   const auto = { autoApprove: [{ kind: 'shell' as const }] };
 
   it('stops a step at its own time limit, from the runner (no executor needed)', async () => {
-    const plan = { name: 'slow', policy: auto, steps: [{ id: 'hang', run: 'echo begin; sleep 60; echo never', timeout: '2s', approval: 'auto' }] };
+    const plan = {
+      name: 'slow',
+      policy: auto,
+      steps: [{ id: 'hang', run: 'echo begin; sleep 60; echo never', timeout: '2s', approval: 'auto' }],
+    };
     const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
-    const error = await stack.client.workflow.getHandle(workflowId).result().catch((e: unknown) => e);
-    expect(String((error as WorkflowFailedError).cause?.message)).toContain('hang failed (stopped at its time limit of 2s)');
+    const error = await stack.client.workflow
+      .getHandle(workflowId)
+      .result()
+      .catch((e: unknown) => e);
+    expect(String((error as WorkflowFailedError).cause?.message)).toContain(
+      'hang failed (stopped at its time limit of 2s)',
+    );
     const step = (await waitForStep(stack.client, planId, 'hang', 'failed')).steps[0]!;
     expect(step.result?.timedOut).toBe(true);
     expect(step.result?.durationMs).toBeLessThan(10_000);
@@ -74,7 +102,13 @@ describe('limits a step cannot escape', () => {
   });
 
   it('bounds a flood of output: the transcript is capped with a marker and the step still succeeds', async () => {
-    const plan = { name: 'flood', policy: auto, steps: [{ id: 'flood', run: 'yes countersign | head -c 8000000; echo; echo tail-marker', approval: 'auto' }] };
+    const plan = {
+      name: 'flood',
+      policy: auto,
+      steps: [
+        { id: 'flood', run: 'yes countersign | head -c 8000000; echo; echo tail-marker', approval: 'auto' },
+      ],
+    };
     const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
     await stack.client.workflow.getHandle(workflowId).result();
     const step = (await waitForStep(stack.client, planId, 'flood', 'succeeded')).steps[0]!;

@@ -13,14 +13,18 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.close());
 
-const approve = (planRef: string, step: string) => decide(stack.client, stack.root, planRef, step, { decision: 'approve' });
+const approve = (planRef: string, step: string) =>
+  decide(stack.client, stack.root, planRef, step, { decision: 'approve' });
 const auto = { autoApprove: [{ kind: 'shell' as const }] };
 
 async function failureOf(workflowId: string): Promise<string> {
-  const error = await stack.client.workflow.getHandle(workflowId).result().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+  const error = await stack.client.workflow
+    .getHandle(workflowId)
+    .result()
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    );
   expect(error).toBeInstanceOf(WorkflowFailedError);
   return String((error as WorkflowFailedError).cause?.message);
 }
@@ -45,11 +49,20 @@ describe('sequence', () => {
     }
     await stack.client.workflow.getHandle(workflowId).result();
     const view = await planView(stack.client, planId);
-    expect(view.steps.find((s) => s.path === 'three')?.result?.outputTail.replace(/\r/g, '')).toContain('one\ntwo\n');
+    expect(view.steps.find((s) => s.path === 'three')?.result?.outputTail.replace(/\r/g, '')).toContain(
+      'one\ntwo\n',
+    );
   });
 
   it('skips the rest of a sequence after a failing step', async () => {
-    const plan = { name: 'fails', policy: auto, steps: [{ id: 'bad', run: 'exit 3', approval: 'auto' }, { id: 'never', run: 'true' }] };
+    const plan = {
+      name: 'fails',
+      policy: auto,
+      steps: [
+        { id: 'bad', run: 'exit 3', approval: 'auto' },
+        { id: 'never', run: 'true' },
+      ],
+    };
     const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
     expect(await failureOf(workflowId)).toContain('bad failed (exit code 3)');
     const view = await planView(stack.client, planId);
@@ -108,7 +121,14 @@ describe('parallel', () => {
       run: `n=$(ls running 2>/dev/null | wc -l); echo $n >> peaks; mkdir -p running; touch running/${id}; sleep 1; rm running/${id}`,
       approval: 'auto',
     }));
-    const plan = { name: 'limited', policy: auto, steps: [{ parallel: branches, maxConcurrency: 2 }, { id: 'report', run: 'sort -n peaks | tail -1', approval: 'auto' }] };
+    const plan = {
+      name: 'limited',
+      policy: auto,
+      steps: [
+        { parallel: branches, maxConcurrency: 2 },
+        { id: 'report', run: 'sort -n peaks | tail -1', approval: 'auto' },
+      ],
+    };
     const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
     await stack.client.workflow.getHandle(workflowId).result();
     const view = await planView(stack.client, planId);
@@ -129,7 +149,10 @@ describe('sub-plans', () => {
             name: 'docs agent',
             steps: [
               { id: 'write', run: 'echo child > who; cat who' },
-              { id: 'deeper', plan: { name: 'reviewer', steps: [{ id: 'check', gate: 'Is the documentation right?' }] } },
+              {
+                id: 'deeper',
+                plan: { name: 'reviewer', steps: [{ id: 'check', gate: 'Is the documentation right?' }] },
+              },
             ],
           },
         },
@@ -158,7 +181,15 @@ describe('sub-plans', () => {
   });
 
   it('fails the parent when a sub-plan fails', async () => {
-    const plan = { name: 'parent-fails', steps: [{ id: 'sub', plan: { name: 'child', policy: auto, steps: [{ id: 'x', run: 'exit 7', approval: 'auto' }] } }] };
+    const plan = {
+      name: 'parent-fails',
+      steps: [
+        {
+          id: 'sub',
+          plan: { name: 'child', policy: auto, steps: [{ id: 'x', run: 'exit 7', approval: 'auto' }] },
+        },
+      ],
+    };
     const { workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
     expect(await failureOf(workflowId)).toContain('sub-plan sub failed');
   });

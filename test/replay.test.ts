@@ -21,7 +21,10 @@ async function fixture(file: string): Promise<{ workflowId: string; history: unk
 
 beforeAll(async () => {
   // The drift test provokes a nondeterminism warning from the core on purpose; keep the output clean.
-  Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
+  Runtime.install({
+    logger: new DefaultLogger('ERROR'),
+    telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } },
+  });
   ({ code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_ENTRY, logger: quiet }));
 });
 
@@ -38,8 +41,13 @@ describe('workflow determinism', () => {
   });
 
   it('catches a workflow that drifted from its recorded histories', async () => {
-    const drifted = await bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('./replay/drifted-workflows.ts', import.meta.url)), logger: quiet });
+    const drifted = await bundleWorkflowCode({
+      workflowsPath: fileURLToPath(new URL('./replay/drifted-workflows.ts', import.meta.url)),
+      logger: quiet,
+    });
     const { workflowId, history } = await fixture('sequence-approved.json');
-    await expect(Worker.runReplayHistory({ workflowBundle: drifted }, history, workflowId)).rejects.toThrow(/[Nn]ondeterminism/);
+    await expect(Worker.runReplayHistory({ workflowBundle: drifted }, history, workflowId)).rejects.toThrow(
+      /[Nn]ondeterminism/,
+    );
   });
 });

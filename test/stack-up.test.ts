@@ -16,7 +16,11 @@ let home: string;
 let env: NodeJS.ProcessEnv;
 
 async function cli(...args: string[]): Promise<string> {
-  const { stdout, stderr } = await promisify(execFile)(join(PROJECT_ROOT, 'bin', 'countersign'), args, { env, cwd: PROJECT_ROOT, timeout: 240_000 });
+  const { stdout, stderr } = await promisify(execFile)(join(PROJECT_ROOT, 'bin', 'countersign'), args, {
+    env,
+    cwd: PROJECT_ROOT,
+    timeout: 240_000,
+  });
   return stdout + stderr;
 }
 
@@ -33,7 +37,13 @@ async function waitForOutput(args: string[], pattern: RegExp, timeoutMs = 60_000
 
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'countersign-up-'));
-  env = { ...process.env, COUNTERSIGN_HOME: home, TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`, COUNTERSIGN_TEMPORAL_UI_PORT: String(await freePort()), NO_COLOR: '1' };
+  env = {
+    ...process.env,
+    COUNTERSIGN_HOME: home,
+    TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
+    COUNTERSIGN_TEMPORAL_UI_PORT: String(await freePort()),
+    NO_COLOR: '1',
+  };
 });
 afterAll(async () => {
   await cli('down').catch(() => undefined);

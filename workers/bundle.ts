@@ -14,7 +14,9 @@ export const WORKFLOWS_ENTRY = resolve(PROJECT_ROOT, 'workflows', 'index.ts');
 async function sourceHash(): Promise<string> {
   const hash = createHash('sha256');
   for (const dir of ['workflows', 'core']) {
-    const files = (await readdir(resolve(PROJECT_ROOT, dir), { recursive: true })).filter((f) => f.endsWith('.ts')).sort();
+    const files = (await readdir(resolve(PROJECT_ROOT, dir), { recursive: true }))
+      .filter((f) => f.endsWith('.ts'))
+      .sort();
     for (const file of files) hash.update(file).update(await readFile(resolve(PROJECT_ROOT, dir, file)));
   }
   hash.update(await readFile(resolve(PROJECT_ROOT, 'package-lock.json')));
@@ -34,4 +36,11 @@ export async function workflowBundlePath(buildDir: string): Promise<string> {
 }
 
 const noop = () => undefined;
-const quietLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: (m: string, meta?: unknown) => console.error(m, meta), log: noop };
+const quietLogger = {
+  trace: noop,
+  debug: noop,
+  info: noop,
+  warn: noop,
+  error: (m: string, meta?: unknown) => console.error(m, meta),
+  log: noop,
+};

@@ -17,8 +17,11 @@ function hashSources(): Promise<string> {
   sourceHash ??= (async () => {
     const hash = createHash('sha256');
     for (const dir of SOURCE_DIRS) {
-      const files = (await readdir(resolve(PROJECT_ROOT, dir), { recursive: true })).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts')).sort();
-      for (const file of files) hash.update(`${dir}/${file}\n`).update(await readFile(resolve(PROJECT_ROOT, dir, file)));
+      const files = (await readdir(resolve(PROJECT_ROOT, dir), { recursive: true }))
+        .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
+        .sort();
+      for (const file of files)
+        hash.update(`${dir}/${file}\n`).update(await readFile(resolve(PROJECT_ROOT, dir, file)));
     }
     hash.update(await readFile(resolve(PROJECT_ROOT, 'package-lock.json')));
     return hash.digest('hex').slice(0, 12);
@@ -28,7 +31,13 @@ function hashSources(): Promise<string> {
 
 /** Path of an up-to-date JavaScript bundle of `entry` (relative to the project folder). */
 export async function compiledEntry(entry: string): Promise<string> {
-  const outfile = join(PROJECT_ROOT, 'node_modules', '.cache', 'countersign', `${basename(entry, '.ts')}-${await hashSources()}.mjs`);
+  const outfile = join(
+    PROJECT_ROOT,
+    'node_modules',
+    '.cache',
+    'countersign',
+    `${basename(entry, '.ts')}-${await hashSources()}.mjs`,
+  );
   if (existsSync(outfile)) return outfile;
   const temp = `${outfile}.${process.pid}.tmp.mjs`;
   await build({
@@ -41,7 +50,9 @@ export async function compiledEntry(entry: string): Promise<string> {
     packages: 'external',
     logLevel: 'error',
     // ESM bundles have no require(); some dependencies still call it.
-    banner: { js: "import { createRequire as __countersignRequire } from 'node:module'; const require = __countersignRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __countersignRequire } from 'node:module'; const require = __countersignRequire(import.meta.url);",
+    },
   });
   await rename(temp, outfile);
   return outfile;

@@ -25,7 +25,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`TEMPORAL_ADDRESS must be host:port, got "${temporalAddress}"`);
   }
   const namespace = env.TEMPORAL_NAMESPACE ?? 'default';
-  if (!/^[A-Za-z0-9._-]{1,100}$/.test(namespace)) throw new ConfigError(`TEMPORAL_NAMESPACE is not a valid namespace: "${namespace}"`);
+  if (!/^[A-Za-z0-9._-]{1,100}$/.test(namespace))
+    throw new ConfigError(`TEMPORAL_NAMESPACE is not a valid namespace: "${namespace}"`);
   return { home, temporalAddress, namespace };
 }
 

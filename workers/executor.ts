@@ -12,7 +12,10 @@ import { loadConfig, statePaths, type Config } from './config.js';
 import { isMain, runMain } from './main.js';
 
 /** The root pin: COUNTERSIGN_ROOT_KEY_ID, else the file `countersign pair` writes. */
-export function pinnedRootReader(pinFile: string, env: NodeJS.ProcessEnv = process.env): () => string | undefined {
+export function pinnedRootReader(
+  pinFile: string,
+  env: NodeJS.ProcessEnv = process.env,
+): () => string | undefined {
   return () => {
     if (env.COUNTERSIGN_ROOT_KEY_ID) return env.COUNTERSIGN_ROOT_KEY_ID;
     try {
@@ -23,7 +26,10 @@ export function pinnedRootReader(pinFile: string, env: NodeJS.ProcessEnv = proce
   };
 }
 
-export async function createExecutorWorker(config: Config, connection?: NativeConnection): Promise<{ worker: Worker; runners: RunnerPool }> {
+export async function createExecutorWorker(
+  config: Config,
+  connection?: NativeConnection,
+): Promise<{ worker: Worker; runners: RunnerPool }> {
   const paths = statePaths(config.home);
   const runners = await RunnerPool.start({ size: 1, idleRetireMs: 30_000 });
   const worker = await Worker.create({

@@ -12,7 +12,10 @@ export async function readKeyFile(path: string): Promise<(KeyPair & { name: stri
     return undefined;
   }
   const mode = (await stat(path)).mode & 0o777;
-  if (mode & 0o077) throw new Error(`key file ${path} is readable by others (mode ${mode.toString(8)}); run: chmod 600 ${path}`);
+  if (mode & 0o077)
+    throw new Error(
+      `key file ${path} is readable by others (mode ${mode.toString(8)}); run: chmod 600 ${path}`,
+    );
   const data = JSON.parse(text) as { secretKey: string; name: string };
   return { ...keyPairFromSecret(fromBase64(data.secretKey)), name: data.name };
 }
@@ -20,7 +23,20 @@ export async function readKeyFile(path: string): Promise<(KeyPair & { name: stri
 /** Writes a key file that must not exist yet (mode 0600, folder 0700). */
 export async function writeKeyFile(path: string, key: KeyPair & { name: string }): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  await writeFile(path, JSON.stringify({ name: key.name, keyId: key.keyId, publicKey: toBase64(key.publicKey), secretKey: toBase64(key.secretKey) }, null, 2), { mode: 0o600, flag: 'wx' });
+  await writeFile(
+    path,
+    JSON.stringify(
+      {
+        name: key.name,
+        keyId: key.keyId,
+        publicKey: toBase64(key.publicKey),
+        secretKey: toBase64(key.secretKey),
+      },
+      null,
+      2,
+    ),
+    { mode: 0o600, flag: 'wx' },
+  );
   await chmod(path, 0o600);
 }
 

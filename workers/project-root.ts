@@ -9,7 +9,11 @@ import { fileURLToPath } from 'node:url';
 function findProjectRoot(from: string): string {
   for (let dir = from; ; dir = dirname(dir)) {
     const manifest = join(dir, 'package.json');
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'countersign') return `${dir}/`;
+    if (
+      existsSync(manifest) &&
+      (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'countersign'
+    )
+      return `${dir}/`;
     if (dirname(dir) === dir) throw new Error(`cannot find the countersign project folder above ${from}`);
   }
 }

@@ -66,13 +66,22 @@ export class ApprovalBook {
     });
     const record = this.steps.get(verified.payload.stepPath)!;
     if (record.status !== 'awaiting_approval') {
-      throw new ApprovalRefused('not_awaiting', `step "${record.path}" is ${record.status.replace('_', ' ')}; it is not waiting for a decision`);
+      throw new ApprovalRefused(
+        'not_awaiting',
+        `step "${record.path}" is ${record.status.replace('_', ' ')}; it is not waiting for a decision`,
+      );
     }
     if (record.deadlineMs !== undefined && nowMs >= record.deadlineMs) {
-      throw new ApprovalRefused('deadline_passed', `the deadline for step "${record.path}" passed at ${new Date(record.deadlineMs).toISOString()}; it is denied (fail-closed)`);
+      throw new ApprovalRefused(
+        'deadline_passed',
+        `the deadline for step "${record.path}" passed at ${new Date(record.deadlineMs).toISOString()}; it is denied (fail-closed)`,
+      );
     }
     if (record.approvals.some((a) => a.keyId === verified.device.keyId)) {
-      throw new ApprovalRefused('duplicate_approver', `device "${verified.device.name}" already decided on step "${record.path}"`);
+      throw new ApprovalRefused(
+        'duplicate_approver',
+        `device "${verified.device.name}" already decided on step "${record.path}"`,
+      );
     }
     return verified;
   }

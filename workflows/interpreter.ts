@@ -20,8 +20,22 @@ import type { createExecutorActivities } from '../activities/executor.js';
 import { stepDigest } from '../core/plan/digest.js';
 import { parseDuration } from '../core/duration.js';
 import { childPlanWorkflowId, FAILURE_TYPES, SEARCH_ATTRIBUTES, TASK_QUEUES } from '../core/names.js';
-import { TERMINAL_STEP_STATUSES, type PlanStatus, type PlanView, type StepRecord, type SubPlanRecord, type TreeView } from '../core/plan/state.js';
-import type { ParallelNode, PlanNode, PlanSpec, SequenceNode, StepNode, SubPlanNode } from '../core/plan/types.js';
+import {
+  TERMINAL_STEP_STATUSES,
+  type PlanStatus,
+  type PlanView,
+  type StepRecord,
+  type SubPlanRecord,
+  type TreeView,
+} from '../core/plan/state.js';
+import type {
+  ParallelNode,
+  PlanNode,
+  PlanSpec,
+  SequenceNode,
+  StepNode,
+  SubPlanNode,
+} from '../core/plan/types.js';
 import { autoRuleMatches } from '../core/plan/validate.js';
 import { planSteps, subPlans } from '../core/plan/walk.js';
 import { ApprovalBook } from './approval-book.js';
@@ -48,7 +62,11 @@ function executorFor(step: StepNode) {
       backoffCoefficient: 2,
       maximumInterval: '5s',
       maximumAttempts: 30,
-      nonRetryableErrorTypes: [FAILURE_TYPES.stepNotApproved, FAILURE_TYPES.executorUntrusted, FAILURE_TYPES.stepVanished],
+      nonRetryableErrorTypes: [
+        FAILURE_TYPES.stepNotApproved,
+        FAILURE_TYPES.executorUntrusted,
+        FAILURE_TYPES.stepVanished,
+      ],
     },
   });
 }
@@ -79,12 +97,36 @@ export class PlanInterpreter {
       this.stepNodes.set(step.path, step);
       if (step.approval.mode === 'auto') autoSteps.add(step.path);
       const digest = stepDigest(step, input.workspaceId);
-      this.steps.set(step.path, carried?.steps[step.path] ?? { path: step.path, kind: step.kind, digest, status: 'pending', approvals: [], remindersSent: 0 });
+      this.steps.set(
+        step.path,
+        carried?.steps[step.path] ?? {
+          path: step.path,
+          kind: step.kind,
+          digest,
+          status: 'pending',
+          approvals: [],
+          remindersSent: 0,
+        },
+      );
     }
     for (const sub of subPlans(spec)) {
-      this.subPlans.set(sub.path, carried?.subPlans[sub.path] ?? { path: sub.path, workflowId: childPlanWorkflowId(workflowId, sub.id), status: 'pending' });
+      this.subPlans.set(
+        sub.path,
+        carried?.subPlans[sub.path] ?? {
+          path: sub.path,
+          workflowId: childPlanWorkflowId(workflowId, sub.id),
+          status: 'pending',
+        },
+      );
     }
-    this.book = new ApprovalBook(workflowId, runId, this.steps, autoSteps, carried?.trustRecords ?? input.trustRecords, carried?.usedNonces ?? []);
+    this.book = new ApprovalBook(
+      workflowId,
+      runId,
+      this.steps,
+      autoSteps,
+      carried?.trustRecords ?? input.trustRecords,
+      carried?.usedNonces ?? [],
+    );
   }
 
   run(): Promise<Outcome> {
@@ -101,7 +143,12 @@ export class PlanInterpreter {
     const approval = this.book.accept(submission.envelope, submission.deviceRecords, iso(Date.now()));
     const step = [...this.steps.values()].find((s) => s.approvals.includes(approval))!;
     log.info('approval accepted', { step: step.path, decision: approval.decision, device: approval.keyId });
-    return { stepPath: step.path, decision: approval.decision, device: approval.deviceName, stepStatus: this.verdict(step) ?? step.status };
+    return {
+      stepPath: step.path,
+      decision: approval.decision,
+      device: approval.deviceName,
+      stepStatus: this.verdict(step) ?? step.status,
+    };
   }
 
   // ---- tree walking ----
@@ -123,7 +170,8 @@ export class PlanInterpreter {
     for (let i = 0; i < node.children.length; i++) {
       const outcome = await this.node(node.children[i]!);
       if (outcome !== 'succeeded') {
-        for (const rest of node.children.slice(i + 1)) this.close(rest, outcome === 'cancelled' ? 'cancelled' : 'skipped');
+        for (const rest of node.children.slice(i + 1))
+          this.close(rest, outcome === 'cancelled' ? 'cancelled' : 'skipped');
         return outcome;
       }
     }
@@ -164,12 +212,20 @@ export class PlanInterpreter {
         const decision = await this.decide(node, record);
         if (decision !== 'approved') {
           record.status = decision;
-          record.error ??= decision === 'timed_out' ? `no decision within ${node.approval.timeout}: denied (fail-closed)` : `denied by ${record.approvals.find((a) => a.decision === 'deny')?.deviceName}`;
+          record.error ??=
+            decision === 'timed_out'
+              ? `no decision within ${node.approval.timeout}: denied (fail-closed)`
+              : `denied by ${record.approvals.find((a) => a.decision === 'deny')?.deviceName}`;
           return 'failed';
         }
         record.status = 'approved';
       }
-      if (isTerminal(record.status)) return record.status === 'succeeded' ? 'succeeded' : record.status === 'cancelled' ? 'cancelled' : 'failed';
+      if (isTerminal(record.status))
+        return record.status === 'succeeded'
+          ? 'succeeded'
+          : record.status === 'cancelled'
+            ? 'cancelled'
+            : 'failed';
       if (node.kind === 'gate') {
         record.status = 'succeeded';
         return 'succeeded';
@@ -191,7 +247,11 @@ export class PlanInterpreter {
         record.result = result;
         record.status = result.exitCode === 0 ? 'succeeded' : 'failed';
         if (result.exitCode !== 0) {
-          record.error = result.timedOut ? `stopped at its time limit of ${node.timeout}` : result.exitCode === null ? `killed by ${result.signal}` : `exit code ${result.exitCode}`;
+          record.error = result.timedOut
+            ? `stopped at its time limit of ${node.timeout}`
+            : result.exitCode === null
+              ? `killed by ${result.signal}`
+              : `exit code ${result.exitCode}`;
         }
       } finally {
         this.inFlight--;
@@ -219,7 +279,8 @@ export class PlanInterpreter {
       record.deadlineMs = now + parseDuration(node.approval.timeout);
       this.publish();
     }
-    if (node.approval.mode === 'auto' && !record.approvals.some((a) => a.auto)) await this.autoApprove(node, record);
+    if (node.approval.mode === 'auto' && !record.approvals.some((a) => a.auto))
+      await this.autoApprove(node, record);
     if (this.verdict(record) === undefined && record.remindersSent === 0) this.notify(node, record, 0);
     const remindMs = node.approval.remind ? parseDuration(node.approval.remind) : undefined;
     for (;;) {
@@ -228,8 +289,13 @@ export class PlanInterpreter {
       const now = Date.now();
       const deadline = record.deadlineMs!;
       if (now >= deadline) return 'timed_out';
-      const nextReminder = remindMs ? Date.parse(record.awaitingSince!) + (record.remindersSent + 1) * remindMs : Infinity;
-      const decided = await condition(() => this.verdict(record) !== undefined || this.draining, Math.max(1, Math.min(deadline, nextReminder) - now));
+      const nextReminder = remindMs
+        ? Date.parse(record.awaitingSince!) + (record.remindersSent + 1) * remindMs
+        : Infinity;
+      const decided = await condition(
+        () => this.verdict(record) !== undefined || this.draining,
+        Math.max(1, Math.min(deadline, nextReminder) - now),
+      );
       if (this.draining && this.verdict(record) === undefined) await condition(() => false); // parked: this run continues as new
       if (!decided && Date.now() >= nextReminder && Date.now() < deadline) {
         record.remindersSent++;
@@ -242,26 +308,48 @@ export class PlanInterpreter {
     if (record.approvals.some((a) => a.decision === 'deny')) return 'denied';
     if (record.approvals.some((a) => a.auto)) return 'approved';
     const quorum = this.stepNodes.get(record.path)!.approval.quorum;
-    return new Set(record.approvals.filter((a) => a.decision === 'approve').map((a) => a.keyId)).size >= quorum ? 'approved' : undefined;
+    return new Set(record.approvals.filter((a) => a.decision === 'approve').map((a) => a.keyId)).size >=
+      quorum
+      ? 'approved'
+      : undefined;
   }
 
   private async autoApprove(node: StepNode, record: StepRecord): Promise<void> {
     const rule = this.spec.policy.autoApprove.findIndex((r) => autoRuleMatches(r, node));
     try {
-      const envelope = await control.signAutoApproval({ workflowId: this.workflowId, runId: this.runId, stepPath: node.path, stepDigest: record.digest, rule });
+      const envelope = await control.signAutoApproval({
+        workflowId: this.workflowId,
+        runId: this.runId,
+        stepPath: node.path,
+        stepDigest: record.digest,
+        rule,
+      });
       this.book.check(envelope, [], Date.now());
       this.book.accept(envelope, [], iso(Date.now()));
     } catch (error) {
       if (isCancellation(error)) throw error;
       record.error = `auto-approval unavailable (${describeFailure(error)}); waiting for a person`;
-      log.warn('auto-approval failed; the step waits for a human approval', { step: node.path, error: record.error });
+      log.warn('auto-approval failed; the step waits for a human approval', {
+        step: node.path,
+        error: record.error,
+      });
     }
   }
 
   private notify(node: StepNode, record: StepRecord, attempt: number): void {
-    const request = { workflowId: this.workflowId, planName: this.spec.name, stepPath: node.path, kind: node.kind, attempt, deadline: iso(record.deadlineMs!) };
+    const request = {
+      workflowId: this.workflowId,
+      planName: this.spec.name,
+      stepPath: node.path,
+      kind: node.kind,
+      attempt,
+      deadline: iso(record.deadlineMs!),
+    };
     void control.gateReached(request).catch((error: unknown) => {
-      log.warn('could not record that a gate was reached; approvals still work', { step: node.path, error: describeFailure(error) });
+      log.warn('could not record that a gate was reached; approvals still work', {
+        step: node.path,
+        error: describeFailure(error),
+      });
     });
   }
 
@@ -284,7 +372,9 @@ export class PlanInterpreter {
           {
             planId: `${this.input.planId}.${node.id}`,
             plan: node.raw,
-            workspaceId: node.shareWorkspace ? this.input.workspaceId : `${this.input.workspaceId}.${node.id}`,
+            workspaceId: node.shareWorkspace
+              ? this.input.workspaceId
+              : `${this.input.workspaceId}.${node.id}`,
             proposer: this.input.proposer,
             trustRecords: this.book.trustRecords,
             options: this.input.options,
@@ -322,17 +412,25 @@ export class PlanInterpreter {
 
   status(outcome?: Outcome): PlanStatus {
     if (outcome) return outcome;
-    return [...this.steps.values()].some((s) => s.status === 'awaiting_approval') ? 'awaiting_approval' : 'running';
+    return [...this.steps.values()].some((s) => s.status === 'awaiting_approval')
+      ? 'awaiting_approval'
+      : 'running';
   }
 
   /** Keeps search attributes in step with the plan, so lists need no history reads. */
   publish(outcome?: Outcome): void {
     const status = this.status(outcome);
-    const awaiting = [...this.steps.values()].filter((s) => s.status === 'awaiting_approval').map((s) => s.path);
+    const awaiting = [...this.steps.values()]
+      .filter((s) => s.status === 'awaiting_approval')
+      .map((s) => s.path);
     const key = `${status}|${awaiting.join(',')}`;
     if (key === this.lastPublished) return;
     this.lastPublished = key;
-    upsertSearchAttributes({ [SEARCH_ATTRIBUTES.status.name]: [status], [SEARCH_ATTRIBUTES.awaiting.name]: awaiting, [SEARCH_ATTRIBUTES.planName.name]: [this.spec.name] });
+    upsertSearchAttributes({
+      [SEARCH_ATTRIBUTES.status.name]: [status],
+      [SEARCH_ATTRIBUTES.awaiting.name]: awaiting,
+      [SEARCH_ATTRIBUTES.planName.name]: [this.spec.name],
+    });
   }
 
   carry(continuedAsNew: number): CarriedPlanState {
@@ -353,7 +451,12 @@ export class PlanInterpreter {
         case 'plan':
           return { type: 'plan', path: node.path, label: node.plan.name };
         default:
-          return { type: node.type, path: node.path, label: node.id ?? node.type, children: node.children.map(tree) };
+          return {
+            type: node.type,
+            path: node.path,
+            label: node.id ?? node.type,
+            children: node.children.map(tree),
+          };
       }
     };
     return {

@@ -54,10 +54,23 @@ export interface RegistryView {
   rootKeyId?: string | undefined;
   pairingOpen: boolean;
   policyPublicKey?: string | undefined;
-  devices: { keyId: string; name: string; role: string; introducedBy?: string | undefined; revoked?: { by: string; at: string; reason: string } | undefined }[];
+  devices: {
+    keyId: string;
+    name: string;
+    role: string;
+    introducedBy?: string | undefined;
+    revoked?: { by: string; at: string; reason: string } | undefined;
+  }[];
 }
 
-export const enrollRootUpdate = defineUpdate<RegistryView, [{ record: Envelope; pairingCode: string }]>('countersign.registry.enrollRoot');
-export const addDeviceRecordUpdate = defineUpdate<RegistryView, [{ record: Envelope }]>('countersign.registry.addRecord');
-export const openPairingUpdate = defineUpdate<RegistryView, [{ pairingCodeHash: string; policyPublicKey?: string | undefined }]>('countersign.registry.openPairing');
+export const enrollRootUpdate = defineUpdate<RegistryView, [{ record: Envelope; pairingCode: string }]>(
+  'countersign.registry.enrollRoot',
+);
+export const addDeviceRecordUpdate = defineUpdate<RegistryView, [{ record: Envelope }]>(
+  'countersign.registry.addRecord',
+);
+export const openPairingUpdate = defineUpdate<
+  RegistryView,
+  [{ pairingCodeHash: string; policyPublicKey?: string | undefined }]
+>('countersign.registry.openPairing');
 export const registryViewQuery = defineQuery<RegistryView>('countersign.registry.view');

@@ -29,7 +29,8 @@ export async function planWorkflow(input: PlanWorkflowInput): Promise<PlanResult
   try {
     spec = validatePlan(input.plan);
   } catch (error) {
-    if (error instanceof PlanValidationError) throw ApplicationFailure.nonRetryable(error.message, FAILURE_TYPES.invalidPlan, error.issues);
+    if (error instanceof PlanValidationError)
+      throw ApplicationFailure.nonRetryable(error.message, FAILURE_TYPES.invalidPlan, error.issues);
     throw error;
   }
   const info = workflowInfo();
@@ -45,9 +46,19 @@ export async function planWorkflow(input: PlanWorkflowInput): Promise<PlanResult
         interpreter.checkApproval(submission);
       } catch (error) {
         if (error instanceof ApprovalRefused) {
-          throw ApplicationFailure.create({ message: `[${error.code}] ${error.message}`, type: FAILURE_TYPES.approvalRefused, nonRetryable: true, details: [error.code] });
+          throw ApplicationFailure.create({
+            message: `[${error.code}] ${error.message}`,
+            type: FAILURE_TYPES.approvalRefused,
+            nonRetryable: true,
+            details: [error.code],
+          });
         }
-        throw ApplicationFailure.create({ message: `[malformed_envelope] ${(error as Error).message}`, type: FAILURE_TYPES.approvalRefused, nonRetryable: true, details: ['malformed_envelope'] });
+        throw ApplicationFailure.create({
+          message: `[malformed_envelope] ${(error as Error).message}`,
+          type: FAILURE_TYPES.approvalRefused,
+          nonRetryable: true,
+          details: ['malformed_envelope'],
+        });
       }
     },
   });
@@ -78,7 +89,8 @@ export async function planWorkflow(input: PlanWorkflowInput): Promise<PlanResult
   }
   await running;
   interpreter.publish(outcome);
-  if (outcome === 'cancelled' && CancellationScope.current().consideredCancelled) throw cancellation ?? new CancelledFailure('plan cancelled by request');
+  if (outcome === 'cancelled' && CancellationScope.current().consideredCancelled)
+    throw cancellation ?? new CancelledFailure('plan cancelled by request');
 
   const view = interpreter.view(interpreter.status(outcome), continuedAsNew);
   const result: PlanResult = {
@@ -91,8 +103,16 @@ export async function planWorkflow(input: PlanWorkflowInput): Promise<PlanResult
   if (outcome !== 'succeeded') {
     const failed = view.steps.filter((s) => ['failed', 'denied', 'timed_out'].includes(s.status));
     const subFailed = view.subPlans.filter((s) => s.status === 'failed');
-    const reasons = [...failed.map((s) => `${s.path} ${s.status.replace('_', ' ')}${s.error ? ` (${s.error})` : ''}`), ...subFailed.map((s) => `sub-plan ${s.path} failed`)];
-    throw ApplicationFailure.create({ message: `plan "${spec.name}" ${outcome}: ${reasons.join('; ') || outcome}`, type: FAILURE_TYPES.planFailed, nonRetryable: true, details: [result] });
+    const reasons = [
+      ...failed.map((s) => `${s.path} ${s.status.replace('_', ' ')}${s.error ? ` (${s.error})` : ''}`),
+      ...subFailed.map((s) => `sub-plan ${s.path} failed`),
+    ];
+    throw ApplicationFailure.create({
+      message: `plan "${spec.name}" ${outcome}: ${reasons.join('; ') || outcome}`,
+      type: FAILURE_TYPES.planFailed,
+      nonRetryable: true,
+      details: [result],
+    });
   }
   return result;
 }

@@ -3,7 +3,14 @@
  * device enrolment, introduction and revocation. Validators refuse bad records before they
  * reach history.
  */
-import { ApplicationFailure, allHandlersFinished, condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { pairingCodeHash as hashPairingCode } from '../core/devices/pairing.js';
 import { DeviceRecordError, DeviceRegistry } from '../core/devices/registry.js';
 import { FAILURE_TYPES } from '../core/names.js';
@@ -19,7 +26,12 @@ import {
 
 function refuse(error: unknown): never {
   if (error instanceof DeviceRecordError) {
-    throw ApplicationFailure.create({ message: `[${error.code}] ${error.message}`, type: FAILURE_TYPES.deviceRecordRefused, nonRetryable: true, details: [error.code] });
+    throw ApplicationFailure.create({
+      message: `[${error.code}] ${error.message}`,
+      type: FAILURE_TYPES.deviceRecordRefused,
+      nonRetryable: true,
+      details: [error.code],
+    });
   }
   throw error;
 }
@@ -34,7 +46,13 @@ export async function deviceRegistryWorkflow(input: RegistryWorkflowInput): Prom
     rootKeyId: registry.rootKeyId,
     pairingOpen: pairingCodeHash !== undefined,
     policyPublicKey,
-    devices: registry.list().map((d) => ({ keyId: d.keyId, name: d.name, role: d.role, introducedBy: d.introducedBy, revoked: d.revoked })),
+    devices: registry.list().map((d) => ({
+      keyId: d.keyId,
+      name: d.name,
+      role: d.role,
+      introducedBy: d.introducedBy,
+      revoked: d.revoked,
+    })),
   });
   // Applying to a copy first keeps the live registry untouched when a record is refused.
   const tryApply = (record: Envelope): DeviceRegistry => {
@@ -57,8 +75,15 @@ export async function deviceRegistryWorkflow(input: RegistryWorkflowInput): Prom
     },
     {
       validator: ({ record, pairingCode }) => {
-        if (registry.rootKeyId) refuse(new DeviceRecordError('not_allowed', 'a root device is already paired'));
-        if (!pairingCodeHash) refuse(new DeviceRecordError('not_allowed', 'pairing is not open: run `countersign up` to print a pairing code'));
+        if (registry.rootKeyId)
+          refuse(new DeviceRecordError('not_allowed', 'a root device is already paired'));
+        if (!pairingCodeHash)
+          refuse(
+            new DeviceRecordError(
+              'not_allowed',
+              'pairing is not open: run `countersign up` to print a pairing code',
+            ),
+          );
         if (typeof pairingCode !== 'string' || hashPairingCode(pairingCode) !== pairingCodeHash) {
           refuse(new DeviceRecordError('not_allowed', 'wrong pairing code'));
         }
@@ -83,8 +108,15 @@ export async function deviceRegistryWorkflow(input: RegistryWorkflowInput): Prom
     },
     {
       validator: (request) => {
-        if (registry.rootKeyId) refuse(new DeviceRecordError('not_allowed', 'a root device is already paired; introduce new devices from it'));
-        if (!/^[0-9a-f]{64}$/.test(request.pairingCodeHash)) refuse(new DeviceRecordError('malformed_record', 'pairingCodeHash must be SHA-256 hex'));
+        if (registry.rootKeyId)
+          refuse(
+            new DeviceRecordError(
+              'not_allowed',
+              'a root device is already paired; introduce new devices from it',
+            ),
+          );
+        if (!/^[0-9a-f]{64}$/.test(request.pairingCodeHash))
+          refuse(new DeviceRecordError('malformed_record', 'pairingCodeHash must be SHA-256 hex'));
       },
     },
   );
@@ -92,5 +124,9 @@ export async function deviceRegistryWorkflow(input: RegistryWorkflowInput): Prom
   // The registry lives forever; it starts a fresh run before its history grows long.
   await condition(() => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 2_000);
   await condition(allHandlersFinished);
-  await continueAsNew<typeof deviceRegistryWorkflow>({ records: [...registry.records], pairingCodeHash, policyPublicKey });
+  await continueAsNew<typeof deviceRegistryWorkflow>({
+    records: [...registry.records],
+    pairingCodeHash,
+    policyPublicKey,
+  });
 }

@@ -15,24 +15,36 @@ export async function pair(ctx: CliContext, code: string, options: { name?: stri
   const client = await ctx.client();
   const before = await registryView(client);
   if (before.rootKeyId) {
-    throw new UserFacingError(before.rootKeyId === key.keyId ? 'this CLI is already the root device' : 'a root device is already paired: ask it to introduce this device (countersign devices add)', 'already_paired');
+    throw new UserFacingError(
+      before.rootKeyId === key.keyId
+        ? 'this CLI is already the root device'
+        : 'a root device is already paired: ask it to introduce this device (countersign devices add)',
+      'already_paired',
+    );
   }
   const view = await pairRoot(client, key, code, ctx.paths.pinnedRoot);
   if (!existing) await writeKeyFile(ctx.paths.cliKey, key);
   console.log(`${green('paired')} ${bold(key.name)} as the root device ${dim(`(key ${key.keyId})`)}`);
   console.log(dim(`  key file ${ctx.paths.cliKey} (mode 0600); executor pin ${ctx.paths.pinnedRoot}`));
-  if (view.devices.some((d) => d.role === 'policy')) console.log(dim('  introduced the control worker\'s policy key, so plans may use auto-approve rules'));
+  if (view.devices.some((d) => d.role === 'policy'))
+    console.log(dim("  introduced the control worker's policy key, so plans may use auto-approve rules"));
 }
 
 export async function listDevices(ctx: CliContext): Promise<void> {
   const view = await registryView(await ctx.client());
   if (!view.devices.length) {
-    console.log(view.pairingOpen ? 'no devices yet: pairing is open (the code is printed by countersign up)' : 'no devices yet: run countersign up');
+    console.log(
+      view.pairingOpen
+        ? 'no devices yet: pairing is open (the code is printed by countersign up)'
+        : 'no devices yet: run countersign up',
+    );
     return;
   }
   for (const d of view.devices) {
     const state = d.revoked ? red(`revoked ${d.revoked.at} (${d.revoked.reason})`) : green('active');
-    console.log(`${d.keyId}  ${bold(d.name.padEnd(28))} ${d.role.padEnd(9)} ${state}${d.introducedBy ? dim(`  introduced by ${d.introducedBy.slice(0, 12)}…`) : ''}`);
+    console.log(
+      `${d.keyId}  ${bold(d.name.padEnd(28))} ${d.role.padEnd(9)} ${state}${d.introducedBy ? dim(`  introduced by ${d.introducedBy.slice(0, 12)}…`) : ''}`,
+    );
   }
 }
 
@@ -50,5 +62,7 @@ export async function addDevice(ctx: CliContext, name: string, publicKeyBase64: 
 
 export async function revoke(ctx: CliContext, keyId: string, reason: string): Promise<void> {
   await revokeDevice(await ctx.client(), await ctx.deviceKey(), keyId, reason);
-  console.log(`${red('revoked')} ${keyId}: its approvals are refused from now on; approvals it gave earlier stay in history`);
+  console.log(
+    `${red('revoked')} ${keyId}: its approvals are refused from now on; approvals it gave earlier stay in history`,
+  );
 }

@@ -3,8 +3,16 @@ import { readFile } from 'node:fs/promises';
 import { planTimeline, renderTimeline } from '../../services/history/index.js';
 import type { CliContext } from '../context.js';
 
-export async function historyCommand(ctx: CliContext, planRef: string, options: { json?: boolean }): Promise<void> {
-  const pinnedRootKeyId = process.env.COUNTERSIGN_ROOT_KEY_ID ?? (await readFile(ctx.paths.pinnedRoot, 'utf8').catch(() => '')).trim();
-  const timeline = await planTimeline(await ctx.client(), planRef, { pinnedRootKeyId: pinnedRootKeyId || undefined });
+export async function historyCommand(
+  ctx: CliContext,
+  planRef: string,
+  options: { json?: boolean },
+): Promise<void> {
+  const pinnedRootKeyId =
+    process.env.COUNTERSIGN_ROOT_KEY_ID ??
+    (await readFile(ctx.paths.pinnedRoot, 'utf8').catch(() => '')).trim();
+  const timeline = await planTimeline(await ctx.client(), planRef, {
+    pinnedRootKeyId: pinnedRootKeyId || undefined,
+  });
   console.log(options.json ? JSON.stringify(timeline, null, 2) : renderTimeline(timeline));
 }

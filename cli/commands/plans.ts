@@ -14,15 +14,24 @@ import { setTimeout as sleep } from 'node:timers/promises';
 export async function runPlan(ctx: CliContext, file: string, options: { wait?: boolean }): Promise<void> {
   const size = (await stat(file).catch(() => undefined))?.size;
   if (size === undefined) throw new UserFacingError(`no such plan file: ${file}`, 'not_found');
-  if (size > PLAN_LIMITS.maxTextBytes) throw new PlanValidationError([{ path: '', message: `plan file is ${size} bytes; the limit is ${PLAN_LIMITS.maxTextBytes}` }]);
+  if (size > PLAN_LIMITS.maxTextBytes)
+    throw new PlanValidationError([
+      { path: '', message: `plan file is ${size} bytes; the limit is ${PLAN_LIMITS.maxTextBytes}` },
+    ]);
   const text = await readFile(file, 'utf8');
   parsePlanText(text); // validates with paths before anything is sent
   const client = await ctx.client();
   const key = await ctx.deviceKey().catch(() => undefined);
-  const submitted = await submitPlan(client, parseYaml(text) as unknown, { proposer: key ? `cli:${key.name} (${key.keyId.slice(0, 8)})` : 'cli' });
+  const submitted = await submitPlan(client, parseYaml(text) as unknown, {
+    proposer: key ? `cli:${key.name} (${key.keyId.slice(0, 8)})` : 'cli',
+  });
   console.log(`${bold('plan')} ${submitted.planId} started ${dim(`(${submitted.workflowId})`)}`);
   let view = await planView(client, submitted.planId);
-  for (let i = 0; i < 20 && view.status === 'running' && !view.steps.some((s) => s.status === 'awaiting_approval'); i++) {
+  for (
+    let i = 0;
+    i < 20 && view.status === 'running' && !view.steps.some((s) => s.status === 'awaiting_approval');
+    i++
+  ) {
     await sleep(100);
     view = await planView(client, submitted.planId);
   }
@@ -37,7 +46,9 @@ async function waitForPlan(ctx: CliContext, planId: string): Promise<void> {
     await handle.result();
     console.log(green(`plan ${planId} succeeded`));
   } catch (error) {
-    console.log(red(`plan ${planId}: ${(error as { cause?: Error }).cause?.message ?? (error as Error).message}`));
+    console.log(
+      red(`plan ${planId}: ${(error as { cause?: Error }).cause?.message ?? (error as Error).message}`),
+    );
     process.exitCode = 1;
   }
 }
@@ -52,18 +63,38 @@ export async function showPlan(ctx: CliContext, planRef: string, options: { json
   else console.log(renderPlanTree(tree, planRef.replace(/^plan-/, '')));
 }
 
-export async function decideCommand(ctx: CliContext, decision: 'approve' | 'deny', planRef: string, stepPath: string, options: { reason?: string }): Promise<void> {
+export async function decideCommand(
+  ctx: CliContext,
+  decision: 'approve' | 'deny',
+  planRef: string,
+  stepPath: string,
+  options: { reason?: string },
+): Promise<void> {
   const key = await ctx.deviceKey();
-  const applied = await decide(await ctx.client(), key, planRef, stepPath, { decision, reason: options.reason });
+  const applied = await decide(await ctx.client(), key, planRef, stepPath, {
+    decision,
+    reason: options.reason,
+  });
   const { step } = applied;
-  console.log(`${decision === 'approve' ? green('approved') : red('denied')} ${bold(stepPath)} as ${key.name} ${dim(`(key ${key.keyId.slice(0, 12)}…, digest ${step.digest.slice(0, 12)}…)`)}`);
-  console.log(dim(step.node.kind === 'shell' ? `  $ ${step.summary}  (cwd ${step.node.cwd}, timeout ${step.node.timeout})` : `  gate: ${step.summary}`));
-  if (applied.stepStatus === 'awaiting_approval') console.log(dim('  the step still needs more approvals (quorum)'));
+  console.log(
+    `${decision === 'approve' ? green('approved') : red('denied')} ${bold(stepPath)} as ${key.name} ${dim(`(key ${key.keyId.slice(0, 12)}…, digest ${step.digest.slice(0, 12)}…)`)}`,
+  );
+  console.log(
+    dim(
+      step.node.kind === 'shell'
+        ? `  $ ${step.summary}  (cwd ${step.node.cwd}, timeout ${step.node.timeout})`
+        : `  gate: ${step.summary}`,
+    ),
+  );
+  if (applied.stepStatus === 'awaiting_approval')
+    console.log(dim('  the step still needs more approvals (quorum)'));
 }
 
 export async function cancelCommand(ctx: CliContext, planRef: string): Promise<void> {
   await cancelPlan(await ctx.client(), planRef);
-  console.log(`cancellation requested for ${planRef}: running steps are stopped, waiting steps are cancelled; the history is kept`);
+  console.log(
+    `cancellation requested for ${planRef}: running steps are stopped, waiting steps are cancelled; the history is kept`,
+  );
 }
 
 export { formatDuration };

@@ -30,7 +30,12 @@ async function readStack(ctx: CliContext): Promise<StackFile | undefined> {
 
 async function logTail(path: string, lines = 12): Promise<string> {
   const text = await readFile(path, 'utf8').catch(() => '');
-  return text.trimEnd().split('\n').slice(-lines).map((l) => `  ${l}`).join('\n');
+  return text
+    .trimEnd()
+    .split('\n')
+    .slice(-lines)
+    .map((l) => `  ${l}`)
+    .join('\n');
 }
 
 function portIsOpen(port: number): Promise<boolean> {
@@ -48,9 +53,14 @@ async function waitForPollers(ctx: CliContext, timeoutMs: number): Promise<void>
   const deadline = Date.now() + timeoutMs;
   for (const queue of [TASK_QUEUES.control, TASK_QUEUES.sandbox]) {
     for (;;) {
-      const { pollers } = await client.workflowService.describeTaskQueue({ namespace: ctx.config.namespace, taskQueue: { name: queue }, taskQueueType: queue === TASK_QUEUES.control ? 1 : 2 });
+      const { pollers } = await client.workflowService.describeTaskQueue({
+        namespace: ctx.config.namespace,
+        taskQueue: { name: queue },
+        taskQueueType: queue === TASK_QUEUES.control ? 1 : 2,
+      });
       if (pollers.length > 0) break;
-      if (Date.now() > deadline) throw new Error(`no worker is polling ${queue} after ${timeoutMs / 1000}s; see ${ctx.paths.logs}`);
+      if (Date.now() > deadline)
+        throw new Error(`no worker is polling ${queue} after ${timeoutMs / 1000}s; see ${ctx.paths.logs}`);
       await sleep(250);
     }
   }
@@ -61,21 +71,36 @@ export async function up(ctx: CliContext, options: { example?: string }): Promis
   if (!stack) {
     const port = Number(ctx.config.temporalAddress.split(':').pop());
     if (await portIsOpen(port)) {
-      throw new UserFacingError(`port ${port} is already in use, so the embedded Temporal server cannot start there: stop that process, or choose another port with TEMPORAL_ADDRESS=127.0.0.1:<port>`, 'port_in_use');
+      throw new UserFacingError(
+        `port ${port} is already in use, so the embedded Temporal server cannot start there: stop that process, or choose another port with TEMPORAL_ADDRESS=127.0.0.1:<port>`,
+        'port_in_use',
+      );
     }
     await mkdir(ctx.paths.logs, { recursive: true });
     const log = openSync(join(ctx.paths.logs, 'supervisor.log'), 'a');
     // Built before the workers start, so no long-lived process ever loads webpack or a TS loader.
     await workflowBundlePath(ctx.paths.build);
     const supervisor = await compiledEntry('cli/stack/supervisor.ts');
-    await Promise.all([compiledEntry('workers/control.ts'), compiledEntry('workers/executor.ts'), compiledEntry('sandbox/runner/runner.ts')]);
-    const child = spawn(process.execPath, [supervisor], { cwd: PROJECT_ROOT, detached: true, stdio: ['ignore', log, log], env: process.env });
+    await Promise.all([
+      compiledEntry('workers/control.ts'),
+      compiledEntry('workers/executor.ts'),
+      compiledEntry('sandbox/runner/runner.ts'),
+    ]);
+    const child = spawn(process.execPath, [supervisor], {
+      cwd: PROJECT_ROOT,
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: process.env,
+    });
     child.unref();
     console.log(dim(`starting the stack (logs in ${ctx.paths.logs}) …`));
     const deadline = Date.now() + 120_000;
     while (!(stack = await readStack(ctx))) {
       if (child.exitCode !== null || Date.now() > deadline) {
-        throw new UserFacingError(`the stack did not start; nothing was left running. Last log lines:\n${await logTail(join(ctx.paths.logs, 'supervisor.log'))}\n(full logs in ${ctx.paths.logs})`, 'start_failed');
+        throw new UserFacingError(
+          `the stack did not start; nothing was left running. Last log lines:\n${await logTail(join(ctx.paths.logs, 'supervisor.log'))}\n(full logs in ${ctx.paths.logs})`,
+          'start_failed',
+        );
       }
       await sleep(250);
     }
@@ -85,15 +110,20 @@ export async function up(ctx: CliContext, options: { example?: string }): Promis
   console.log(`  Temporal        ${stack.temporalAddress}  (namespace ${stack.namespace})`);
   if (stack.temporalUi) console.log(`  Temporal UI     ${stack.temporalUi}`);
   console.log(`  control worker  pid ${stack.pids.control ?? '?'}  queue ${TASK_QUEUES.control}`);
-  console.log(`  executor        pid ${stack.pids.executor ?? '?'}  queue ${TASK_QUEUES.sandbox}  backend: ${stack.backend}`);
-  if (stack.backend === 'jail') console.log(yellow('  ! steps run in the bubblewrap jail (no Docker backend yet)'));
+  console.log(
+    `  executor        pid ${stack.pids.executor ?? '?'}  queue ${TASK_QUEUES.sandbox}  backend: ${stack.backend}`,
+  );
+  if (stack.backend === 'jail')
+    console.log(yellow('  ! steps run in the bubblewrap jail (no Docker backend yet)'));
 
   const client = await ctx.client();
   const policyKey = await loadOrCreateKeyFile(ctx.paths.policyKey, 'policy');
   const code = await openPairing(client, policyKey.publicKey);
   const registry = await registryView(client);
   if (code) {
-    console.log(`\n${bold('Pair your first device')} (it becomes the root of trust) with the one-time code ${cyan(bold(code))}:`);
+    console.log(
+      `\n${bold('Pair your first device')} (it becomes the root of trust) with the one-time code ${cyan(bold(code))}:`,
+    );
     console.log(`  countersign pair ${code}`);
   } else {
     console.log(dim(`\n${registry.devices.length} device(s) paired; root ${registry.rootKeyId}`));
@@ -109,7 +139,12 @@ export async function up(ctx: CliContext, options: { example?: string }): Promis
       view = await planView(client, submitted.planId);
     }
     console.log(renderAwaiting(view));
-    if (code) console.log(yellow(`\nPair first (countersign pair ${code}), then approve. Watch it with: countersign plan show ${submitted.planId}`));
+    if (code)
+      console.log(
+        yellow(
+          `\nPair first (countersign pair ${code}), then approve. Watch it with: countersign plan show ${submitted.planId}`,
+        ),
+      );
     else console.log(dim(`\nWatch it with: countersign plan show ${submitted.planId}`));
   }
 }

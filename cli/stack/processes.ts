@@ -5,7 +5,10 @@ export type WorkerName = 'control' | 'executor';
 
 /** `node <bundle>` for a worker: plain JavaScript, no TypeScript loader in a long-lived process. */
 export async function workerCommand(name: WorkerName): Promise<{ file: string; args: string[] }> {
-  return { file: process.execPath, args: ['--max-semi-space-size=2', await compiledEntry(`workers/${name}.ts`)] };
+  return {
+    file: process.execPath,
+    args: ['--max-semi-space-size=2', await compiledEntry(`workers/${name}.ts`)],
+  };
 }
 
 export interface StackFile {

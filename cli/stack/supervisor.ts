@@ -28,7 +28,16 @@ async function writeStackFile(ready: boolean): Promise<void> {
   const pids: Record<string, number> = { supervisor: process.pid };
   if (server?.process.pid) pids.temporal = server.process.pid;
   for (const [name, child] of children) if (child.pid) pids[name] = child.pid;
-  const file: StackFile = { supervisorPid: process.pid, temporalAddress: config.temporalAddress, temporalUi: server?.uiUrl, namespace: config.namespace, backend: 'jail', pids, startedAt: new Date().toISOString(), ready };
+  const file: StackFile = {
+    supervisorPid: process.pid,
+    temporalAddress: config.temporalAddress,
+    temporalUi: server?.uiUrl,
+    namespace: config.namespace,
+    backend: 'jail',
+    pids,
+    startedAt: new Date().toISOString(),
+    ready,
+  };
   await writeFile(paths.stackFile, JSON.stringify(file, null, 2));
 }
 
@@ -57,7 +66,13 @@ async function startWorker(name: WorkerName, restarts = 0): Promise<void> {
 
 /** The dev server keeps its state in the SQLite file, so a restart resumes every plan. */
 async function startTemporal(): Promise<void> {
-  server = await startDevServer({ dbFile: paths.temporalDb, port, uiPort, logFile: join(paths.logs, 'temporal.log'), readiness: 'tcp' });
+  server = await startDevServer({
+    dbFile: paths.temporalDb,
+    port,
+    uiPort,
+    logFile: join(paths.logs, 'temporal.log'),
+    readiness: 'tcp',
+  });
   log(`Temporal dev server at ${server.address} (UI ${server.uiUrl}), database ${paths.temporalDb}`);
   server.process.once('exit', (code, signal) => {
     if (stopping) return;
@@ -79,7 +94,14 @@ async function stop(): Promise<void> {
   stopping = true;
   log('stopping');
   for (const child of children.values()) child.kill('SIGTERM');
-  await Promise.race([Promise.all([...children.values()].map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r))))), sleep(15_000)]);
+  await Promise.race([
+    Promise.all(
+      [...children.values()].map(
+        (c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r))),
+      ),
+    ),
+    sleep(15_000),
+  ]);
   await server?.stop();
   await rm(paths.stackFile, { force: true });
   process.exit(0);

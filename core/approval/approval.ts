@@ -15,7 +15,10 @@ export const APPROVAL_LIMITS = {
   clockSkewMs: 5 * 60_000,
 } as const;
 
-const isoTime = z.string().max(40).refine((s) => !Number.isNaN(Date.parse(s)), 'expected an ISO 8601 time');
+const isoTime = z
+  .string()
+  .max(40)
+  .refine((s) => !Number.isNaN(Date.parse(s)), 'expected an ISO 8601 time');
 export const approvalPayloadSchema = z
   .object({
     workflowId: z.string().min(1).max(400),
@@ -92,47 +95,78 @@ export function verifyApproval(envelope: unknown, expect: ApprovalExpectation): 
   const parsed = approvalPayloadSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new ApprovalRefused('malformed_payload', `approval payload is malformed at ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
+    throw new ApprovalRefused(
+      'malformed_payload',
+      `approval payload is malformed at ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
+    );
   }
   const payload = parsed.data;
   if (payload.keyId !== opened.keyId) {
-    throw new ApprovalRefused('key_mismatch', `payload names key ${payload.keyId} but the signature is by ${opened.keyId}`);
+    throw new ApprovalRefused(
+      'key_mismatch',
+      `payload names key ${payload.keyId} but the signature is by ${opened.keyId}`,
+    );
   }
   const device = expect.registry.get(payload.keyId);
   if (!device) throw new ApprovalRefused('unknown_device', `key ${payload.keyId} is not a paired device`);
   if (device.revoked) {
-    throw new ApprovalRefused('revoked_device', `device "${device.name}" (${device.keyId}) was revoked at ${device.revoked.at}`);
+    throw new ApprovalRefused(
+      'revoked_device',
+      `device "${device.name}" (${device.keyId}) was revoked at ${device.revoked.at}`,
+    );
   }
   if (!verifyEnvelopeSignature(opened, PAYLOAD_TYPES.approval, device.publicKey)) {
-    throw new ApprovalRefused('bad_signature', `signature does not verify against device "${device.name}" (${device.keyId})`);
+    throw new ApprovalRefused(
+      'bad_signature',
+      `signature does not verify against device "${device.name}" (${device.keyId})`,
+    );
   }
   if (payload.workflowId !== expect.workflowId) {
-    throw new ApprovalRefused('wrong_workflow', `approval is for plan ${payload.workflowId}, not ${expect.workflowId}`);
+    throw new ApprovalRefused(
+      'wrong_workflow',
+      `approval is for plan ${payload.workflowId}, not ${expect.workflowId}`,
+    );
   }
   if (payload.runId !== expect.runId) {
-    throw new ApprovalRefused('wrong_run', `approval is for run ${payload.runId}, not the current run ${expect.runId}`);
+    throw new ApprovalRefused(
+      'wrong_run',
+      `approval is for run ${payload.runId}, not the current run ${expect.runId}`,
+    );
   }
   const step = expect.step(payload.stepPath);
   if (!step) throw new ApprovalRefused('unknown_step', `plan has no step "${payload.stepPath}"`);
   if (payload.stepDigest !== step.digest) {
-    throw new ApprovalRefused('wrong_digest', `step "${payload.stepPath}" has digest ${step.digest.slice(0, 16)}…; the approval signed ${payload.stepDigest.slice(0, 16)}… (the step changed, or the approval is for another step)`);
+    throw new ApprovalRefused(
+      'wrong_digest',
+      `step "${payload.stepPath}" has digest ${step.digest.slice(0, 16)}…; the approval signed ${payload.stepDigest.slice(0, 16)}… (the step changed, or the approval is for another step)`,
+    );
   }
   if (!expect.ignoreTime) {
     const issued = Date.parse(payload.issuedAt);
     const expires = Date.parse(payload.expiresAt);
     if (issued > expect.nowMs + APPROVAL_LIMITS.clockSkewMs) {
-      throw new ApprovalRefused('not_yet_valid', `approval is issued at ${payload.issuedAt}, in the future (check the device clock)`);
+      throw new ApprovalRefused(
+        'not_yet_valid',
+        `approval is issued at ${payload.issuedAt}, in the future (check the device clock)`,
+      );
     }
-    if (expires <= expect.nowMs) throw new ApprovalRefused('expired', `approval expired at ${payload.expiresAt}`);
+    if (expires <= expect.nowMs)
+      throw new ApprovalRefused('expired', `approval expired at ${payload.expiresAt}`);
     if (expires - issued > APPROVAL_LIMITS.maxLifetimeMs) {
       throw new ApprovalRefused('lifetime_too_long', 'approval lives longer than 24 hours; sign a fresh one');
     }
   }
   if (expect.nonceUsed(payload.nonce)) {
-    throw new ApprovalRefused('nonce_reused', `nonce ${payload.nonce} was already used: this approval was replayed`);
+    throw new ApprovalRefused(
+      'nonce_reused',
+      `nonce ${payload.nonce} was already used: this approval was replayed`,
+    );
   }
   if (device.role === 'policy' && !step.auto) {
-    throw new ApprovalRefused('policy_key_not_allowed', `step "${payload.stepPath}" needs a human approval; the policy key may only sign auto steps`);
+    throw new ApprovalRefused(
+      'policy_key_not_allowed',
+      `step "${payload.stepPath}" needs a human approval; the policy key may only sign auto steps`,
+    );
   }
   return { payload, device };
 }

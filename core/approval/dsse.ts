@@ -20,10 +20,20 @@ export const PAYLOAD_TYPES = {
 /** DSSE v1 pre-authentication encoding. */
 export function pae(payloadType: string, payload: Uint8Array): Uint8Array {
   const type = utf8ToBytes(payloadType);
-  return concatBytes(utf8ToBytes(`DSSEv1 ${type.length} `), type, utf8ToBytes(` ${payload.length} `), payload);
+  return concatBytes(
+    utf8ToBytes(`DSSEv1 ${type.length} `),
+    type,
+    utf8ToBytes(` ${payload.length} `),
+    payload,
+  );
 }
 
-export function signEnvelope(payloadType: string, payload: Uint8Array, secretKey: Uint8Array, keyId: string): Envelope {
+export function signEnvelope(
+  payloadType: string,
+  payload: Uint8Array,
+  secretKey: Uint8Array,
+  keyId: string,
+): Envelope {
   const sig = sign(pae(payloadType, payload), secretKey);
   return { payloadType, payload: toBase64(payload), signatures: [{ keyid: keyId, sig: toBase64(sig) }] };
 }
@@ -39,12 +49,17 @@ export function openEnvelope(value: unknown, expectedType: string): OpenedEnvelo
   if (typeof value !== 'object' || value === null) return 'envelope is not an object';
   const env = value as Partial<Envelope>;
   const keys = Object.keys(env).sort().join(',');
-  if (keys !== 'payload,payloadType,signatures') return `envelope has fields ${keys}; expected payload, payloadType, signatures`;
-  if (env.payloadType !== expectedType) return `payloadType is ${JSON.stringify(env.payloadType)}; expected ${expectedType}`;
-  if (typeof env.payload !== 'string' || env.payload.length > 64 * 1024) return 'payload must be base64 text up to 64 KiB';
-  if (!Array.isArray(env.signatures) || env.signatures.length !== 1) return 'envelope must carry exactly one signature';
+  if (keys !== 'payload,payloadType,signatures')
+    return `envelope has fields ${keys}; expected payload, payloadType, signatures`;
+  if (env.payloadType !== expectedType)
+    return `payloadType is ${JSON.stringify(env.payloadType)}; expected ${expectedType}`;
+  if (typeof env.payload !== 'string' || env.payload.length > 64 * 1024)
+    return 'payload must be base64 text up to 64 KiB';
+  if (!Array.isArray(env.signatures) || env.signatures.length !== 1)
+    return 'envelope must carry exactly one signature';
   const [entry] = env.signatures;
-  if (typeof entry?.keyid !== 'string' || typeof entry.sig !== 'string') return 'signature entry needs keyid and sig strings';
+  if (typeof entry?.keyid !== 'string' || typeof entry.sig !== 'string')
+    return 'signature entry needs keyid and sig strings';
   try {
     return { payloadBytes: fromBase64(env.payload), keyId: entry.keyid, signature: fromBase64(entry.sig) };
   } catch {
@@ -52,6 +67,10 @@ export function openEnvelope(value: unknown, expectedType: string): OpenedEnvelo
   }
 }
 
-export function verifyEnvelopeSignature(opened: OpenedEnvelope, payloadType: string, publicKey: Uint8Array): boolean {
+export function verifyEnvelopeSignature(
+  opened: OpenedEnvelope,
+  payloadType: string,
+  publicKey: Uint8Array,
+): boolean {
   return verify(opened.signature, pae(payloadType, opened.payloadBytes), publicKey);
 }

@@ -17,17 +17,40 @@ const publicKey = z.string().refine((s) => {
   }
 }, 'publicKey must be base64 of 32 bytes');
 const name = z.string().min(1).max(100);
-const isoTime = z.string().max(40).refine((s) => !Number.isNaN(Date.parse(s)), 'expected an ISO 8601 time');
+const isoTime = z
+  .string()
+  .max(40)
+  .refine((s) => !Number.isNaN(Date.parse(s)), 'expected an ISO 8601 time');
 
 export const deviceRecordSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('enroll-root'), publicKey, name, at: isoTime }).strict(),
-  z.object({ type: z.literal('introduce'), publicKey, name, role: z.enum(['approver', 'policy']), at: isoTime }).strict(),
-  z.object({ type: z.literal('revoke'), keyId: z.string().regex(/^[0-9a-f]{32}$/), reason: z.string().max(500), at: isoTime }).strict(),
+  z
+    .object({
+      type: z.literal('introduce'),
+      publicKey,
+      name,
+      role: z.enum(['approver', 'policy']),
+      at: isoTime,
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('revoke'),
+      keyId: z.string().regex(/^[0-9a-f]{32}$/),
+      reason: z.string().max(500),
+      at: isoTime,
+    })
+    .strict(),
 ]);
 export type DeviceRecord = z.infer<typeof deviceRecordSchema>;
 
 export function signDeviceRecord(record: DeviceRecord, signer: KeyPair): Envelope {
-  return signEnvelope(PAYLOAD_TYPES.device, utf8ToBytes(JSON.stringify(record)), signer.secretKey, signer.keyId);
+  return signEnvelope(
+    PAYLOAD_TYPES.device,
+    utf8ToBytes(JSON.stringify(record)),
+    signer.secretKey,
+    signer.keyId,
+  );
 }
 
 export function decodeDeviceRecord(payloadBytes: Uint8Array): DeviceRecord | string {
@@ -38,5 +61,7 @@ export function decodeDeviceRecord(payloadBytes: Uint8Array): DeviceRecord | str
     return 'device record payload is not UTF-8 JSON';
   }
   const parsed = deviceRecordSchema.safeParse(raw);
-  return parsed.success ? parsed.data : `device record is malformed: ${parsed.error.issues[0]?.message ?? 'unknown'}`;
+  return parsed.success
+    ? parsed.data
+    : `device record is malformed: ${parsed.error.issues[0]?.message ?? 'unknown'}`;
 }

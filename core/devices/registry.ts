@@ -65,10 +65,18 @@ export class DeviceRegistry {
     if (record.type === 'enroll-root') {
       const publicKey = fromBase64(record.publicKey);
       const keyId = keyIdOf(publicKey);
-      if (this.devices.size > 0) throw new DeviceRecordError('not_allowed', 'a root device is already enrolled');
-      if (opened.keyId !== keyId) throw new DeviceRecordError('bad_signature', 'root enrolment must be signed by the enrolled key itself');
+      if (this.devices.size > 0)
+        throw new DeviceRecordError('not_allowed', 'a root device is already enrolled');
+      if (opened.keyId !== keyId)
+        throw new DeviceRecordError(
+          'bad_signature',
+          'root enrolment must be signed by the enrolled key itself',
+        );
       if (pinnedRootKeyId !== undefined && keyId !== pinnedRootKeyId) {
-        throw new DeviceRecordError('untrusted_root', `root device ${keyId} is not the pinned root ${pinnedRootKeyId}`);
+        throw new DeviceRecordError(
+          'untrusted_root',
+          `root device ${keyId} is not the pinned root ${pinnedRootKeyId}`,
+        );
       }
       if (!verifyEnvelopeSignature(opened, PAYLOAD_TYPES.device, publicKey)) {
         throw new DeviceRecordError('bad_signature', 'root enrolment signature does not verify');
@@ -77,18 +85,28 @@ export class DeviceRegistry {
     } else {
       const signer = this.activeSigner(opened.keyId);
       if (!verifyEnvelopeSignature(opened, PAYLOAD_TYPES.device, signer.publicKey)) {
-        throw new DeviceRecordError('bad_signature', `${record.type} record signature by ${signer.name} does not verify`);
+        throw new DeviceRecordError(
+          'bad_signature',
+          `${record.type} record signature by ${signer.name} does not verify`,
+        );
       }
       if (record.type === 'introduce') {
         const publicKey = fromBase64(record.publicKey);
         const keyId = keyIdOf(publicKey);
-        if (this.devices.has(keyId)) throw new DeviceRecordError('not_allowed', `device ${keyId} is already known`);
+        if (this.devices.has(keyId))
+          throw new DeviceRecordError('not_allowed', `device ${keyId} is already known`);
         device = { keyId, publicKey, name: record.name, role: record.role, introducedBy: signer.keyId };
       } else {
         const target = this.devices.get(record.keyId);
-        if (!target) throw new DeviceRecordError('not_allowed', `cannot revoke unknown device ${record.keyId}`);
-        if (target.role === 'root') throw new DeviceRecordError('not_allowed', 'the root device cannot be revoked; pair a new root instead');
-        if (target.revoked) throw new DeviceRecordError('not_allowed', `device ${target.name} is already revoked`);
+        if (!target)
+          throw new DeviceRecordError('not_allowed', `cannot revoke unknown device ${record.keyId}`);
+        if (target.role === 'root')
+          throw new DeviceRecordError(
+            'not_allowed',
+            'the root device cannot be revoked; pair a new root instead',
+          );
+        if (target.revoked)
+          throw new DeviceRecordError('not_allowed', `device ${target.name} is already revoked`);
         target.revoked = { by: signer.keyId, at: record.at, reason: record.reason };
         this.accepted.push(envelope);
         return target;
@@ -103,8 +121,10 @@ export class DeviceRegistry {
   private activeSigner(keyId: string): Device {
     const signer = this.devices.get(keyId);
     if (!signer) throw new DeviceRecordError('not_allowed', `record is signed by unknown device ${keyId}`);
-    if (signer.revoked) throw new DeviceRecordError('not_allowed', `record is signed by revoked device ${signer.name}`);
-    if (signer.role === 'policy') throw new DeviceRecordError('not_allowed', 'the policy key cannot introduce or revoke devices');
+    if (signer.revoked)
+      throw new DeviceRecordError('not_allowed', `record is signed by revoked device ${signer.name}`);
+    if (signer.role === 'policy')
+      throw new DeviceRecordError('not_allowed', 'the policy key cannot introduce or revoke devices');
     return signer;
   }
 }

@@ -11,7 +11,13 @@ const DOMAIN = 'countersign/step-digest/v1\n';
 
 /** The exact object that is hashed; also shown to approvers so they see what they sign. */
 export function stepDigestInput(step: StepNode, workspaceId: string): Record<string, unknown> {
-  const common = { v: 1, kind: step.kind, id: step.id, approval: step.approval.mode, quorum: step.approval.quorum };
+  const common = {
+    v: 1,
+    kind: step.kind,
+    id: step.id,
+    approval: step.approval.mode,
+    quorum: step.approval.quorum,
+  };
   switch (step.kind) {
     case 'shell':
       return {

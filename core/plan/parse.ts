@@ -37,15 +37,20 @@ export function parsePlanText(text: string): PlanSpec {
   }
   // Same bound as the raw-value screen in validatePlan: a node sits a few raw levels below its parent.
   if (yamlNestingDepth([...new Parser().parse(text)], PLAN_LIMITS.maxDepth * 4) > PLAN_LIMITS.maxDepth * 4) {
-    throw new PlanValidationError([{ path: '', message: `plan is nested deeper than ${PLAN_LIMITS.maxDepth} levels` }]);
+    throw new PlanValidationError([
+      { path: '', message: `plan is nested deeper than ${PLAN_LIMITS.maxDepth} levels` },
+    ]);
   }
   let raw: unknown;
   try {
     // YAML is a superset of JSON; aliases are capped so a "billion laughs" document cannot expand.
     raw = parseYaml(text, { maxAliasCount: 100, uniqueKeys: true, prettyErrors: true });
   } catch (error) {
-    const reason = error instanceof RangeError ? 'plan is nested too deeply to parse' : (error as Error).message;
-    throw new PlanValidationError([{ path: '', message: `not valid YAML or JSON: ${reason.split('\n')[0]}` }]);
+    const reason =
+      error instanceof RangeError ? 'plan is nested too deeply to parse' : (error as Error).message;
+    throw new PlanValidationError([
+      { path: '', message: `not valid YAML or JSON: ${reason.split('\n')[0]}` },
+    ]);
   }
   return validatePlan(raw);
 }

@@ -14,7 +14,14 @@ export type StepStatus =
   | 'cancelled'
   | 'skipped';
 
-export const TERMINAL_STEP_STATUSES: readonly StepStatus[] = ['succeeded', 'failed', 'denied', 'timed_out', 'cancelled', 'skipped'];
+export const TERMINAL_STEP_STATUSES: readonly StepStatus[] = [
+  'succeeded',
+  'failed',
+  'denied',
+  'timed_out',
+  'cancelled',
+  'skipped',
+];
 
 export type PlanStatus = 'running' | 'awaiting_approval' | 'succeeded' | 'failed' | 'cancelled';
 

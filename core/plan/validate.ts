@@ -33,13 +33,23 @@ export class PlanValidationError extends Error {
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const NODE_KINDS = ['run', 'gate', 'parallel', 'sequence', 'plan'] as const;
 
-const id = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'ids are 1-63 of a-z, 0-9, "-" and "_", starting with a letter or digit');
+const id = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9_-]{0,62}$/,
+    'ids are 1-63 of a-z, 0-9, "-" and "_", starting with a letter or digit',
+  );
 const duration = z.string().regex(DURATION_PATTERN, 'expected a duration such as 30s, 5m, 2h or 1d');
 const workspacePath = z
   .string()
   .max(1024)
-  .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), 'must be a relative path that stays inside the workspace');
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'environment variable names use A-Z, a-z, 0-9 and _');
+  .refine(
+    (p) => !p.startsWith('/') && !p.split('/').includes('..'),
+    'must be a relative path that stays inside the workspace',
+  );
+const envName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'environment variable names use A-Z, a-z, 0-9 and _');
 
 const approvalObject = z
   .object({
@@ -59,7 +69,10 @@ const shellFields = z
     cwd: workspacePath.default('.'),
     env: z
       .record(envName, z.string().max(4096))
-      .refine((e) => Object.keys(e).length <= PLAN_LIMITS.maxEnvEntries, `at most ${PLAN_LIMITS.maxEnvEntries} variables`)
+      .refine(
+        (e) => Object.keys(e).length <= PLAN_LIMITS.maxEnvEntries,
+        `at most ${PLAN_LIMITS.maxEnvEntries} variables`,
+      )
       .default({}),
     timeout: duration.default('30m'),
     approval,
@@ -82,7 +95,12 @@ const subPlanFields = z
   .object({ id, plan: z.record(z.string(), z.unknown()), shareWorkspace: z.boolean().default(false) })
   .strict();
 const autoRule = z
-  .object({ id: id.optional(), kind: z.literal('shell').optional(), run: z.string().optional(), runPrefix: z.string().min(1).optional() })
+  .object({
+    id: id.optional(),
+    kind: z.literal('shell').optional(),
+    run: z.string().optional(),
+    runPrefix: z.string().min(1).optional(),
+  })
   .strict()
   .refine((r) => Object.keys(r).length > 0, 'a rule must match on at least one of id, kind, run, runPrefix');
 const planFields = z
@@ -140,12 +158,21 @@ class PlanValidator {
     const result = schema.safeParse(raw);
     if (result.success) return result.data;
     for (const issue of result.error.issues) {
-      this.issues.push({ path: issue.path.reduce<string>((p, k) => joinPath(p, k as string | number), at), message: describeIssue(issue) });
+      this.issues.push({
+        path: issue.path.reduce<string>((p, k) => joinPath(p, k as string | number), at),
+        message: describeIssue(issue),
+      });
     }
     return undefined;
   }
 
-  private children(raw: unknown[], at: string, depth: number, policy: PlanPolicy, ids: Set<string>): PlanNode[] {
+  private children(
+    raw: unknown[],
+    at: string,
+    depth: number,
+    policy: PlanPolicy,
+    ids: Set<string>,
+  ): PlanNode[] {
     const nodes: PlanNode[] = [];
     raw.forEach((value, index) => {
       const node = this.node(value, joinPath(at, index), depth, policy, ids);
@@ -154,30 +181,45 @@ class PlanValidator {
     return nodes;
   }
 
-  private node(raw: unknown, at: string, depth: number, policy: PlanPolicy, ids: Set<string>): PlanNode | undefined {
+  private node(
+    raw: unknown,
+    at: string,
+    depth: number,
+    policy: PlanPolicy,
+    ids: Set<string>,
+  ): PlanNode | undefined {
     if (depth > PLAN_LIMITS.maxDepth) {
       this.issues.push({ path: at, message: `plan is nested deeper than ${PLAN_LIMITS.maxDepth} levels` });
       return undefined;
     }
     if (++this.nodeCount > this.maxNodes) {
-      if (this.nodeCount === this.maxNodes + 1) this.issues.push({ path: at, message: `plan has more than ${this.maxNodes} nodes` });
+      if (this.nodeCount === this.maxNodes + 1)
+        this.issues.push({ path: at, message: `plan has more than ${this.maxNodes} nodes` });
       return undefined;
     }
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-      this.issues.push({ path: at, message: 'expected a node object (with one of run, gate, parallel, sequence, plan)' });
+      this.issues.push({
+        path: at,
+        message: 'expected a node object (with one of run, gate, parallel, sequence, plan)',
+      });
       return undefined;
     }
     const kinds = NODE_KINDS.filter((k) => k in raw);
     if (kinds.length !== 1) {
       const message =
         kinds.length === 0
-          ? `unknown node: expected one of ${NODE_KINDS.join(', ')}; found fields ${Object.keys(raw).map((k) => `"${k}"`).join(', ') || 'none'}`
+          ? `unknown node: expected one of ${NODE_KINDS.join(', ')}; found fields ${
+              Object.keys(raw)
+                .map((k) => `"${k}"`)
+                .join(', ') || 'none'
+            }`
           : `a node has exactly one of ${NODE_KINDS.join(', ')}; found ${kinds.join(' and ')}`;
       this.issues.push({ path: at, message });
       return undefined;
     }
     const claimId = (stepId: string) => {
-      if (ids.has(stepId)) this.issues.push({ path: joinPath(at, 'id'), message: `duplicate id "${stepId}" in this plan` });
+      if (ids.has(stepId))
+        this.issues.push({ path: joinPath(at, 'id'), message: `duplicate id "${stepId}" in this plan` });
       ids.add(stepId);
     };
     switch (kinds[0]) {
@@ -185,7 +227,18 @@ class PlanValidator {
         const f = this.parse(shellFields, raw, at);
         if (!f) return undefined;
         claimId(f.id);
-        const step: StepNode = { type: 'step', kind: 'shell', path: f.id, id: f.id, name: f.name, run: f.run, cwd: f.cwd, env: f.env, timeout: f.timeout, approval: this.approval(f.approval, policy, at) };
+        const step: StepNode = {
+          type: 'step',
+          kind: 'shell',
+          path: f.id,
+          id: f.id,
+          name: f.name,
+          run: f.run,
+          cwd: f.cwd,
+          env: f.env,
+          timeout: f.timeout,
+          approval: this.approval(f.approval, policy, at),
+        };
         this.checkAuto(step, policy, at);
         return step;
       }
@@ -193,27 +246,53 @@ class PlanValidator {
         const f = this.parse(gateFields, raw, at);
         if (!f) return undefined;
         claimId(f.id);
-        const step: StepNode = { type: 'step', kind: 'gate', path: f.id, id: f.id, name: f.name, gate: f.gate, approval: this.approval(f.approval, policy, at) };
-        if (step.approval.mode === 'auto') this.issues.push({ path: joinPath(at, 'approval'), message: 'a gate is a human checkpoint: it cannot be auto-approved' });
+        const step: StepNode = {
+          type: 'step',
+          kind: 'gate',
+          path: f.id,
+          id: f.id,
+          name: f.name,
+          gate: f.gate,
+          approval: this.approval(f.approval, policy, at),
+        };
+        if (step.approval.mode === 'auto')
+          this.issues.push({
+            path: joinPath(at, 'approval'),
+            message: 'a gate is a human checkpoint: it cannot be auto-approved',
+          });
         return step;
       }
       case 'sequence': {
         const f = this.parse(sequenceFields, raw, at);
         if (!f) return undefined;
-        return { type: 'sequence', id: f.id, path: f.id ?? at, children: this.children(f.sequence, joinPath(at, 'sequence'), depth + 1, policy, ids) };
+        return {
+          type: 'sequence',
+          id: f.id,
+          path: f.id ?? at,
+          children: this.children(f.sequence, joinPath(at, 'sequence'), depth + 1, policy, ids),
+        };
       }
       case 'parallel': {
         const f = this.parse(parallelFields, raw, at);
         if (!f) return undefined;
         const nodes = this.children(f.parallel, joinPath(at, 'parallel'), depth + 1, policy, ids);
-        return { type: 'parallel', id: f.id, path: f.id ?? at, failFast: f.failFast, maxConcurrency: f.maxConcurrency, children: nodes };
+        return {
+          type: 'parallel',
+          id: f.id,
+          path: f.id ?? at,
+          failFast: f.failFast,
+          maxConcurrency: f.maxConcurrency,
+          children: nodes,
+        };
       }
       case 'plan': {
         const f = this.parse(subPlanFields, raw, at);
         if (!f) return undefined;
         claimId(f.id);
         const plan = this.plan(f.plan, joinPath(at, 'plan'), depth + 1);
-        return plan && { type: 'plan', id: f.id, path: f.id, shareWorkspace: f.shareWorkspace, plan, raw: f.plan };
+        return (
+          plan && { type: 'plan', id: f.id, path: f.id, shareWorkspace: f.shareWorkspace, plan, raw: f.plan }
+        );
       }
       default:
         return undefined;
@@ -221,7 +300,8 @@ class PlanValidator {
   }
 
   private approval(raw: z.output<typeof approval>, policy: PlanPolicy, at: string): ApprovalPolicy {
-    const fields = typeof raw === 'string' ? { mode: raw, quorum: 1 } : (raw ?? { mode: 'required' as const, quorum: 1 });
+    const fields =
+      typeof raw === 'string' ? { mode: raw, quorum: 1 } : (raw ?? { mode: 'required' as const, quorum: 1 });
     const result: ApprovalPolicy = {
       mode: fields.mode,
       quorum: fields.quorum,
@@ -229,7 +309,10 @@ class PlanValidator {
       remind: ('remind' in fields && fields.remind) || policy.remind,
     };
     if (result.mode === 'auto' && result.quorum > 1) {
-      this.issues.push({ path: joinPath(at, 'approval'), message: 'quorum applies to human approvals; an auto step has no quorum' });
+      this.issues.push({
+        path: joinPath(at, 'approval'),
+        message: 'quorum applies to human approvals; an auto step has no quorum',
+      });
     }
     return result;
   }
@@ -237,7 +320,10 @@ class PlanValidator {
   private checkAuto(step: StepNode, policy: PlanPolicy, at: string): void {
     if (step.approval.mode !== 'auto') return;
     if (!policy.autoApprove.some((rule) => autoRuleMatches(rule, step))) {
-      this.issues.push({ path: joinPath(at, 'approval'), message: '"auto" needs a rule in policy.autoApprove that matches this step' });
+      this.issues.push({
+        path: joinPath(at, 'approval'),
+        message: '"auto" needs a rule in policy.autoApprove that matches this step',
+      });
     }
   }
 }
@@ -256,7 +342,8 @@ export function autoRuleMatches(rule: AutoApproveRule, step: StepNode): boolean 
 function screenRawValue(value: unknown, at: string, depth: number): PlanIssue | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   // A plan node sits at most three raw levels below its parent (node, "parallel", array).
-  if (depth > PLAN_LIMITS.maxDepth * 4) return { path: at, message: `plan is nested deeper than ${PLAN_LIMITS.maxDepth} levels` };
+  if (depth > PLAN_LIMITS.maxDepth * 4)
+    return { path: at, message: `plan is nested deeper than ${PLAN_LIMITS.maxDepth} levels` };
   const entries: [string | number, unknown][] = Array.isArray(value)
     ? value.map((v, i) => [i, v])
     : Object.keys(value).map((k) => [k, (value as Record<string, unknown>)[k]]);

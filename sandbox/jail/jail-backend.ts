@@ -7,15 +7,38 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SandboxBackend, SandboxCommand } from '../backend.js';
 
-const ETC_FILES = ['/etc/alternatives', '/etc/ld.so.cache', '/etc/passwd', '/etc/group', '/etc/nsswitch.conf', '/etc/ssl/certs'];
+const ETC_FILES = [
+  '/etc/alternatives',
+  '/etc/ld.so.cache',
+  '/etc/passwd',
+  '/etc/group',
+  '/etc/nsswitch.conf',
+  '/etc/ssl/certs',
+];
 const WORKSPACE = '/workspace';
 
 export function jailArgs(command: SandboxCommand): string[] {
-  const args = ['--unshare-all', '--uid', '1000', '--gid', '1000', '--die-with-parent', '--new-session', '--cap-drop', 'ALL', '--hostname', 'countersign'];
+  const args = [
+    '--unshare-all',
+    '--uid',
+    '1000',
+    '--gid',
+    '1000',
+    '--die-with-parent',
+    '--new-session',
+    '--cap-drop',
+    'ALL',
+    '--hostname',
+    'countersign',
+  ];
   args.push('--ro-bind', '/usr', '/usr');
   for (const dir of ['bin', 'lib', 'lib64', 'sbin']) {
     // Merged-/usr systems link these into /usr; others get them bound read-only.
-    args.push(...(existsSync(`/usr/${dir}`) ? ['--symlink', `usr/${dir}`, `/${dir}`] : ['--ro-bind-try', `/${dir}`, `/${dir}`]));
+    args.push(
+      ...(existsSync(`/usr/${dir}`)
+        ? ['--symlink', `usr/${dir}`, `/${dir}`]
+        : ['--ro-bind-try', `/${dir}`, `/${dir}`]),
+    );
   }
   for (const file of ETC_FILES) args.push('--ro-bind-try', file, file);
   args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
@@ -33,7 +56,8 @@ export function createJailBackend(options: { workspacesDir: string; bwrapPath?: 
   return {
     name: 'jail',
     async prepareWorkspace(workspaceId) {
-      if (!/^[A-Za-z0-9._-]{1,200}$/.test(workspaceId) || workspaceId.startsWith('.')) throw new Error(`invalid workspace id "${workspaceId}"`);
+      if (!/^[A-Za-z0-9._-]{1,200}$/.test(workspaceId) || workspaceId.startsWith('.'))
+        throw new Error(`invalid workspace id "${workspaceId}"`);
       const dir = join(options.workspacesDir, workspaceId);
       await mkdir(dir, { recursive: true, mode: 0o700 });
       return dir;

@@ -10,4 +10,7 @@ export interface RunnerJob {
 }
 
 export type ToRunner = { type: 'job'; job: RunnerJob };
-export type FromRunner = { type: 'ready' } | { type: 'started'; startedAtMs: number; pid: number } | { type: 'failed'; error: string };
+export type FromRunner =
+  | { type: 'ready' }
+  | { type: 'started'; startedAtMs: number; pid: number }
+  | { type: 'failed'; error: string };

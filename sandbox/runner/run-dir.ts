@@ -65,12 +65,20 @@ async function readJson<T>(path: string): Promise<T | undefined> {
 export class RunDir {
   readonly dir: string;
 
-  constructor(runsRoot: string, readonly identity: RunIdentity) {
-    const key = createHash('sha256').update(`${identity.workflowId}\n${identity.stepPath}\n${identity.digest}`).digest('hex').slice(0, 32);
+  constructor(
+    runsRoot: string,
+    readonly identity: RunIdentity,
+  ) {
+    const key = createHash('sha256')
+      .update(`${identity.workflowId}\n${identity.stepPath}\n${identity.digest}`)
+      .digest('hex')
+      .slice(0, 32);
     this.dir = join(runsRoot, key);
   }
 
-  path(name: 'claim.json' | 'launch.json' | 'started.json' | 'transcript.log' | 'result.json' | 'attaches.log'): string {
+  path(
+    name: 'claim.json' | 'launch.json' | 'started.json' | 'transcript.log' | 'result.json' | 'attaches.log',
+  ): string {
     return join(this.dir, name);
   }
 
@@ -89,7 +97,9 @@ export class RunDir {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     try {
       const handle = await open(this.path('claim.json'), 'wx');
-      await handle.writeFile(JSON.stringify({ ...this.identity, claimedAt: new Date().toISOString(), executorPid: process.pid }));
+      await handle.writeFile(
+        JSON.stringify({ ...this.identity, claimedAt: new Date().toISOString(), executorPid: process.pid }),
+      );
       await handle.close();
       return true;
     } catch (error) {
@@ -100,7 +110,10 @@ export class RunDir {
 
   /** Re-takes a claim whose command provably never started (no started.json, runner gone). */
   async reclaim(): Promise<void> {
-    await writeFile(this.path('claim.json'), JSON.stringify({ ...this.identity, reclaimedAt: new Date().toISOString(), executorPid: process.pid }));
+    await writeFile(
+      this.path('claim.json'),
+      JSON.stringify({ ...this.identity, reclaimedAt: new Date().toISOString(), executorPid: process.pid }),
+    );
   }
 
   async recordLaunch(runnerPid: number): Promise<void> {
@@ -108,7 +121,10 @@ export class RunDir {
   }
 
   async recordAttach(attempt: number): Promise<number> {
-    await appendFile(this.path('attaches.log'), `${JSON.stringify({ at: new Date().toISOString(), pid: process.pid, attempt })}\n`);
+    await appendFile(
+      this.path('attaches.log'),
+      `${JSON.stringify({ at: new Date().toISOString(), pid: process.pid, attempt })}\n`,
+    );
     return (await readFile(this.path('attaches.log'), 'utf8')).trim().split('\n').length;
   }
 

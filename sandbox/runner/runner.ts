@@ -35,7 +35,15 @@ async function run(job: RunnerJob): Promise<void> {
   await writeAtomic(join(job.runDir, 'started.json'), JSON.stringify(started));
 
   const finish = async (exitCode: number | null, signal: string | null) => {
-    const finished: RunFinished = { exitCode, signal, durationMs: Date.now() - startedAtMs, finishedAtMs: Date.now(), outputBytes, truncated, timedOut };
+    const finished: RunFinished = {
+      exitCode,
+      signal,
+      durationMs: Date.now() - startedAtMs,
+      finishedAtMs: Date.now(),
+      outputBytes,
+      truncated,
+      timedOut,
+    };
     closeSync(transcript);
     await writeAtomic(join(job.runDir, 'result.json'), JSON.stringify(finished));
     process.exit(0);
@@ -60,7 +68,10 @@ async function run(job: RunnerJob): Promise<void> {
       writeSync(transcript, data);
     } else if (!truncated) {
       truncated = true;
-      writeSync(transcript, `\n[countersign: output truncated after ${job.maxTranscriptBytes} bytes; the step kept running]\n`);
+      writeSync(
+        transcript,
+        `\n[countersign: output truncated after ${job.maxTranscriptBytes} bytes; the step kept running]\n`,
+      );
     }
   });
   term.onExit(({ exitCode, signal }) => {
@@ -75,7 +86,10 @@ async function run(job: RunnerJob): Promise<void> {
   process.on('SIGINT', stop);
   setTimeout(() => {
     timedOut = true;
-    writeSync(transcript, `\n[countersign: the step reached its ${Math.round(job.timeoutMs / 1000)} s time limit and was stopped]\n`);
+    writeSync(
+      transcript,
+      `\n[countersign: the step reached its ${Math.round(job.timeoutMs / 1000)} s time limit and was stopped]\n`,
+    );
     stop();
   }, job.timeoutMs);
 }

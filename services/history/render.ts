@@ -33,7 +33,17 @@ function tailLines(output: string, lines: number): string[] {
     .replace(ANSI, '')
     .replace(/\r\n/g, '\n')
     .split('\n')
-    .map((row) => (row.split('\r').filter((part) => part.length > 0).pop() ?? '').replace(/\t/g, '  ').replace(CONTROL, '').trimEnd());
+    .map((row) =>
+      (
+        row
+          .split('\r')
+          .filter((part) => part.length > 0)
+          .pop() ?? ''
+      )
+        .replace(/\t/g, '  ')
+        .replace(CONTROL, '')
+        .trimEnd(),
+    );
   while (rows.length > 0 && rows[rows.length - 1] === '') rows.pop();
   return rows.slice(-lines);
 }
@@ -45,8 +55,12 @@ function tailLines(output: string, lines: number): string[] {
  */
 export function renderTimeline(timeline: PlanTimeline): string {
   const out: string[] = [];
-  out.push(`plan "${clean(timeline.planName)}" (${timeline.workflowId}), proposed by ${clean(timeline.proposer) || '?'}: ${timeline.status.replace('_', ' ')}`);
-  out.push(`${timeline.runs.length} run${timeline.runs.length === 1 ? '' : 's'}: ${timeline.runs.join(' → ')}; times in UTC`);
+  out.push(
+    `plan "${clean(timeline.planName)}" (${timeline.workflowId}), proposed by ${clean(timeline.proposer) || '?'}: ${timeline.status.replace('_', ' ')}`,
+  );
+  out.push(
+    `${timeline.runs.length} run${timeline.runs.length === 1 ? '' : 's'}: ${timeline.runs.join(' → ')}; times in UTC`,
+  );
   const stepWidth = Math.max(4, ...timeline.entries.map((e) => clean(e.step ?? '').length));
   let day = '';
   for (const entry of timeline.entries) {
@@ -55,18 +69,28 @@ export function renderTimeline(timeline: PlanTimeline): string {
       out.push(`── ${day}`);
     }
     const mark = entry.approval ? (entry.approval.verified ? '✓' : '✗') : ' ';
-    const label = entry.approval?.decision === 'deny' ? 'denial' : entry.approval?.auto ? 'auto-approval' : LABELS[entry.kind];
-    out.push(`${entry.at.slice(11, 23)} ${mark} ${label.padEnd(17)} ${clean(entry.step ?? '').padEnd(stepWidth)}  ${clean(entry.text)}`);
+    const label =
+      entry.approval?.decision === 'deny'
+        ? 'denial'
+        : entry.approval?.auto
+          ? 'auto-approval'
+          : LABELS[entry.kind];
+    out.push(
+      `${entry.at.slice(11, 23)} ${mark} ${label.padEnd(17)} ${clean(entry.step ?? '').padEnd(stepWidth)}  ${clean(entry.text)}`,
+    );
     const indent = ' '.repeat(16);
     if (entry.approval?.problem) out.push(`${indent}✗ not verified: ${clean(entry.approval.problem)}`);
-    if (entry.result?.outputTail) for (const line of tailLines(entry.result.outputTail, 5)) out.push(`${indent}│ ${line}`);
+    if (entry.result?.outputTail)
+      for (const line of tailLines(entry.result.outputTail, 5)) out.push(`${indent}│ ${line}`);
   }
   if (timeline.steps.length > 0) {
     out.push('steps:');
     const width = Math.max(...timeline.steps.map((s) => clean(s.path).length));
     for (const s of timeline.steps) {
       const attempts = s.attempts === 0 ? 'not run' : `${s.attempts} attempt${s.attempts === 1 ? '' : 's'}`;
-      out.push(`  ${s.verified ? '✓' : '✗'} ${clean(s.path).padEnd(width)}  ${s.approvals} decision${s.approvals === 1 ? '' : 's'}, ${attempts}, digest ${s.digest.slice(0, 16)}…  ${clean(s.summary)}`);
+      out.push(
+        `  ${s.verified ? '✓' : '✗'} ${clean(s.path).padEnd(width)}  ${s.approvals} decision${s.approvals === 1 ? '' : 's'}, ${attempts}, digest ${s.digest.slice(0, 16)}…  ${clean(s.summary)}`,
+      );
     }
   }
   return `${out.join('\n')}\n`;

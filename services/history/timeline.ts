@@ -27,7 +27,11 @@ type Payloads = temporal.api.common.v1.IPayloads;
 type Failure = temporal.api.failure.v1.IFailure;
 import type { PlanTimeline, TimelineApproval, TimelineEntry } from './types.js';
 
-export async function planTimeline(client: Client, planRef: string, options: { pinnedRootKeyId?: string } = {}): Promise<PlanTimeline> {
+export async function planTimeline(
+  client: Client,
+  planRef: string,
+  options: { pinnedRootKeyId?: string } = {},
+): Promise<PlanTimeline> {
   const workflowId = toWorkflowId(planRef);
   const runs = await fetchChain(client, workflowId, planRef);
   const builder = new TimelineBuilder(workflowId, options.pinnedRootKeyId);
@@ -55,18 +59,26 @@ async function fetchChain(client: Client, workflowId: string, planRef: string): 
       events = (await client.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? [];
     } catch (error) {
       if (error instanceof WorkflowNotFoundError || (isGrpcServiceError(error) && error.code === 5)) {
-        throw new UserFacingError(`history ${planRef}: no such plan (${workflowId})${runId ? `; run ${runId} of its chain is gone (past retention?)` : ''}`, 'not_found');
+        throw new UserFacingError(
+          `history ${planRef}: no such plan (${workflowId})${runId ? `; run ${runId} of its chain is gone (past retention?)` : ''}`,
+          'not_found',
+        );
       }
       throw error;
     }
     const started = events[0]?.workflowExecutionStartedEventAttributes;
-    if (!started) throw new UserFacingError(`history ${planRef}: the history of ${workflowId} does not begin with a start event`, 'bad_history');
+    if (!started)
+      throw new UserFacingError(
+        `history ${planRef}: the history of ${workflowId} does not begin with a start event`,
+        'bad_history',
+      );
     chain.unshift({ runId, events });
     if (!started.continuedExecutionRunId) {
       // The latest run was fetched without its id: the run before names it, or it is the first run.
       const latest = chain[chain.length - 1]!;
       const previous = chain[chain.length - 2];
-      const named = previous?.events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
+      const named =
+        previous?.events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
       latest.runId ??= previous ? named || '?' : started.firstExecutionRunId || '?';
       return chain.map((run) => ({ runId: run.runId!, events: run.events }));
     }
@@ -133,10 +145,23 @@ class TimelineBuilder {
       approvals: s.decisions.length,
       verified: s.decisions.every((d) => d.verified) && s.ranAsPlanned && s.scheduledAuthorised !== false,
     }));
-    return { workflowId: this.workflowId, planName: this.planName, proposer: this.proposer, status: this.status, runs: this.runs, entries, steps };
+    return {
+      workflowId: this.workflowId,
+      planName: this.planName,
+      proposer: this.proposer,
+      status: this.status,
+      runs: this.runs,
+      entries,
+      steps,
+    };
   }
 
-  private add(runId: string, event: HistoryEvent, entry: Omit<TimelineEntry, 'at' | 'runId'>, ms = eventMs(event)): void {
+  private add(
+    runId: string,
+    event: HistoryEvent,
+    entry: Omit<TimelineEntry, 'at' | 'runId'>,
+    ms = eventMs(event),
+  ): void {
     this.entries.push({ at: new Date(ms).toISOString(), runId, ...entry, ms, order: this.entries.length });
   }
 
@@ -144,9 +169,13 @@ class TimelineBuilder {
     const id = `${runId}/${String(event.eventId)}`;
     const ref = (scheduled: unknown) => `${runId}/${String(scheduled)}`;
 
-    if (event.workflowExecutionStartedEventAttributes) return this.started(runId, event, event.workflowExecutionStartedEventAttributes);
+    if (event.workflowExecutionStartedEventAttributes)
+      return this.started(runId, event, event.workflowExecutionStartedEventAttributes);
     if (event.upsertWorkflowSearchAttributesEventAttributes) {
-      const field = event.upsertWorkflowSearchAttributesEventAttributes.searchAttributes?.indexedFields?.[SEARCH_ATTRIBUTES.status.name];
+      const field =
+        event.upsertWorkflowSearchAttributesEventAttributes.searchAttributes?.indexedFields?.[
+          SEARCH_ATTRIBUTES.status.name
+        ];
       const value = field ? decodeOne<unknown>(field) : undefined;
       const status = Array.isArray(value) ? value[0] : value;
       if (typeof status === 'string') this.status = status;
@@ -159,7 +188,8 @@ class TimelineBuilder {
     if (event.workflowExecutionUpdateAcceptedEventAttributes) {
       const accepted = event.workflowExecutionUpdateAcceptedEventAttributes;
       // The request is inline, unless an earlier UpdateAdmitted event already holds it.
-      const request = accepted.acceptedRequest ?? this.admitted.get(ref(accepted.acceptedRequestSequencingEventId));
+      const request =
+        accepted.acceptedRequest ?? this.admitted.get(ref(accepted.acceptedRequestSequencingEventId));
       if (request?.input?.name !== approveUpdate.name) return;
       const submission = decode<ApprovalSubmission>(request.input.args);
       if (submission) this.approval(runId, event, submission.envelope, submission.deviceRecords ?? [], false);
@@ -170,12 +200,20 @@ class TimelineBuilder {
     if (scheduled) {
       const type = scheduled.activityType?.name ?? '?';
       const input = decode<Record<string, unknown>>(scheduled.input);
-      const stepPath = (input?.stepPath as string | undefined) ?? (input?.step as { path?: string } | undefined)?.path;
+      const stepPath =
+        (input?.stepPath as string | undefined) ?? (input?.step as { path?: string } | undefined)?.path;
       const isStepRun = !CONTROL_ACTIVITIES.has(type) && stepPath !== undefined;
       this.activities.set(id, { type, stepPath, input, attempt: 1, isStepRun });
       if (type === 'gateReached') {
         const gate = input as unknown as GateReached;
-        this.add(runId, event, { kind: 'gate_reached', step: gate.stepPath, text: gate.attempt === 0 ? `awaiting approval (deadline ${gate.deadline})` : `reminder #${gate.attempt}: still awaiting approval (deadline ${gate.deadline})` });
+        this.add(runId, event, {
+          kind: 'gate_reached',
+          step: gate.stepPath,
+          text:
+            gate.attempt === 0
+              ? `awaiting approval (deadline ${gate.deadline})`
+              : `reminder #${gate.attempt}: still awaiting approval (deadline ${gate.deadline})`,
+        });
       } else if (isStepRun && stepPath) this.stepScheduled(runId, event, stepPath, input);
       return;
     }
@@ -186,7 +224,11 @@ class TimelineBuilder {
       activity.attempt = started.attempt ?? 1;
       if (activity.isStepRun && activity.attempt > 1) {
         const last = started.lastFailure ? `; last failure: ${failureText(started.lastFailure)}` : '';
-        this.add(runId, event, { kind: 'step_retry', step: activity.stepPath, text: `attempt ${activity.attempt} started after ${activity.attempt - 1} failed or timed-out attempt${activity.attempt > 2 ? 's' : ''}${last}` });
+        this.add(runId, event, {
+          kind: 'step_retry',
+          step: activity.stepPath,
+          text: `attempt ${activity.attempt} started after ${activity.attempt - 1} failed or timed-out attempt${activity.attempt > 2 ? 's' : ''}${last}`,
+        });
       }
       if (activity.isStepRun) this.countAttempt(activity.stepPath, activity.attempt);
       return;
@@ -197,7 +239,15 @@ class TimelineBuilder {
       if (!activity) return;
       if (activity.type === 'signAutoApproval') {
         const envelope = decode<Envelope>(completed.result);
-        if (envelope) this.approval(runId, event, envelope, [], true, (activity.input as unknown as AutoApprovalRequest).stepPath);
+        if (envelope)
+          this.approval(
+            runId,
+            event,
+            envelope,
+            [],
+            true,
+            (activity.input as unknown as AutoApprovalRequest).stepPath,
+          );
       } else if (activity.isStepRun) {
         const result = decode<StepResult>(completed.result);
         this.stepFinished(runId, event, activity, result);
@@ -209,46 +259,97 @@ class TimelineBuilder {
       const activity = this.activities.get(ref(failed.scheduledEventId));
       if (!activity?.isStepRun) return;
       const timedOut = Boolean(event.activityTaskTimedOutEventAttributes);
-      this.add(runId, event, { kind: 'step_failed', step: activity.stepPath, text: `${timedOut ? 'timed out' : 'failed'} on attempt ${activity.attempt}: ${failureText(failed.failure)}` });
+      this.add(runId, event, {
+        kind: 'step_failed',
+        step: activity.stepPath,
+        text: `${timedOut ? 'timed out' : 'failed'} on attempt ${activity.attempt}: ${failureText(failed.failure)}`,
+      });
       return;
     }
     const cancelled = event.activityTaskCanceledEventAttributes;
     if (cancelled) {
       const activity = this.activities.get(ref(cancelled.scheduledEventId));
-      if (activity?.isStepRun) this.add(runId, event, { kind: 'step_cancelled', step: activity.stepPath, text: `cancelled on attempt ${activity.attempt}; the executor stopped its process` });
+      if (activity?.isStepRun)
+        this.add(runId, event, {
+          kind: 'step_cancelled',
+          step: activity.stepPath,
+          text: `cancelled on attempt ${activity.attempt}; the executor stopped its process`,
+        });
       return;
     }
     this.childAndClose(runId, event, id, ref);
   }
 
-  private childAndClose(runId: string, event: HistoryEvent, id: string, ref: (eventId: unknown) => string): void {
+  private childAndClose(
+    runId: string,
+    event: HistoryEvent,
+    id: string,
+    ref: (eventId: unknown) => string,
+  ): void {
     const initiated = event.startChildWorkflowExecutionInitiatedEventAttributes;
     if (initiated) {
       const childId = initiated.workflowId ?? '?';
-      const path = childId.startsWith(`${this.workflowId}.`) ? childId.slice(this.workflowId.length + 1) : childId;
+      const path = childId.startsWith(`${this.workflowId}.`)
+        ? childId.slice(this.workflowId.length + 1)
+        : childId;
       const input = decode<PlanWorkflowInput>(initiated.input);
       const name = (input?.plan as { name?: unknown } | undefined)?.name;
       this.children.set(id, { workflowId: childId, path });
-      this.add(runId, event, { kind: 'sub_plan_started', step: path, text: `sub-plan ${typeof name === 'string' ? `"${name}" ` : ''}started as ${childId}` });
+      this.add(runId, event, {
+        kind: 'sub_plan_started',
+        step: path,
+        text: `sub-plan ${typeof name === 'string' ? `"${name}" ` : ''}started as ${childId}`,
+      });
       return;
     }
     const childClosed =
-      (event.childWorkflowExecutionCompletedEventAttributes && { how: 'succeeded', attrs: event.childWorkflowExecutionCompletedEventAttributes, failure: undefined }) ||
-      (event.childWorkflowExecutionFailedEventAttributes && { how: 'failed', attrs: event.childWorkflowExecutionFailedEventAttributes, failure: event.childWorkflowExecutionFailedEventAttributes.failure }) ||
-      (event.childWorkflowExecutionCanceledEventAttributes && { how: 'was cancelled', attrs: event.childWorkflowExecutionCanceledEventAttributes, failure: undefined }) ||
-      (event.childWorkflowExecutionTimedOutEventAttributes && { how: 'timed out', attrs: event.childWorkflowExecutionTimedOutEventAttributes, failure: undefined }) ||
-      (event.childWorkflowExecutionTerminatedEventAttributes && { how: 'was terminated', attrs: event.childWorkflowExecutionTerminatedEventAttributes, failure: undefined }) ||
-      (event.startChildWorkflowExecutionFailedEventAttributes && { how: 'could not start', attrs: event.startChildWorkflowExecutionFailedEventAttributes, failure: undefined });
+      (event.childWorkflowExecutionCompletedEventAttributes && {
+        how: 'succeeded',
+        attrs: event.childWorkflowExecutionCompletedEventAttributes,
+        failure: undefined,
+      }) ||
+      (event.childWorkflowExecutionFailedEventAttributes && {
+        how: 'failed',
+        attrs: event.childWorkflowExecutionFailedEventAttributes,
+        failure: event.childWorkflowExecutionFailedEventAttributes.failure,
+      }) ||
+      (event.childWorkflowExecutionCanceledEventAttributes && {
+        how: 'was cancelled',
+        attrs: event.childWorkflowExecutionCanceledEventAttributes,
+        failure: undefined,
+      }) ||
+      (event.childWorkflowExecutionTimedOutEventAttributes && {
+        how: 'timed out',
+        attrs: event.childWorkflowExecutionTimedOutEventAttributes,
+        failure: undefined,
+      }) ||
+      (event.childWorkflowExecutionTerminatedEventAttributes && {
+        how: 'was terminated',
+        attrs: event.childWorkflowExecutionTerminatedEventAttributes,
+        failure: undefined,
+      }) ||
+      (event.startChildWorkflowExecutionFailedEventAttributes && {
+        how: 'could not start',
+        attrs: event.startChildWorkflowExecutionFailedEventAttributes,
+        failure: undefined,
+      });
     if (childClosed) {
       const child = this.children.get(ref(childClosed.attrs.initiatedEventId));
       const detail = childClosed.failure ? `: ${failureText(childClosed.failure)}` : '';
-      this.add(runId, event, { kind: 'sub_plan_finished', step: child?.path, text: `sub-plan ${child?.workflowId ?? ''} ${childClosed.how}${detail}` });
+      this.add(runId, event, {
+        kind: 'sub_plan_finished',
+        step: child?.path,
+        text: `sub-plan ${child?.workflowId ?? ''} ${childClosed.how}${detail}`,
+      });
       return;
     }
 
     const canAttrs = event.workflowExecutionContinuedAsNewEventAttributes;
     if (canAttrs) {
-      this.add(runId, event, { kind: 'continued_as_new', text: `continued as new in run ${canAttrs.newExecutionRunId} after ${String(event.eventId)} events` });
+      this.add(runId, event, {
+        kind: 'continued_as_new',
+        text: `continued as new in run ${canAttrs.newExecutionRunId} after ${String(event.eventId)} events`,
+      });
       return;
     }
     const done = event.workflowExecutionCompletedEventAttributes;
@@ -263,8 +364,13 @@ class TimelineBuilder {
       const result = decode<PlanResult>(planFailed.failure?.applicationFailureInfo?.details);
       this.status = result?.status ?? 'failed';
       // A plan's own failure already reads `plan "name" failed: <steps and reasons>`.
-      const own = planFailed.failure?.applicationFailureInfo?.type === FAILURE_TYPES.planFailed && planFailed.failure.message;
-      this.add(runId, event, { kind: 'plan_finished', text: own || `plan ${this.status}: ${failureText(planFailed.failure)}` });
+      const own =
+        planFailed.failure?.applicationFailureInfo?.type === FAILURE_TYPES.planFailed &&
+        planFailed.failure.message;
+      this.add(runId, event, {
+        kind: 'plan_finished',
+        text: own || `plan ${this.status}: ${failureText(planFailed.failure)}`,
+      });
       return;
     }
     const closed =
@@ -274,11 +380,18 @@ class TimelineBuilder {
     if (closed) {
       this.status = closed;
       const reason = event.workflowExecutionTerminatedEventAttributes?.reason;
-      this.add(runId, event, { kind: 'plan_finished', text: `plan ${closed.replace('_', ' ')}${reason ? `: ${reason}` : ''}` });
+      this.add(runId, event, {
+        kind: 'plan_finished',
+        text: `plan ${closed.replace('_', ' ')}${reason ? `: ${reason}` : ''}`,
+      });
     }
   }
 
-  private started(runId: string, event: HistoryEvent, attrs: temporal.api.history.v1.IWorkflowExecutionStartedEventAttributes): void {
+  private started(
+    runId: string,
+    event: HistoryEvent,
+    attrs: temporal.api.history.v1.IWorkflowExecutionStartedEventAttributes,
+  ): void {
     if (this.runs.length > 1) return; // a continued run: same plan, carried state we deliberately do not trust
     this.firstRunId = attrs.firstExecutionRunId || runId;
     const input = decode<PlanWorkflowInput>(attrs.input);
@@ -295,10 +408,21 @@ class TimelineBuilder {
     const raw = input?.plan as { name?: unknown } | undefined;
     this.planName = spec?.name ?? (typeof raw?.name === 'string' ? raw.name : '');
     for (const node of spec ? planSteps(spec) : []) {
-      this.steps.set(node.path, { node, digest: stepDigest(node, this.workspaceId), attempts: 0, decisions: [], ranAsPlanned: true });
+      this.steps.set(node.path, {
+        node,
+        digest: stepDigest(node, this.workspaceId),
+        attempts: 0,
+        decisions: [],
+        ranAsPlanned: true,
+      });
     }
-    const parent = attrs.parentWorkflowExecution?.workflowId ? `, a sub-plan of ${attrs.parentWorkflowExecution.workflowId}` : '';
-    this.add(runId, event, { kind: 'plan_started', text: `plan "${this.planName}" proposed by ${this.proposer || '?'}: ${this.steps.size} step${this.steps.size === 1 ? '' : 's'}, workspace ${this.workspaceId}${parent}${invalid}` });
+    const parent = attrs.parentWorkflowExecution?.workflowId
+      ? `, a sub-plan of ${attrs.parentWorkflowExecution.workflowId}`
+      : '';
+    this.add(runId, event, {
+      kind: 'plan_started',
+      text: `plan "${this.planName}" proposed by ${this.proposer || '?'}: ${this.steps.size} step${this.steps.size === 1 ? '' : 's'}, workspace ${this.workspaceId}${parent}${invalid}`,
+    });
   }
 
   private buildRegistry(records: Envelope[]): DeviceRegistry | DeviceRecordError {
@@ -315,17 +439,28 @@ class TimelineBuilder {
     if (this.registry instanceof DeviceRecordError || !Array.isArray(records)) return;
     const known = this.registry.records;
     if (records.length <= known.length) return;
-    for (let i = 0; i < known.length; i++) if (records[i]?.signatures?.[0]?.sig !== known[i]!.signatures[0].sig) return;
+    for (let i = 0; i < known.length; i++)
+      if (records[i]?.signatures?.[0]?.sig !== known[i]!.signatures[0].sig) return;
     const extended = this.buildRegistry(records);
     if (extended instanceof DeviceRegistry) this.registry = extended;
   }
 
-  private approval(runId: string, event: HistoryEvent, envelope: Envelope, deviceRecords: Envelope[], viaPolicyActivity: boolean, requestedStep?: string): void {
+  private approval(
+    runId: string,
+    event: HistoryEvent,
+    envelope: Envelope,
+    deviceRecords: Envelope[],
+    viaPolicyActivity: boolean,
+    requestedStep?: string,
+  ): void {
     this.adoptRecords(deviceRecords);
     const claimed = readPayload(envelope);
     const stepPath = claimed?.stepPath ?? requestedStep;
     let problem: string | undefined;
-    let device = claimed?.keyId && this.registry instanceof DeviceRegistry ? this.registry.get(claimed.keyId) : undefined;
+    let device =
+      claimed?.keyId && this.registry instanceof DeviceRegistry
+        ? this.registry.get(claimed.keyId)
+        : undefined;
     if (this.registry instanceof DeviceRecordError) {
       problem = `[${this.registry.code}] device records do not chain to a trusted root: ${this.registry.message}`;
     } else {
@@ -345,7 +480,10 @@ class TimelineBuilder {
           problem = `[unknown_step] the auto-approval was requested for "${requestedStep}" but signs "${claimed?.stepPath}"`;
         }
       } catch (error) {
-        problem = error instanceof ApprovalRefused ? `[${error.code}] ${error.message}` : `[malformed_envelope] ${(error as Error).message}`;
+        problem =
+          error instanceof ApprovalRefused
+            ? `[${error.code}] ${error.message}`
+            : `[malformed_envelope] ${(error as Error).message}`;
       }
     }
     if (claimed?.nonce) this.nonces.add(claimed.nonce);
@@ -364,9 +502,16 @@ class TimelineBuilder {
     const verb = approval.decision === 'deny' ? 'denied' : 'approved';
     const key = `key ${approval.keyId.slice(0, 12)}`;
     // An envelope that failed verification proves nothing about who signed it: say only what it claims.
-    const who = approval.verified ? `by "${approval.device}" (${approval.role}), ${key}` : `(unverified) with ${key}${approval.device ? `, a key registered to "${approval.device}"` : ''}`;
+    const who = approval.verified
+      ? `by "${approval.device}" (${approval.role}), ${key}`
+      : `(unverified) with ${key}${approval.device ? `, a key registered to "${approval.device}"` : ''}`;
     const text = `${verb} ${who}${approval.reason ? `: "${approval.reason}"` : ''}`;
-    this.add(runId, event, { kind: approval.verified ? 'approval' : 'approval_refused_at_audit', step: stepPath, text, approval });
+    this.add(runId, event, {
+      kind: approval.verified ? 'approval' : 'approval_refused_at_audit',
+      step: stepPath,
+      text,
+      approval,
+    });
   }
 
   private countAttempt(path: string | undefined, attempt: number): void {
@@ -374,12 +519,18 @@ class TimelineBuilder {
     if (state) state.attempts = Math.max(state.attempts, attempt);
   }
 
-  private stepScheduled(runId: string, event: HistoryEvent, stepPath: string, input: Record<string, unknown> | undefined): void {
+  private stepScheduled(
+    runId: string,
+    event: HistoryEvent,
+    stepPath: string,
+    input: Record<string, unknown> | undefined,
+  ): void {
     const state = this.steps.get(stepPath);
     const notes: string[] = [];
     // Show what the executor was actually sent; the plan's version appears only when they differ.
     const executed = input?.step as Partial<StepNode> | undefined;
-    const described = (step: Partial<StepNode> | undefined) => (step?.kind === 'shell' ? `\`${step.run}\`` : step?.kind === 'gate' ? step.gate : '(unreadable step)');
+    const described = (step: Partial<StepNode> | undefined) =>
+      step?.kind === 'shell' ? `\`${step.run}\`` : step?.kind === 'gate' ? step.gate : '(unreadable step)';
     if (!state) {
       notes.push('not a step of this plan');
     } else {
@@ -396,16 +547,35 @@ class TimelineBuilder {
       const approving = state.decisions.filter((d) => d.verified && d.decision === 'approve');
       const humans = new Set(approving.filter((d) => !d.auto).map((d) => d.keyId)).size;
       const denied = state.decisions.some((d) => d.verified && d.decision === 'deny');
-      const authorised = !denied && (humans >= state.node.approval.quorum || (state.node.approval.mode === 'auto' && approving.some((d) => d.auto)));
+      const authorised =
+        !denied &&
+        (humans >= state.node.approval.quorum ||
+          (state.node.approval.mode === 'auto' && approving.some((d) => d.auto)));
       state.scheduledAuthorised = (state.scheduledAuthorised ?? true) && authorised;
-      if (!authorised) notes.push(`scheduled without verified approvals meeting its policy (${humans} of ${state.node.approval.quorum}${denied ? ', and denied' : ''})`);
+      if (!authorised)
+        notes.push(
+          `scheduled without verified approvals meeting its policy (${humans} of ${state.node.approval.quorum}${denied ? ', and denied' : ''})`,
+        );
     }
-    this.add(runId, event, { kind: 'step_started', step: stepPath, text: `sent to the executor: ${described(executed)}${notes.length ? ` — ${notes.join('; ')}` : ''}` });
+    this.add(runId, event, {
+      kind: 'step_started',
+      step: stepPath,
+      text: `sent to the executor: ${described(executed)}${notes.length ? ` — ${notes.join('; ')}` : ''}`,
+    });
   }
 
-  private stepFinished(runId: string, event: HistoryEvent, activity: PendingActivity, result: StepResult | undefined): void {
+  private stepFinished(
+    runId: string,
+    event: HistoryEvent,
+    activity: PendingActivity,
+    result: StepResult | undefined,
+  ): void {
     if (!result) {
-      this.add(runId, event, { kind: 'step_finished', step: activity.stepPath, text: 'finished (result could not be decoded)' });
+      this.add(runId, event, {
+        kind: 'step_finished',
+        step: activity.stepPath,
+        text: 'finished (result could not be decoded)',
+      });
       return;
     }
     this.countAttempt(activity.stepPath, result.attempt ?? activity.attempt);
@@ -451,11 +621,18 @@ function decode<T>(payloads: Payloads | null | undefined, index = 0): T | undefi
 }
 
 /** What the envelope claims, read without trusting it (verification decides whether it holds). */
-function readPayload(envelope: Envelope | undefined): Partial<Record<'workflowId' | 'runId' | 'stepPath' | 'decision' | 'reason' | 'nonce' | 'keyId', string>> | undefined {
+function readPayload(
+  envelope: Envelope | undefined,
+):
+  | Partial<Record<'workflowId' | 'runId' | 'stepPath' | 'decision' | 'reason' | 'nonce' | 'keyId', string>>
+  | undefined {
   try {
     const value: unknown = JSON.parse(utf8Decode(fromBase64(envelope!.payload)));
     if (typeof value !== 'object' || value === null) return undefined;
-    return Object.fromEntries(Object.entries(value).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
+    return Object.fromEntries(Object.entries(value).filter(([, v]) => typeof v === 'string')) as Record<
+      string,
+      string
+    >;
   } catch {
     return undefined;
   }

@@ -19,19 +19,48 @@ const autoShell = { autoApprove: [{ kind: 'shell' as const }] };
 it('records a history for every workflow shape', { timeout: 300_000 }, async () => {
   const stack = await startTestStack('record');
   const { client } = stack;
-  const approve = (planId: string, step: string, decision: 'approve' | 'deny' = 'approve') => decide(client, stack.root, planId, step, { decision });
-  const settle = (workflowId: string) => client.workflow.getHandle(workflowId).result().catch(() => undefined);
+  const approve = (planId: string, step: string, decision: 'approve' | 'deny' = 'approve') =>
+    decide(client, stack.root, planId, step, { decision });
+  const settle = (workflowId: string) =>
+    client.workflow
+      .getHandle(workflowId)
+      .result()
+      .catch(() => undefined);
   // The Temporal CLI writes the canonical proto JSON that historyFromJSON reads back.
   const save = async (name: string, workflowId: string) => {
-    const args = ['workflow', 'show', '--workflow-id', workflowId, '--address', stack.config.temporalAddress, '--namespace', stack.config.namespace, '--output', 'json'];
+    const args = [
+      'workflow',
+      'show',
+      '--workflow-id',
+      workflowId,
+      '--address',
+      stack.config.temporalAddress,
+      '--namespace',
+      stack.config.namespace,
+      '--output',
+      'json',
+    ];
     const { stdout } = await promisify(execFile)(TEMPORAL_CLI, args, { maxBuffer: 64 * 1024 * 1024 });
     // Replay derives child ids from the parent's id, so the fixture keeps it.
-    await writeFile(`${FIXTURES}${name}.json`, JSON.stringify({ workflowId, history: JSON.parse(stdout) as unknown }, null, 1));
+    await writeFile(
+      `${FIXTURES}${name}.json`,
+      JSON.stringify({ workflowId, history: JSON.parse(stdout) as unknown }, null, 1),
+    );
   };
 
   const shapes: Record<string, () => Promise<string>> = {
     'sequence-approved': async () => {
-      const p = await submitPlan(client, { name: 'seq', steps: [{ id: 'a', run: 'echo a' }, { id: 'g', gate: 'ok?' }] }, { proposer: 'recorder' });
+      const p = await submitPlan(
+        client,
+        {
+          name: 'seq',
+          steps: [
+            { id: 'a', run: 'echo a' },
+            { id: 'g', gate: 'ok?' },
+          ],
+        },
+        { proposer: 'recorder' },
+      );
       await waitForStep(client, p.planId, 'a', 'awaiting_approval');
       await approve(p.planId, 'a');
       await waitForStep(client, p.planId, 'g', 'awaiting_approval');
@@ -39,41 +68,102 @@ it('records a history for every workflow shape', { timeout: 300_000 }, async () 
       return p.workflowId;
     },
     denied: async () => {
-      const p = await submitPlan(client, { name: 'deny', steps: [{ id: 'a', run: 'echo a' }] }, { proposer: 'recorder' });
+      const p = await submitPlan(
+        client,
+        { name: 'deny', steps: [{ id: 'a', run: 'echo a' }] },
+        { proposer: 'recorder' },
+      );
       await waitForStep(client, p.planId, 'a', 'awaiting_approval');
       await approve(p.planId, 'a', 'deny');
       return p.workflowId;
     },
     'parallel-fail-fast': async () => {
-      const steps = [{ parallel: [{ id: 'slow', run: 'sleep 20', approval: 'auto' }, { id: 'boom', run: 'exit 1', approval: 'auto' }, { id: 'human', run: 'true' }] }];
-      return (await submitPlan(client, { name: 'ff', policy: autoShell, steps }, { proposer: 'recorder' })).workflowId;
+      const steps = [
+        {
+          parallel: [
+            { id: 'slow', run: 'sleep 20', approval: 'auto' },
+            { id: 'boom', run: 'exit 1', approval: 'auto' },
+            { id: 'human', run: 'true' },
+          ],
+        },
+      ];
+      return (await submitPlan(client, { name: 'ff', policy: autoShell, steps }, { proposer: 'recorder' }))
+        .workflowId;
     },
     'parallel-collect-all': async () => {
-      const steps = [{ parallel: [{ id: 'x', run: 'exit 1', approval: 'auto' }, { id: 'y', run: 'echo y', approval: 'auto' }], failFast: false, maxConcurrency: 1 }];
-      return (await submitPlan(client, { name: 'ca', policy: autoShell, steps }, { proposer: 'recorder' })).workflowId;
+      const steps = [
+        {
+          parallel: [
+            { id: 'x', run: 'exit 1', approval: 'auto' },
+            { id: 'y', run: 'echo y', approval: 'auto' },
+          ],
+          failFast: false,
+          maxConcurrency: 1,
+        },
+      ];
+      return (await submitPlan(client, { name: 'ca', policy: autoShell, steps }, { proposer: 'recorder' }))
+        .workflowId;
     },
     'sub-plan': async () => {
-      const p = await submitPlan(client, { name: 'parent', steps: [{ id: 'sub', plan: { name: 'child', policy: autoShell, steps: [{ id: 'c', run: 'echo child', approval: 'auto' }] } }] }, { proposer: 'recorder' });
+      const p = await submitPlan(
+        client,
+        {
+          name: 'parent',
+          steps: [
+            {
+              id: 'sub',
+              plan: {
+                name: 'child',
+                policy: autoShell,
+                steps: [{ id: 'c', run: 'echo child', approval: 'auto' }],
+              },
+            },
+          ],
+        },
+        { proposer: 'recorder' },
+      );
       return p.workflowId;
     },
     'timeout-with-reminders': async () => {
-      return (await submitPlan(client, { name: 'timeout', steps: [{ id: 't', run: 'true', approval: { timeout: '2s', remind: '1s' } }] }, { proposer: 'recorder' })).workflowId;
+      return (
+        await submitPlan(
+          client,
+          { name: 'timeout', steps: [{ id: 't', run: 'true', approval: { timeout: '2s', remind: '1s' } }] },
+          { proposer: 'recorder' },
+        )
+      ).workflowId;
     },
     cancelled: async () => {
-      const p = await submitPlan(client, { name: 'cancel', policy: autoShell, steps: [{ id: 'long', run: 'sleep 30', approval: 'auto' }] }, { proposer: 'recorder' });
+      const p = await submitPlan(
+        client,
+        { name: 'cancel', policy: autoShell, steps: [{ id: 'long', run: 'sleep 30', approval: 'auto' }] },
+        { proposer: 'recorder' },
+      );
       await waitForStep(client, p.planId, 'long', 'running');
       await cancelPlan(client, p.planId);
       return p.workflowId;
     },
     'gate-approved': async () => {
-      const p = await submitPlan(client, { name: 'gate', steps: [{ id: 'q', gate: 'looks right?' }] }, { proposer: 'recorder' });
+      const p = await submitPlan(
+        client,
+        { name: 'gate', steps: [{ id: 'q', gate: 'looks right?' }] },
+        { proposer: 'recorder' },
+      );
       await waitForStep(client, p.planId, 'q', 'awaiting_approval');
       await approve(p.planId, 'q');
       return p.workflowId;
     },
     'continued-as-new': async () => {
-      const steps = Array.from({ length: 8 }, (_, i) => ({ id: `s${i}`, run: `echo ${i}`, approval: 'auto' }));
-      const p = await submitPlan(client, { name: 'can', policy: autoShell, steps }, { proposer: 'recorder', continueAsNewAfterEvents: 40 });
+      const steps = Array.from({ length: 8 }, (_, i) => ({
+        id: `s${i}`,
+        run: `echo ${i}`,
+        approval: 'auto',
+      }));
+      const p = await submitPlan(
+        client,
+        { name: 'can', policy: autoShell, steps },
+        { proposer: 'recorder', continueAsNewAfterEvents: 40 },
+      );
       await waitForView(client, p.planId, (v) => v.continuedAsNew > 0);
       await settle(p.workflowId);
       // The latest run: it starts from carried state, which is what replay must handle.

@@ -13,7 +13,11 @@ let server: DevServer | undefined;
 
 export default async function setup(project: TestProject) {
   const dir = await mkdtemp(join(tmpdir(), 'countersign-temporal-'));
-  server = await startDevServer({ dbFile: join(dir, 'temporal.sqlite'), port: await freePort(), logFile: join(dir, 'temporal.log') });
+  server = await startDevServer({
+    dbFile: join(dir, 'temporal.sqlite'),
+    port: await freePort(),
+    logFile: join(dir, 'temporal.log'),
+  });
   project.provide('temporalAddress', server.address);
   project.provide('temporalDir', dir);
   return async () => {

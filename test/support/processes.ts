@@ -22,7 +22,12 @@ export class WorkerProcess {
     this.child = spawn(file, args, {
       cwd: PROJECT_ROOT,
       stdio: ['ignore', log, log],
-      env: { ...process.env, COUNTERSIGN_HOME: this.config.home, TEMPORAL_ADDRESS: this.config.temporalAddress, TEMPORAL_NAMESPACE: this.config.namespace },
+      env: {
+        ...process.env,
+        COUNTERSIGN_HOME: this.config.home,
+        TEMPORAL_ADDRESS: this.config.temporalAddress,
+        TEMPORAL_NAMESPACE: this.config.namespace,
+      },
     });
     this.starts++;
   }

@@ -29,10 +29,16 @@ export interface TestStack {
 
 let runtimeInstalled = false;
 
-export async function startTestStack(name: string, options: { workers?: boolean; pair?: boolean } = {}): Promise<TestStack> {
+export async function startTestStack(
+  name: string,
+  options: { workers?: boolean; pair?: boolean } = {},
+): Promise<TestStack> {
   if (!runtimeInstalled) {
     const level = (process.env.COUNTERSIGN_TEST_LOG as 'WARN' | undefined) ?? 'ERROR';
-    Runtime.install({ logger: new DefaultLogger(level), telemetryOptions: { logging: { filter: { core: level, other: level } } } });
+    Runtime.install({
+      logger: new DefaultLogger(level),
+      telemetryOptions: { logging: { filter: { core: level, other: level } } },
+    });
     runtimeInstalled = true;
   }
   const address = inject('temporalAddress');
