@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import { RunDir } from '../sandbox/runner/run-dir.js';
 import { WorkflowFailedError } from '@temporalio/client';
 import { decide, submitPlan } from '../services/plans.js';
 import { startTestStack, type TestStack } from './support/stack.js';
@@ -115,6 +117,10 @@ describe('limits a step cannot escape', () => {
     expect(step.result?.truncated).toBe(true);
     expect(step.result?.outputBytes).toBeGreaterThan(8_000_000);
     expect(step.result?.outputTail.length).toBeLessThanOrEqual(4096);
-    expect(step.result?.outputTail).toContain('output truncated after 1048576 bytes');
+    expect(step.result?.outputTail).toContain('tail-marker'); // the end of the output survives the cap
+    const run = new RunDir(stack.paths.runs, { workflowId, stepPath: 'flood', digest: step.digest });
+    const transcript = await readFile(run.path('transcript.log'), 'utf8');
+    expect(transcript.length).toBeLessThan(1024 * 1024 + 200);
+    expect(transcript).toContain('output truncated after 1048576 bytes');
   });
 });

@@ -77,7 +77,14 @@ export class RunDir {
   }
 
   path(
-    name: 'claim.json' | 'launch.json' | 'started.json' | 'transcript.log' | 'result.json' | 'attaches.log',
+    name:
+      | 'claim.json'
+      | 'launch.json'
+      | 'started.json'
+      | 'transcript.log'
+      | 'tail.log'
+      | 'result.json'
+      | 'attaches.log',
   ): string {
     return join(this.dir, name);
   }
@@ -128,11 +135,15 @@ export class RunDir {
     return (await readFile(this.path('attaches.log'), 'utf8')).trim().split('\n').length;
   }
 
-  /** The last `bytes` of the transcript, decoded leniently (a cut may split a character). */
+  /**
+   * The last `bytes` of the output, decoded leniently (a cut may split a character): from the
+   * rolling tail once the transcript was capped, else from the transcript.
+   */
   async tail(bytes = 4096): Promise<{ text: string; size: number }> {
+    const file = existsSync(this.path('tail.log')) ? this.path('tail.log') : this.path('transcript.log');
     try {
-      const size = (await stat(this.path('transcript.log'))).size;
-      const handle = await open(this.path('transcript.log'), 'r');
+      const size = (await stat(file)).size;
+      const handle = await open(file, 'r');
       try {
         const length = Math.min(bytes, size);
         const buffer = Buffer.alloc(length);

@@ -11,6 +11,7 @@ import type { FromRunner, RunnerJob, ToRunner } from './protocol.js';
 import { writeAtomic, type RunFinished, type RunStarted } from './run-dir.js';
 
 const KILL_GRACE_MS = 2_000;
+const ROLLING_TAIL_CHARS = 16 * 1024;
 let busy = false;
 
 function send(message: FromRunner): void {
@@ -29,6 +30,24 @@ async function run(job: RunnerJob): Promise<void> {
   let outputBytes = 0;
   let truncated = false;
   let timedOut = false;
+  // Past the cap, the end of the output still matters most (that is where errors are): keep a
+  // rolling tail and write it beside the transcript.
+  let rollingTail = '';
+  let tailDirty = false;
+  const flushTail = () => {
+    if (!tailDirty) return Promise.resolve();
+    tailDirty = false;
+    return writeAtomic(join(job.runDir, 'tail.log'), rollingTail);
+  };
+  const tailTimer = setInterval(() => void flushTail(), 1_000);
+  tailTimer.unref();
+  const output = (text: string) => {
+    if (!truncated) writeSync(transcript, text);
+    else {
+      rollingTail = (rollingTail + text).slice(-ROLLING_TAIL_CHARS);
+      tailDirty = true;
+    }
+  };
   const startedAtMs = Date.now();
   const started: RunStarted = { pid: process.pid, startedAtMs };
   // started.json goes to disk before the command exists: a crash after this line is never re-run.
@@ -45,6 +64,8 @@ async function run(job: RunnerJob): Promise<void> {
       timedOut,
     };
     closeSync(transcript);
+    clearInterval(tailTimer);
+    await flushTail();
     await writeAtomic(join(job.runDir, 'result.json'), JSON.stringify(finished));
     process.exit(0);
   };
@@ -64,15 +85,15 @@ async function run(job: RunnerJob): Promise<void> {
   term.onData((data) => {
     const bytes = Buffer.byteLength(data);
     outputBytes += bytes;
-    if (!truncated && outputBytes <= job.maxTranscriptBytes) {
-      writeSync(transcript, data);
-    } else if (!truncated) {
-      truncated = true;
+    if (!truncated && outputBytes > job.maxTranscriptBytes) {
       writeSync(
         transcript,
         `\n[countersign: output truncated after ${job.maxTranscriptBytes} bytes; the step kept running]\n`,
       );
+      truncated = true;
+      rollingTail = `[countersign: transcript capped at ${job.maxTranscriptBytes} bytes; this is the end of the output]\n`;
     }
+    output(data);
   });
   term.onExit(({ exitCode, signal }) => {
     const name = signalName(signal);
@@ -86,8 +107,7 @@ async function run(job: RunnerJob): Promise<void> {
   process.on('SIGINT', stop);
   setTimeout(() => {
     timedOut = true;
-    writeSync(
-      transcript,
+    output(
       `\n[countersign: the step reached its ${Math.round(job.timeoutMs / 1000)} s time limit and was stopped]\n`,
     );
     stop();
