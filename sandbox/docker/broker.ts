@@ -1,0 +1,108 @@
+/**
+ * The Docker broker: the only code that talks to the Docker API. It creates containers only from
+ * catalog images (pinned by image id when the broker starts) and only with the hardened spec;
+ * every operation is logged with the container id, and "already gone" counts as success.
+ */
+import { randomBytes } from 'node:crypto';
+import Docker from 'dockerode';
+import { checkContainerRequest, hardenedSpec, LABELS, type ContainerRequest } from './container-policy.js';
+
+export interface BrokerLog {
+  info(message: string, meta?: Record<string, unknown>): void;
+}
+
+export interface ManagedContainer {
+  id: string;
+  name: string;
+}
+
+const isGone = (error: unknown) => (error as { statusCode?: number }).statusCode === 404;
+
+export class DockerBroker {
+  private constructor(
+    private readonly docker: Docker,
+    /** Catalog tag → image id, resolved once: a tag moved later does not change what runs. */
+    readonly images: ReadonlyMap<string, string>,
+    private readonly log: BrokerLog,
+  ) {}
+
+  static async connect(
+    catalog: string[],
+    log: BrokerLog,
+    socketPath = '/var/run/docker.sock',
+  ): Promise<DockerBroker> {
+    const docker = new Docker({ socketPath });
+    const images = new Map<string, string>();
+    for (const tag of catalog) {
+      const image = await docker
+        .getImage(tag)
+        .inspect()
+        .catch((error: unknown) => {
+          throw new Error(
+            `catalog image ${tag} is not built (run scripts/setup): ${(error as Error).message}`,
+          );
+        });
+      images.set(tag, image.Id);
+    }
+    return new DockerBroker(docker, images, log);
+  }
+
+  /** Checks the request (throws BrokerRefused), then creates and starts a hardened container. */
+  async run(raw: unknown): Promise<ManagedContainer> {
+    const request: ContainerRequest = checkContainerRequest(raw, this.images);
+    const name = `countersign-${request.owner.plan.slice(0, 60)}-${randomBytes(4).toString('hex')}`;
+    this.log.info('creating container', { name, image: request.image, plan: request.owner.plan });
+    const container = await this.docker.createContainer(
+      hardenedSpec(request, this.images.get(request.image)!, name),
+    );
+    this.log.info('created container', { id: container.id, name });
+    await container.start();
+    this.log.info('started container', { id: container.id });
+    return { id: container.id, name };
+  }
+
+  async inspect(id: string) {
+    return this.docker.getContainer(id).inspect();
+  }
+
+  async logs(id: string): Promise<string> {
+    const buffer = (await this.docker
+      .getContainer(id)
+      .logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
+    // Non-TTY logs are multiplexed: 8-byte frame headers before each chunk.
+    const out: Buffer[] = [];
+    for (let i = 0; i + 8 <= buffer.length;) {
+      const size = buffer.readUInt32BE(i + 4);
+      out.push(buffer.subarray(i + 8, i + 8 + size));
+      i += 8 + size;
+    }
+    return Buffer.concat(out).toString('utf8');
+  }
+
+  async wait(id: string): Promise<number> {
+    const { StatusCode } = (await this.docker.getContainer(id).wait()) as { StatusCode: number };
+    return StatusCode;
+  }
+
+  async remove(id: string): Promise<void> {
+    this.log.info('removing container', { id });
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: false });
+      this.log.info('removed container', { id });
+    } catch (error) {
+      if (!isGone(error)) throw error;
+      this.log.info('container already gone', { id });
+    }
+  }
+
+  /** Removes every managed container whose plan is not in `livePlans`. Returns the ids removed. */
+  async reap(livePlans: ReadonlySet<string>): Promise<string[]> {
+    const containers = await this.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABELS.managed}=true`] },
+    });
+    const stale = containers.filter((c) => !livePlans.has(c.Labels[LABELS.plan] ?? ''));
+    for (const c of stale) await this.remove(c.Id);
+    return stale.map((c) => c.Id);
+  }
+}

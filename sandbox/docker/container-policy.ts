@@ -1,0 +1,223 @@
+/**
+ * What the Docker broker will create: a request is checked field by field against a closed
+ * allowlist, and every escalation is refused with its own reason. Only requests that pass become
+ * a hardened container spec (non-root, no capabilities, read-only root, the workspace volume as
+ * the only writable mount, limits, no host namespaces, no devices, no Docker socket).
+ */
+import type { ContainerCreateOptions } from 'dockerode';
+
+export type BrokerRefusal =
+  | 'not_an_object'
+  | 'unknown_field'
+  | 'privileged'
+  | 'host_bind'
+  | 'docker_socket'
+  | 'host_network'
+  | 'host_pid'
+  | 'host_ipc'
+  | 'host_uts'
+  | 'host_userns'
+  | 'capability_added'
+  | 'security_opt'
+  | 'device'
+  | 'unknown_image'
+  | 'root_user'
+  | 'writable_root'
+  | 'limit_too_large'
+  | 'bad_volume'
+  | 'bad_label'
+  | 'bad_command'
+  | 'sysctl'
+  | 'cgroup_parent';
+
+export class BrokerRefused extends Error {
+  constructor(
+    readonly code: BrokerRefusal,
+    message: string,
+  ) {
+    super(`[${code}] ${message}`);
+    this.name = 'BrokerRefused';
+  }
+}
+
+export const LIMIT_CEILINGS = { memoryBytes: 4 * 1024 ** 3, nanoCpus: 2e9, pids: 1024 } as const;
+const DEFAULT_LIMITS = { memoryBytes: 512 * 1024 ** 2, nanoCpus: 1e9, pids: 256 } as const;
+const ALLOWED_FIELDS = new Set([
+  'image',
+  'owner',
+  'labels',
+  'workspaceVolume',
+  'network',
+  'limits',
+  'command',
+]);
+
+/**
+ * Fields people (or a compromised executor) try, each with the reason it is refused. Checked
+ * before the allowlist, so the refusal names the escalation rather than just "unknown field".
+ */
+const ESCALATIONS: [field: string, code: BrokerRefusal, why: string][] = [
+  ['privileged', 'privileged', 'privileged containers are never created'],
+  ['binds', 'host_bind', 'host bind mounts are refused: the workspace volume is the only mount'],
+  ['mounts', 'host_bind', 'extra mounts are refused: the workspace volume is the only mount'],
+  [
+    'networkMode',
+    'host_network',
+    'the network is chosen by the broker (none, or egress-only), never the host network',
+  ],
+  ['pidMode', 'host_pid', "sharing the host (or another container's) pid namespace is refused"],
+  ['ipcMode', 'host_ipc', 'sharing an IPC namespace is refused'],
+  ['utsMode', 'host_uts', 'sharing the host UTS namespace is refused'],
+  ['usernsMode', 'host_userns', 'leaving the user namespace setting of the engine is refused'],
+  ['capAdd', 'capability_added', 'capabilities are never added; every capability is dropped'],
+  [
+    'securityOpt',
+    'security_opt',
+    'security options are fixed (no-new-privileges, default seccomp and AppArmor)',
+  ],
+  ['devices', 'device', 'host devices are never passed in'],
+  ['deviceRequests', 'device', 'device requests (GPUs and others) are refused'],
+  ['user', 'root_user', 'containers run as uid 1000; the user cannot be chosen'],
+  ['readonlyRootfs', 'writable_root', 'the root file system is always read-only'],
+  ['volumes', 'bad_volume', 'only the workspace volume is mounted'],
+  ['sysctls', 'sysctl', 'kernel parameters cannot be set'],
+  ['cgroupParent', 'cgroup_parent', 'the cgroup parent cannot be chosen'],
+];
+
+export interface ContainerRequest {
+  /** An image tag from the broker's catalog. */
+  image: string;
+  /** Who asked: goes into the labels the reaper uses. */
+  owner: { plan: string; step?: string | undefined };
+  labels?: Record<string, string> | undefined;
+  /** Named volume mounted read-write at /workspace. */
+  workspaceVolume?: string | undefined;
+  network?: 'none' | undefined;
+  limits?: { memoryBytes?: number; nanoCpus?: number; pids?: number } | undefined;
+  command?: string[] | undefined;
+}
+
+export const LABELS = {
+  managed: 'countersign.managed',
+  plan: 'countersign.plan',
+  step: 'countersign.step',
+  owner: 'countersign.owner',
+} as const;
+
+function refuse(code: BrokerRefusal, message: string): never {
+  throw new BrokerRefused(code, message);
+}
+
+function mentionsDockerSocket(value: unknown): boolean {
+  return JSON.stringify(value ?? '').includes('docker.sock');
+}
+
+/** Checks an untrusted request; returns it typed, or throws BrokerRefused with the reason. */
+export function checkContainerRequest(
+  raw: unknown,
+  knownImages: ReadonlyMap<string, string>,
+): ContainerRequest {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    refuse('not_an_object', 'a container request must be an object');
+  const request = raw as Record<string, unknown>;
+  if ([request.binds, request.mounts, request.volumes, request.workspaceVolume].some(mentionsDockerSocket)) {
+    refuse('docker_socket', 'the Docker socket is never mounted into a container');
+  }
+  for (const [field, code, why] of ESCALATIONS) if (field in request) refuse(code, why);
+  const unknown = Object.keys(request).filter((k) => !ALLOWED_FIELDS.has(k));
+  if (unknown.length)
+    refuse(
+      'unknown_field',
+      `fields ${unknown.map((k) => `"${k}"`).join(', ')} are not part of a container request`,
+    );
+
+  if (typeof request.image !== 'string' || !knownImages.has(request.image)) {
+    refuse(
+      'unknown_image',
+      `image ${JSON.stringify(request.image)} is not in the catalog (${[...knownImages.keys()].join(', ')})`,
+    );
+  }
+  const owner = request.owner as ContainerRequest['owner'] | undefined;
+  if (typeof owner?.plan !== 'string' || !/^[A-Za-z0-9._-]{1,200}$/.test(owner.plan))
+    refuse('bad_label', 'owner.plan must be a plan id');
+  if (owner.step !== undefined && (typeof owner.step !== 'string' || owner.step.length > 400))
+    refuse('bad_label', 'owner.step must be a step path');
+  const labels = request.labels as Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(labels ?? {})) {
+    if (key.startsWith('countersign.')) refuse('bad_label', `label "${key}" is reserved for the broker`);
+    if (typeof value !== 'string' || value.length > 1000)
+      refuse('bad_label', `label "${key}" must be a short string`);
+  }
+  if (
+    request.workspaceVolume !== undefined &&
+    (typeof request.workspaceVolume !== 'string' ||
+      !/^countersign-ws-[A-Za-z0-9._-]{1,180}$/.test(request.workspaceVolume))
+  ) {
+    refuse('bad_volume', 'workspaceVolume must be a countersign-ws-* named volume');
+  }
+  if (request.network !== undefined && request.network !== 'none')
+    refuse(
+      'host_network',
+      'only network "none" is available here (egress networks come with the egress option)',
+    );
+  const limits = (request.limits ?? {}) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(limits)) {
+    const ceiling = LIMIT_CEILINGS[key as keyof typeof LIMIT_CEILINGS];
+    if (ceiling === undefined) refuse('unknown_field', `limit "${key}" is not a known limit`);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value > ceiling) {
+      refuse('limit_too_large', `limit ${key} must be a positive whole number up to ${ceiling}`);
+    }
+  }
+  if (
+    request.command !== undefined &&
+    (!Array.isArray(request.command) ||
+      request.command.some((c) => typeof c !== 'string') ||
+      request.command.length > 64)
+  ) {
+    refuse('bad_command', 'command must be an array of at most 64 strings');
+  }
+  return request as unknown as ContainerRequest;
+}
+
+/** The hardened create options for a request that passed `checkContainerRequest`. */
+export function hardenedSpec(
+  request: ContainerRequest,
+  imageId: string,
+  name: string,
+): ContainerCreateOptions {
+  const limits = { ...DEFAULT_LIMITS, ...request.limits };
+  return {
+    name,
+    Image: imageId,
+    Cmd: request.command ?? ['sleep', 'infinity'],
+    User: '1000:1000',
+    WorkingDir: '/workspace',
+    Env: ['HOME=/workspace', 'LANG=C.UTF-8', 'TERM=xterm-256color'],
+    Labels: {
+      ...request.labels,
+      [LABELS.managed]: 'true',
+      [LABELS.plan]: request.owner.plan,
+      ...(request.owner.step ? { [LABELS.step]: request.owner.step } : {}),
+      [LABELS.owner]: 'countersign-executor',
+    },
+    NetworkDisabled: true,
+    HostConfig: {
+      NetworkMode: 'none',
+      Privileged: false,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=64m' },
+      Mounts: request.workspaceVolume
+        ? [{ Type: 'volume', Source: request.workspaceVolume, Target: '/workspace', ReadOnly: false }]
+        : [],
+      Memory: limits.memoryBytes,
+      MemorySwap: limits.memoryBytes,
+      NanoCpus: limits.nanoCpus,
+      PidsLimit: limits.pids,
+      IpcMode: 'private',
+      Init: true,
+      AutoRemove: false,
+    },
+  };
+}
