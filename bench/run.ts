@@ -26,7 +26,7 @@ import { PROJECT_ROOT, statePaths, type Config } from '../workers/config.js';
 import { loadOrCreateKeyFile } from '../workers/key-file.js';
 import { approveUpdate } from '../workflows/messages.js';
 import { RunDir } from '../sandbox/runner/run-dir.js';
-import { line, summary, treeRssKiB } from './stats.js';
+import { line, treeRssKiB } from './stats.js';
 
 const APPROVALS = Number(process.env.BENCH_APPROVALS ?? 500);
 const THROUGHPUT_SECONDS = Number(process.env.BENCH_THROUGHPUT_SECONDS ?? 60);
@@ -189,7 +189,6 @@ async function main(): Promise<void> {
     `${'idle resident memory, whole embedded stack (target ≤350)'.padEnd(52)} ${memory.totalMiB.toFixed(1)} MiB`,
   );
   console.log(memory.rows.join('\n'));
-  void summary;
 }
 
 async function throughputWarmup(client: Client): Promise<void> {

@@ -51,7 +51,7 @@ async function main(argv: string[]): Promise<void> {
       help: { type: 'boolean', short: 'h' },
     },
   });
-  const [command, sub, third, fourth] = positionals;
+  const [command, sub, third] = positionals;
   if (!command || values.help || command === 'help') {
     console.log(USAGE);
     return;
@@ -88,7 +88,6 @@ async function main(argv: string[]): Promise<void> {
       case 'history':
         return await historyCommand(ctx, need(sub, 'plan id'), { json: values.json });
     }
-    void fourth;
     throw new UserFacingError(`unknown command: ${positionals.join(' ')}\n\n${USAGE}`, 'usage');
   } finally {
     await ctx.close();

@@ -1,12 +1,10 @@
 /** `countersign plan run|ls|show|cancel`, `approve`, `deny`. */
 import { readFile, stat } from 'node:fs/promises';
-import { formatDuration } from '../../core/duration.js';
 import { PLAN_LIMITS } from '../../core/plan/limits.js';
-import { parsePlanText } from '../../core/plan/parse.js';
+import { parsePlanDocument } from '../../core/plan/parse.js';
 import { PlanValidationError } from '../../core/plan/validate.js';
 import { UserFacingError } from '../../services/errors.js';
 import { cancelPlan, decide, listPlans, planView, planViewTree, submitPlan } from '../../services/plans.js';
-import { parse as parseYaml } from 'yaml';
 import type { CliContext } from '../context.js';
 import { bold, dim, green, red, renderAwaiting, renderListing, renderPlanTree } from '../format.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,10 +17,10 @@ export async function runPlan(ctx: CliContext, file: string, options: { wait?: b
       { path: '', message: `plan file is ${size} bytes; the limit is ${PLAN_LIMITS.maxTextBytes}` },
     ]);
   const text = await readFile(file, 'utf8');
-  parsePlanText(text); // validates with paths before anything is sent
+  const { raw } = parsePlanDocument(text); // validated with paths before anything is sent
   const client = await ctx.client();
   const key = await ctx.deviceKey().catch(() => undefined);
-  const submitted = await submitPlan(client, parseYaml(text) as unknown, {
+  const submitted = await submitPlan(client, raw, {
     proposer: key ? `cli:${key.name} (${key.keyId.slice(0, 8)})` : 'cli',
   });
   console.log(`${bold('plan')} ${submitted.planId} started ${dim(`(${submitted.workflowId})`)}`);
@@ -96,5 +94,3 @@ export async function cancelCommand(ctx: CliContext, planRef: string): Promise<v
     `cancellation requested for ${planRef}: running steps are stopped, waiting steps are cancelled; the history is kept`,
   );
 }
-
-export { formatDuration };

@@ -5,7 +5,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parse as parseYaml } from 'yaml';
+import { parsePlanDocument } from '../../core/plan/parse.js';
 import { TASK_QUEUES } from '../../core/names.js';
 import { openPairing, registryView } from '../../services/devices.js';
 import { planView, submitPlan } from '../../services/plans.js';
@@ -130,7 +130,7 @@ export async function up(ctx: CliContext, options: { example?: string }): Promis
   }
 
   if (options.example) {
-    const raw = parseYaml(await readFile(options.example, 'utf8')) as unknown;
+    const { raw } = parsePlanDocument(await readFile(options.example, 'utf8'));
     const submitted = await submitPlan(client, raw, { proposer: 'countersign up (example)' });
     console.log(`\n${bold('Example plan started:')} ${submitted.planId}  (${options.example})`);
     let view = await planView(client, submitted.planId);

@@ -28,7 +28,17 @@ function yamlNestingDepth(tokens: readonly CST.Token[], limit: number): number {
   return deepest;
 }
 
+/** The plan as written (what the workflow receives and validates again) and its validated form. */
+export interface PlanDocument {
+  raw: unknown;
+  spec: PlanSpec;
+}
+
 export function parsePlanText(text: string): PlanSpec {
+  return parsePlanDocument(text).spec;
+}
+
+export function parsePlanDocument(text: string): PlanDocument {
   const bytes = utf8ToBytes(text).length;
   if (bytes > PLAN_LIMITS.maxTextBytes) {
     throw new PlanValidationError([
@@ -52,5 +62,5 @@ export function parsePlanText(text: string): PlanSpec {
       { path: '', message: `not valid YAML or JSON: ${reason.split('\n')[0]}` },
     ]);
   }
-  return validatePlan(raw);
+  return { raw, spec: validatePlan(raw) };
 }
