@@ -1,0 +1,153 @@
+/**
+ * The worker gate, from the side of a compromised executor: with the executor's connection,
+ * everything but the worker RPCs of the sandbox queue is refused, forged task tokens are refused,
+ * and a real plan still runs with its executor connected only through the gate.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { TASK_QUEUES } from '../core/names.js';
+import { decide, planView, submitPlan } from '../services/plans.js';
+import { startWorkerGate, type WorkerGate } from '../sandbox/gate/worker-gate.js';
+import { createExecutorWorker } from '../workers/executor.js';
+import { approveUpdate } from '../workflows/messages.js';
+import { pairTestRoot, startTestStack, type TestStack } from './support/stack.js';
+import { waitForStep } from './support/plans.js';
+
+let stack: TestStack;
+let gate: WorkerGate;
+let gated: Connection;
+let attacker: Client;
+const gateLog: string[] = [];
+let stopExecutor: () => Promise<void>;
+
+beforeAll(async () => {
+  stack = await startTestStack('gate', { workers: false, pair: false });
+  gate = await startWorkerGate({
+    upstream: stack.config.temporalAddress,
+    namespace: stack.config.namespace,
+    taskQueue: TASK_QUEUES.sandbox,
+    log: (l) => gateLog.push(l),
+  });
+  await stack.startWorkers({ control: true });
+  // The executor reaches Temporal only through the gate.
+  const native = await NativeConnection.connect({ address: gate.address });
+  const { worker, runners } = await createExecutorWorker(
+    { ...stack.config, temporalAddress: gate.address },
+    native,
+  );
+  const running = worker.run();
+  stopExecutor = async () => {
+    worker.shutdown();
+    await running.catch(() => undefined);
+    runners.close();
+    await native.close();
+  };
+  await pairTestRoot(stack);
+  gated = await Connection.connect({ address: gate.address });
+  attacker = new Client({ connection: gated, namespace: stack.config.namespace });
+});
+afterAll(async () => {
+  await stopExecutor?.();
+  await gated?.close();
+  await gate?.close();
+  await stack?.close();
+});
+
+const denied = (promise: Promise<unknown>) =>
+  promise.then(
+    () => 'allowed',
+    (e: unknown) =>
+      /worker gate|PERMISSION_DENIED/.test(
+        String((e as Error).message) + String((e as { cause?: Error }).cause?.message),
+      )
+        ? 'refused'
+        : `other: ${(e as Error).message}`,
+  );
+
+describe('the worker gate', () => {
+  it('runs a real plan with the executor connected only through the gate', async () => {
+    const { planId, workflowId } = await submitPlan(
+      stack.client,
+      { name: 'gated', steps: [{ id: 'hi', run: 'echo through the gate' }] },
+      { proposer: 'test' },
+    );
+    await waitForStep(stack.client, planId, 'hi', 'awaiting_approval');
+    await decide(stack.client, stack.root, planId, 'hi', { decision: 'approve' });
+    await stack.client.workflow.getHandle(workflowId).result();
+    expect((await planView(stack.client, planId)).steps[0]?.result?.outputTail).toContain('through the gate');
+    // The executor needed nothing the gate refuses.
+    expect(gateLog).toEqual([]);
+  });
+
+  it('refuses start, signal, update, terminate, history, list and describe from the executor side', async () => {
+    const { planId, workflowId } = await submitPlan(
+      stack.client,
+      { name: 'victim', steps: [{ id: 'x', run: 'true' }] },
+      { proposer: 'test' },
+    );
+    const view = await waitForStep(stack.client, planId, 'x', 'awaiting_approval');
+    const handle = attacker.workflow.getHandle(workflowId);
+    const results = {
+      start: await denied(
+        attacker.workflow.start('planWorkflow', {
+          workflowId: 'plan-evil',
+          taskQueue: TASK_QUEUES.control,
+          args: [{}],
+        }),
+      ),
+      signal: await denied(handle.signal('anything')),
+      update: await denied(
+        handle.executeUpdate(approveUpdate, { args: [{ envelope: {} as never, deviceRecords: [] }] }),
+      ),
+      terminate: await denied(handle.terminate('pwned')),
+      cancel: await denied(handle.cancel()),
+      history: await denied(handle.fetchHistory()),
+      describe: await denied(handle.describe()),
+      query: await denied(handle.query('countersign.planView')),
+      list: await denied(attacker.workflow.list()[Symbol.asyncIterator]().next()),
+    };
+    expect(results).toEqual(Object.fromEntries(Object.keys(results).map((k) => [k, 'refused'])));
+    expect(gateLog.some((l) => l.includes('refused StartWorkflowExecution'))).toBe(true);
+    // The victim is untouched and still waits for its approval.
+    expect((await planView(stack.client, planId)).steps[0]?.status).toBe(view.steps[0]?.status);
+  });
+
+  it('refuses polling another task queue and completing an activity with a forged task token', async () => {
+    const service = gated.workflowService;
+    expect(
+      await denied(
+        service.pollActivityTaskQueue({
+          namespace: stack.config.namespace,
+          taskQueue: { name: TASK_QUEUES.control },
+        }),
+      ),
+    ).toBe('refused');
+    expect(
+      await denied(
+        service.pollWorkflowTaskQueue({
+          namespace: stack.config.namespace,
+          taskQueue: { name: TASK_QUEUES.control },
+        }),
+      ),
+    ).toBe('refused');
+    expect(
+      await denied(
+        service.respondActivityTaskCompleted({
+          namespace: stack.config.namespace,
+          taskToken: randomBytes(64),
+        }),
+      ),
+    ).toBe('refused');
+    expect(
+      await denied(
+        service.recordActivityTaskHeartbeat({
+          namespace: stack.config.namespace,
+          taskToken: randomBytes(64),
+        }),
+      ),
+    ).toBe('refused');
+    expect(await denied(service.describeNamespace({ namespace: 'default' }))).toBe('refused');
+  });
+});
