@@ -258,13 +258,7 @@ export class PlanInterpreter {
       }
       return record.status === 'succeeded' ? 'succeeded' : 'failed';
     } catch (error) {
-      if (isCancellation(error)) {
-        record.status = 'cancelled';
-        return 'cancelled';
-      }
-      record.status = 'failed';
-      record.error = describeFailure(error);
-      return 'failed';
+      return settle(record, error);
     } finally {
       this.publish();
     }
@@ -384,13 +378,7 @@ export class PlanInterpreter {
       record.status = 'succeeded';
       return 'succeeded';
     } catch (error) {
-      if (isCancellation(error)) {
-        record.status = 'cancelled';
-        return 'cancelled';
-      }
-      record.status = 'failed';
-      record.error = describeFailure(error);
-      return 'failed';
+      return settle(record, error);
     } finally {
       this.inFlight--;
       this.publish();
@@ -476,6 +464,17 @@ export class PlanInterpreter {
       continuedAsNew,
     };
   }
+}
+
+/** Records how a step or sub-plan ended when it threw: cancelled, or failed with the reason. */
+function settle(record: { status: string; error?: string | undefined }, error: unknown): Outcome {
+  if (isCancellation(error)) {
+    record.status = 'cancelled';
+    return 'cancelled';
+  }
+  record.status = 'failed';
+  record.error = describeFailure(error);
+  return 'failed';
 }
 
 function describeFailure(error: unknown): string {
