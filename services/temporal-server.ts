@@ -161,7 +161,7 @@ export async function ensureNamespace(address: string, namespace: string): Promi
     } catch (error) {
       if (!/already exists|AlreadyExists/i.test(String(error))) throw error;
     }
-    const { temporal } = await import('@temporalio/proto');
+    const { temporal } = (await import('@temporalio/proto')).default;
     const types = temporal.api.enums.v1.IndexedValueType;
     const searchAttributes = Object.fromEntries(
       Object.values(SEARCH_ATTRIBUTES).map((a) => [

@@ -60,6 +60,7 @@ describe('countersign up', () => {
     expect(up).toContain(`countersign approve ${planId} scaffold`);
     expect(up).toMatch(/Temporal\s+127\.0\.0\.1:\d+/);
     expect(up).toContain('backend: jail');
+    expect(up).toMatch(/via worker gate 127\.0\.0\.1:\d+/);
 
     await cli('pair', code!);
     await cli('approve', planId!, 'scaffold');

@@ -111,7 +111,7 @@ export async function up(ctx: CliContext, options: { example?: string }): Promis
   if (stack.temporalUi) console.log(`  Temporal UI     ${stack.temporalUi}`);
   console.log(`  control worker  pid ${stack.pids.control ?? '?'}  queue ${TASK_QUEUES.control}`);
   console.log(
-    `  executor        pid ${stack.pids.executor ?? '?'}  queue ${TASK_QUEUES.sandbox}  backend: ${stack.backend}`,
+    `  executor        pid ${stack.pids.executor ?? '?'}  queue ${TASK_QUEUES.sandbox}  backend: ${stack.backend}  via worker gate ${stack.gateAddress ?? '?'}`,
   );
   if (stack.backend === 'jail')
     console.log(yellow('  ! steps run in the bubblewrap jail (no Docker backend yet)'));

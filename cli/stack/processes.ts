@@ -17,6 +17,8 @@ export interface StackFile {
   temporalUi?: string | undefined;
   namespace: string;
   backend: 'jail' | 'docker';
+  /** Where the executor reaches Temporal: the worker gate. */
+  gateAddress?: string | undefined;
   pids: Record<string, number>;
   startedAt: string;
   ready: boolean;

@@ -8,6 +8,8 @@ import { openSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { TASK_QUEUES } from '../../core/names.js';
+import { startWorkerGate, type WorkerGate } from '../../sandbox/gate/worker-gate.js';
 import { startDevServer, type DevServer } from '../../services/temporal-server.js';
 import { loadConfig, PROJECT_ROOT, statePaths } from '../../workers/config.js';
 import { workerCommand, type StackFile, type WorkerName } from './processes.js';
@@ -19,6 +21,7 @@ const uiPort = Number(process.env.COUNTERSIGN_TEMPORAL_UI_PORT ?? port + 1000);
 const children = new Map<WorkerName, ChildProcess>();
 let stopping = false;
 let server: DevServer | undefined;
+let gate: WorkerGate | undefined;
 
 function log(message: string): void {
   process.stderr.write(`${new Date().toISOString()} supervisor: ${message}\n`);
@@ -34,6 +37,7 @@ async function writeStackFile(ready: boolean): Promise<void> {
     temporalUi: server?.uiUrl,
     namespace: config.namespace,
     backend: 'jail',
+    gateAddress: gate?.address,
     pids,
     startedAt: new Date().toISOString(),
     ready,
@@ -44,7 +48,9 @@ async function writeStackFile(ready: boolean): Promise<void> {
 async function startWorker(name: WorkerName, restarts = 0): Promise<void> {
   const { file, args } = await workerCommand(name);
   const out = openSync(join(paths.logs, `${name}-worker.log`), 'a');
-  const child = spawn(file, args, { cwd: PROJECT_ROOT, stdio: ['ignore', out, out], env: process.env });
+  // The executor reaches Temporal only through the worker gate.
+  const env = name === 'executor' ? { ...process.env, TEMPORAL_ADDRESS: gate!.address } : process.env;
+  const child = spawn(file, args, { cwd: PROJECT_ROOT, stdio: ['ignore', out, out], env });
   children.set(name, child);
   log(`started ${name} worker (pid ${child.pid})`);
   const startedAt = Date.now();
@@ -102,6 +108,7 @@ async function stop(): Promise<void> {
     ),
     sleep(15_000),
   ]);
+  await Promise.race([gate?.close(), sleep(3_000)]);
   await server?.stop();
   await rm(paths.stackFile, { force: true });
   process.exit(0);
@@ -112,6 +119,13 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
   await startTemporal();
+  gate = await startWorkerGate({
+    upstream: config.temporalAddress,
+    namespace: config.namespace,
+    taskQueue: TASK_QUEUES.sandbox,
+    log: (line) => log(line),
+  });
+  log(`worker gate at ${gate.address} (executor → Temporal)`);
   await startWorker('control');
   await startWorker('executor');
   await writeStackFile(true);

@@ -6,10 +6,11 @@
  */
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { gunzipSync, inflateSync } from 'node:zlib';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 
 const service = '/temporal.api.workflowservice.v1.WorkflowService/';
-const api = temporal.api.workflowservice.v1;
+// A default import: the package is CommonJS, and compiled bundles load it from native ESM.
+const api = proto.temporal.api.workflowservice.v1;
 
 /** The RPCs an activity worker needs, and nothing else. */
 const WORKER_RPCS = new Set(
