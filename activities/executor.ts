@@ -4,8 +4,6 @@
  * executor re-attaches to a running step instead of starting it again.
  */
 import { watch } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { parseDuration } from '../core/duration.js';
@@ -36,10 +34,9 @@ const KILL_WAIT_MS = 5_000;
 
 export function createExecutorActivities(deps: ExecutorDependencies) {
   async function launch(run: RunDir, input: ShellStepInput): Promise<void> {
-    const workspaceDir = await deps.backend.prepareWorkspace(input.workspaceId);
-    await mkdir(join(workspaceDir, input.step.cwd), { recursive: true });
+    const workspace = await deps.backend.prepareWorkspace(input.workspaceId, input.step.cwd);
     const argv = deps.backend.argvFor({
-      workspaceDir,
+      workspace,
       cwd: input.step.cwd,
       env: input.step.env,
       run: input.step.run,
@@ -49,6 +46,7 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
         runDir: run.dir,
         file: argv.file,
         args: argv.args,
+        env: argv.env,
         maxTranscriptBytes: deps.maxTranscriptBytes ?? 1024 * 1024,
         timeoutMs: parseDuration(input.step.timeout),
       });

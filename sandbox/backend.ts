@@ -3,8 +3,8 @@
  * cannot reach the control plane. The jail (bubblewrap) is the first; Docker slots in beside it.
  */
 export interface SandboxCommand {
-  /** Host directory of the plan's workspace. */
-  workspaceDir: string;
+  /** What `prepareWorkspace` returned: a host directory (jail) or a container id (Docker). */
+  workspace: string;
   /** Working directory relative to the workspace root (validated: stays inside). */
   cwd: string;
   env: Record<string, string>;
@@ -13,8 +13,8 @@ export interface SandboxCommand {
 
 export interface SandboxBackend {
   readonly name: 'jail' | 'docker';
-  /** Creates (if needed) and returns the host directory of a workspace. */
-  prepareWorkspace(workspaceId: string): Promise<string>;
+  /** Creates the workspace if needed, with `cwd` inside it; returns the reference `argvFor` takes. */
+  prepareWorkspace(workspaceId: string, cwd: string): Promise<string>;
   /** The argv the runner executes in its PTY. */
-  argvFor(command: SandboxCommand): { file: string; args: string[] };
+  argvFor(command: SandboxCommand): { file: string; args: string[]; env?: Record<string, string> };
 }

@@ -8,7 +8,10 @@ import { createExecutorActivities } from '../activities/executor.js';
 import { TASK_QUEUES } from '../core/names.js';
 import { createJailBackend } from '../sandbox/jail/jail-backend.js';
 import { RunnerPool } from '../sandbox/runner/pool.js';
-import { loadConfig, statePaths, type Config } from './config.js';
+import type { SandboxBackend } from '../sandbox/backend.js';
+import { DockerBroker } from '../sandbox/docker/broker.js';
+import { createDockerBackend, WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
+import { ConfigError, loadConfig, statePaths, type Config } from './config.js';
 import { isMain, runMain } from './main.js';
 
 /** The root pin: COUNTERSIGN_ROOT_KEY_ID, else the file `countersign pair` writes. */
@@ -26,18 +29,39 @@ export function pinnedRootReader(
   };
 }
 
+export type BackendName = 'jail' | 'docker';
+
+/** COUNTERSIGN_SANDBOX picks the backend: `jail` (the default for now) or `docker`. */
+export function sandboxFromEnv(env: NodeJS.ProcessEnv = process.env): BackendName {
+  const value = env.COUNTERSIGN_SANDBOX ?? 'jail';
+  if (value !== 'jail' && value !== 'docker')
+    throw new ConfigError(`COUNTERSIGN_SANDBOX must be jail or docker, got "${value}"`);
+  return value;
+}
+
+async function createBackend(
+  name: BackendName,
+  paths: ReturnType<typeof statePaths>,
+): Promise<SandboxBackend> {
+  if (name === 'jail') return createJailBackend({ workspacesDir: paths.workspaces });
+  const broker = await DockerBroker.connect([WORKSPACE_IMAGE], { info: () => undefined });
+  return createDockerBackend({ broker });
+}
+
 export async function createExecutorWorker(
   config: Config,
   connection?: NativeConnection,
+  backendName: BackendName = sandboxFromEnv(),
 ): Promise<{ worker: Worker; runners: RunnerPool }> {
   const paths = statePaths(config.home);
+  const backend = await createBackend(backendName, paths);
   const runners = await RunnerPool.start({ size: 1, idleRetireMs: 30_000 });
   const worker = await Worker.create({
     connection: connection ?? (await NativeConnection.connect({ address: config.temporalAddress })),
     namespace: config.namespace,
     taskQueue: TASK_QUEUES.sandbox,
     activities: createExecutorActivities({
-      backend: createJailBackend({ workspacesDir: paths.workspaces }),
+      backend,
       runners,
       runsDir: paths.runs,
       pinnedRootKeyId: pinnedRootReader(paths.pinnedRoot),
@@ -53,7 +77,7 @@ export async function createExecutorWorker(
 if (isMain(import.meta.url)) {
   runMain('executor worker', async () => {
     const { worker, runners } = await createExecutorWorker(loadConfig());
-    console.error(`executor worker polling ${TASK_QUEUES.sandbox} (backend: jail)`);
+    console.error(`executor worker polling ${TASK_QUEUES.sandbox} (backend: ${sandboxFromEnv()})`);
     try {
       await worker.run();
     } finally {

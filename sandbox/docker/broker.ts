@@ -61,6 +61,15 @@ export class DockerBroker {
     return { id: container.id, name };
   }
 
+  /** The plan's workspace container, if one exists. */
+  async findWorkspace(plan: string): Promise<{ id: string; running: boolean } | undefined> {
+    const [found] = await this.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABELS.managed}=true`, `${LABELS.plan}=${plan}`] },
+    });
+    return found && { id: found.Id, running: found.State === 'running' };
+  }
+
   async inspect(id: string) {
     return this.docker.getContainer(id).inspect();
   }

@@ -42,7 +42,7 @@ export function jailArgs(command: SandboxCommand): string[] {
   }
   for (const file of ETC_FILES) args.push('--ro-bind-try', file, file);
   args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
-  args.push('--bind', command.workspaceDir, WORKSPACE, '--chdir', join(WORKSPACE, command.cwd));
+  args.push('--bind', command.workspace, WORKSPACE, '--chdir', join(WORKSPACE, command.cwd));
   // The jail's own root is a tmpfs; make it read-only too, so only /workspace and /tmp take writes.
   args.push('--remount-ro', '/');
   args.push('--clearenv', '--setenv', 'PATH', '/usr/local/bin:/usr/bin:/bin', '--setenv', 'HOME', WORKSPACE);
@@ -55,11 +55,13 @@ export function jailArgs(command: SandboxCommand): string[] {
 export function createJailBackend(options: { workspacesDir: string; bwrapPath?: string }): SandboxBackend {
   return {
     name: 'jail',
-    async prepareWorkspace(workspaceId) {
+    async prepareWorkspace(workspaceId, cwd) {
       if (!/^[A-Za-z0-9._-]{1,200}$/.test(workspaceId) || workspaceId.startsWith('.'))
         throw new Error(`invalid workspace id "${workspaceId}"`);
       const dir = join(options.workspacesDir, workspaceId);
       await mkdir(dir, { recursive: true, mode: 0o700 });
+      // bwrap needs the working directory to exist before it can chdir into it.
+      await mkdir(join(dir, cwd), { recursive: true });
       return dir;
     },
     argvFor(command) {

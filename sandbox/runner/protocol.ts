@@ -3,6 +3,8 @@ export interface RunnerJob {
   runDir: string;
   file: string;
   args: string[];
+  /** Environment of the process the runner starts (the jail clears it again inside). */
+  env?: Record<string, string> | undefined;
   /** Transcript bytes kept; output past this is counted and dropped with a marker. */
   maxTranscriptBytes: number;
   /** The step's own time limit: the runner stops the command after this, even with no executor alive. */

@@ -72,7 +72,13 @@ async function run(job: RunnerJob): Promise<void> {
 
   let term;
   try {
-    term = spawn(job.file, job.args, { name: 'xterm-256color', cols: 120, rows: 40, cwd: '/', env: {} });
+    term = spawn(job.file, job.args, {
+      name: 'xterm-256color',
+      cols: 120,
+      rows: 40,
+      cwd: '/',
+      env: job.env ?? {},
+    });
   } catch (error) {
     writeSync(transcript, `countersign: could not start the step: ${(error as Error).message}\n`);
     send({ type: 'failed', error: (error as Error).message });

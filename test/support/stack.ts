@@ -31,7 +31,7 @@ let runtimeInstalled = false;
 
 export async function startTestStack(
   name: string,
-  options: { workers?: boolean; pair?: boolean } = {},
+  options: { workers?: boolean; pair?: boolean; backend?: 'jail' | 'docker' } = {},
 ): Promise<TestStack> {
   if (!runtimeInstalled) {
     const level = (process.env.COUNTERSIGN_TEST_LOG as 'WARN' | undefined) ?? 'ERROR';
@@ -63,7 +63,11 @@ export async function startTestStack(
         running.push({ worker, done: worker.run() });
       }
       if (which.executor) {
-        const { worker, runners } = await createExecutorWorker(config, nativeConnection);
+        const { worker, runners } = await createExecutorWorker(
+          config,
+          nativeConnection,
+          options.backend ?? 'jail',
+        );
         running.push({ worker, done: worker.run(), cleanup: () => runners.close() });
       }
     },

@@ -1,0 +1,72 @@
+/**
+ * The Docker backend: one hardened workspace container per plan (created through the broker,
+ * with the plan's named volume as its only writable mount), and each shell step run in it with
+ * `docker exec` under the runner's PTY, so a step still outlives an executor crash.
+ */
+import type { SandboxBackend } from '../backend.js';
+import type { DockerBroker } from './broker.js';
+
+export const WORKSPACE_IMAGE = 'countersign/workspace:latest';
+
+export function workspaceVolumeName(workspaceId: string): string {
+  return `countersign-ws-${workspaceId}`;
+}
+
+export function createDockerBackend(options: { broker: DockerBroker; dockerCli?: string }): SandboxBackend {
+  const { broker } = options;
+  // One creation at a time per workspace: parallel steps of a plan share its container.
+  const pending = new Map<string, Promise<string>>();
+
+  async function workspaceContainer(workspaceId: string): Promise<string> {
+    const existing = await broker.findWorkspace(workspaceId);
+    if (existing?.running) return existing.id;
+    if (existing) await broker.remove(existing.id);
+    const { id } = await broker.run({
+      image: WORKSPACE_IMAGE,
+      owner: { plan: workspaceId },
+      workspaceVolume: workspaceVolumeName(workspaceId),
+    });
+    return id;
+  }
+
+  return {
+    name: 'docker',
+    async prepareWorkspace(workspaceId) {
+      if (!/^[A-Za-z0-9._-]{1,180}$/.test(workspaceId) || workspaceId.startsWith('.'))
+        throw new Error(`invalid workspace id "${workspaceId}"`);
+      let creation = pending.get(workspaceId);
+      if (!creation) {
+        creation = workspaceContainer(workspaceId).finally(() => pending.delete(workspaceId));
+        pending.set(workspaceId, creation);
+      }
+      return creation;
+    },
+    argvFor(command) {
+      const env = Object.entries(command.env).flatMap(([name, value]) => ['-e', `${name}=${value}`]);
+      // The command and directory travel as variables, so nothing is re-quoted into a shell line.
+      const script =
+        'mkdir -p -- "$COUNTERSIGN_CWD" && cd -- "$COUNTERSIGN_CWD" && exec /bin/sh -c "$COUNTERSIGN_RUN"';
+      return {
+        file: options.dockerCli ?? 'docker',
+        // The docker client's own environment; nothing of it reaches the container.
+        env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/tmp' },
+        args: [
+          'exec',
+          '-i',
+          '-t',
+          '-w',
+          '/workspace',
+          ...env,
+          '-e',
+          `COUNTERSIGN_CWD=${command.cwd}`,
+          '-e',
+          `COUNTERSIGN_RUN=${command.run}`,
+          command.workspace,
+          '/bin/sh',
+          '-c',
+          script,
+        ],
+      };
+    },
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * Shell steps on the Docker backend: one hardened workspace container per plan, its named volume
+ * shared by the plan's steps, and the step's view of its own box checked from inside.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerBroker } from '../sandbox/docker/broker.js';
+import { WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
+import { planView, submitPlan } from '../services/plans.js';
+import { startTestStack, type TestStack } from './support/stack.js';
+
+let stack: TestStack;
+let broker: DockerBroker;
+const plans: string[] = [];
+beforeAll(async () => {
+  stack = await startTestStack('docker', { backend: 'docker' });
+  broker = await DockerBroker.connect([WORKSPACE_IMAGE], { info: () => undefined });
+});
+afterAll(async () => {
+  for (const plan of plans) {
+    const found = await broker.findWorkspace(plan);
+    if (found) await broker.remove(found.id);
+  }
+  await stack?.close();
+});
+
+const auto = { autoApprove: [{ kind: 'shell' as const }] };
+
+describe('the Docker backend', () => {
+  it('runs a plan in one workspace container whose volume carries files from step to step', async () => {
+    const steps = [
+      { id: 'write', run: 'mkdir -p out && echo from-step-one > out/note && id -u', approval: 'auto' },
+      { id: 'read', run: 'cat note; pwd', cwd: 'out', approval: 'auto' },
+    ];
+    const { planId, workflowId } = await submitPlan(
+      stack.client,
+      { name: 'docker-plan', policy: auto, steps },
+      { proposer: 'test' },
+    );
+    plans.push(planId);
+    await stack.client.workflow.getHandle(workflowId).result();
+    const [write, read] = (await planView(stack.client, planId)).steps;
+    expect(write?.result?.backend).toBe('docker');
+    expect(write?.result?.outputTail).toMatch(/^1000\r?$/m);
+    expect(read?.result?.outputTail).toContain('from-step-one');
+    expect(read?.result?.outputTail).toContain('/workspace/out');
+    const container = await broker.findWorkspace(planId);
+    expect(container?.running).toBe(true);
+    const info = await broker.inspect(container!.id);
+    expect(info.HostConfig.NetworkMode).toBe('none');
+    expect(info.HostConfig.ReadonlyRootfs).toBe(true);
+  });
+
+  it('gives a step no network, no capabilities, no Docker socket and a read-only system', async () => {
+    const [, port] = stack.config.temporalAddress.split(':');
+    const probe = [
+      `(exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null && echo TEMPORAL:open || echo TEMPORAL:closed`,
+      'echo NET:$(ls /sys/class/net | tr "\\n" " ")',
+      'grep CapEff /proc/self/status',
+      'test -e /var/run/docker.sock && echo SOCKET:present || echo SOCKET:absent',
+      'touch /usr/evil 2>/dev/null && echo USR:writable || echo USR:read-only',
+    ].join('; ');
+    const { planId, workflowId } = await submitPlan(
+      stack.client,
+      {
+        name: 'docker-probe',
+        policy: auto,
+        steps: [{ id: 'probe', run: `bash -c '${probe}'`, approval: 'auto' }],
+      },
+      { proposer: 'attacker' },
+    );
+    plans.push(planId);
+    await stack.client.workflow.getHandle(workflowId).result();
+    const output = (await planView(stack.client, planId)).steps[0]!.result!.outputTail;
+    expect(output).toContain('TEMPORAL:closed');
+    expect(output).toMatch(/NET:lo\s*$/m);
+    expect(output).toMatch(/CapEff:\s+0000000000000000/);
+    expect(output).toContain('SOCKET:absent');
+    expect(output).toContain('USR:read-only');
+  });
+});
