@@ -124,6 +124,11 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
   }
 
   return {
+    /** The plan has ended: its workspace container (if any) is removed. Idempotent. */
+    async releaseWorkspace(input: { workspaceId: string }): Promise<void> {
+      await deps.backend.releaseWorkspace(input.workspaceId);
+    },
+
     async runShellStep(input: ShellStepInput): Promise<StepResult> {
       const context = Context.current();
       assertStepApproved(input, deps.pinnedRootKeyId());

@@ -15,6 +15,8 @@ export interface SandboxBackend {
   readonly name: 'jail' | 'docker';
   /** Creates the workspace if needed, with `cwd` inside it; returns the reference `argvFor` takes. */
   prepareWorkspace(workspaceId: string, cwd: string): Promise<string>;
+  /** Called when the plan that owns the workspace has ended: frees what runs (its files stay). */
+  releaseWorkspace(workspaceId: string): Promise<void>;
   /** The argv the runner executes in its PTY. */
   argvFor(command: SandboxCommand): { file: string; args: string[]; env?: Record<string, string> };
 }

@@ -2,11 +2,14 @@
  * Shell steps on the Docker backend: one hardened workspace container per plan, its named volume
  * shared by the plan's steps, and the step's view of its own box checked from inside.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerBroker } from '../sandbox/docker/broker.js';
-import { WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
-import { planView, submitPlan } from '../services/plans.js';
+import { WORKSPACE_IMAGE, workspaceVolumeName } from '../sandbox/docker/docker-backend.js';
+import { cancelPlan, planView, submitPlan } from '../services/plans.js';
 import { startTestStack, type TestStack } from './support/stack.js';
+import { waitForStep, waitForView } from './support/plans.js';
 
 let stack: TestStack;
 let broker: DockerBroker;
@@ -19,6 +22,9 @@ afterAll(async () => {
   for (const plan of plans) {
     const found = await broker.findWorkspace(plan);
     if (found) await broker.remove(found.id);
+    await promisify(execFile)('docker', ['volume', 'rm', '-f', workspaceVolumeName(plan)]).catch(
+      () => undefined,
+    );
   }
   await stack?.close();
 });
@@ -43,11 +49,44 @@ describe('the Docker backend', () => {
     expect(write?.result?.outputTail).toMatch(/^1000\r?$/m);
     expect(read?.result?.outputTail).toContain('from-step-one');
     expect(read?.result?.outputTail).toContain('/workspace/out');
+    // The plan ended: its container is gone, its volume (the plan's files) is kept.
+    expect(await broker.findWorkspace(planId)).toBeUndefined();
+    const volume = await promisify(execFile)('docker', [
+      'volume',
+      'inspect',
+      '--format',
+      '{{.Name}}',
+      workspaceVolumeName(planId),
+    ]);
+    expect(volume.stdout.trim()).toBe(workspaceVolumeName(planId));
+  });
+
+  it('keeps the workspace container hardened while the plan runs', async () => {
+    const plan = {
+      name: 'docker-live',
+      policy: auto,
+      steps: [
+        { id: 'first', run: 'true', approval: 'auto' },
+        { id: 'wait', gate: 'look at the container' },
+      ],
+    };
+    const { planId } = await submitPlan(stack.client, plan, { proposer: 'test' });
+    plans.push(planId);
+    await waitForStep(stack.client, planId, 'wait', 'awaiting_approval');
     const container = await broker.findWorkspace(planId);
     expect(container?.running).toBe(true);
     const info = await broker.inspect(container!.id);
+    expect(info.Config.User).toBe('1000:1000');
     expect(info.HostConfig.NetworkMode).toBe('none');
     expect(info.HostConfig.ReadonlyRootfs).toBe(true);
+    expect(info.HostConfig.CapDrop).toEqual(['ALL']);
+    expect(info.HostConfig.Mounts?.map((m) => m.Source)).toEqual([workspaceVolumeName(planId)]);
+    await cancelPlan(stack.client, planId);
+    await waitForView(stack.client, planId, (v) => v.status === 'cancelled');
+    // A cancelled plan releases its container too.
+    for (let i = 0; i < 50 && (await broker.findWorkspace(planId)); i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(await broker.findWorkspace(planId)).toBeUndefined();
   });
 
   it('gives a step no network, no capabilities, no Docker socket and a read-only system', async () => {

@@ -12,6 +12,7 @@ import {
   executeChild,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
@@ -73,6 +74,13 @@ function executorFor(step: StepNode) {
 
 const isTerminal = (status: string) => (TERMINAL_STEP_STATUSES as readonly string[]).includes(status);
 const iso = (ms: number) => new Date(ms).toISOString();
+
+const workspaces = proxyActivities<ReturnType<typeof createExecutorActivities>>({
+  taskQueue: TASK_QUEUES.sandbox,
+  startToCloseTimeout: '1m',
+  scheduleToCloseTimeout: '3m',
+  retry: { initialInterval: '1s', maximumAttempts: 5 },
+});
 
 export class PlanInterpreter {
   readonly steps = new Map<string, StepRecord>();
@@ -370,6 +378,7 @@ export class PlanInterpreter {
               ? this.input.workspaceId
               : `${this.input.workspaceId}.${node.id}`,
             proposer: this.input.proposer,
+            sharesParentWorkspace: node.shareWorkspace,
             trustRecords: this.book.trustRecords,
             options: this.input.options,
           } satisfies PlanWorkflowInput,
@@ -418,6 +427,22 @@ export class PlanInterpreter {
       [SEARCH_ATTRIBUTES.status.name]: [status],
       [SEARCH_ATTRIBUTES.awaiting.name]: awaiting,
       [SEARCH_ATTRIBUTES.planName.name]: [this.spec.name],
+    });
+  }
+
+  /**
+   * Frees the plan's workspace once the plan has ended (a cancelled plan too). Plans recorded
+   * before this existed replay without it, hence the patch marker.
+   */
+  async releaseWorkspace(): Promise<void> {
+    if (this.input.sharesParentWorkspace || !patched('release-workspace-at-end')) return;
+    await CancellationScope.nonCancellable(() =>
+      workspaces.releaseWorkspace({ workspaceId: this.input.workspaceId }),
+    ).catch((error: unknown) => {
+      log.warn('could not release the workspace; the reaper will', {
+        workspace: this.input.workspaceId,
+        error: describeFailure(error),
+      });
     });
   }
 

@@ -10,6 +10,8 @@ export interface PlanWorkflowInput {
   workspaceId: string;
   /** Who proposed the plan (a CLI device, an agent token). Shown in history. */
   proposer: string;
+  /** A sub-plan that runs in its parent's workspace: the parent releases it, not the child. */
+  sharesParentWorkspace?: boolean | undefined;
   /** Device records from the registry when the plan was started; approvals bring newer ones. */
   trustRecords: Envelope[];
   options?: { continueAsNewAfterEvents?: number } | undefined;

@@ -88,6 +88,7 @@ export async function planWorkflow(input: PlanWorkflowInput): Promise<PlanResult
     await continueAsNew<typeof planWorkflow>({ ...input, carried: interpreter.carry(continuedAsNew + 1) });
   }
   await running;
+  await interpreter.releaseWorkspace();
   interpreter.publish(outcome);
   if (outcome === 'cancelled' && CancellationScope.current().consideredCancelled)
     throw cancellation ?? new CancelledFailure('plan cancelled by request');

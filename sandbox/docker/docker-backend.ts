@@ -41,6 +41,11 @@ export function createDockerBackend(options: { broker: DockerBroker; dockerCli?:
       }
       return creation;
     },
+    // The container goes; the named volume with the plan's files stays.
+    async releaseWorkspace(workspaceId) {
+      const found = await broker.findWorkspace(workspaceId);
+      if (found) await broker.remove(found.id);
+    },
     argvFor(command) {
       const env = Object.entries(command.env).flatMap(([name, value]) => ['-e', `${name}=${value}`]);
       // The command and directory travel as variables, so nothing is re-quoted into a shell line.

@@ -64,6 +64,8 @@ export function createJailBackend(options: { workspacesDir: string; bwrapPath?: 
       await mkdir(join(dir, cwd), { recursive: true });
       return dir;
     },
+    // A jailed step leaves nothing running behind; the workspace folder is the plan's record.
+    async releaseWorkspace() {},
     argvFor(command) {
       return { file: options.bwrapPath ?? 'bwrap', args: jailArgs(command) };
     },
