@@ -76,7 +76,7 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
     }
   }
 
-  async function follow(run: RunDir): Promise<Extract<RunState, { phase: 'finished' }>> {
+  async function follow(run: RunDir, stepPath: string): Promise<Extract<RunState, { phase: 'finished' }>> {
     const context = Context.current();
     // A change noticed while we were reading must not be lost: it sets `changed` for the next wait.
     let changed = false;
@@ -100,7 +100,7 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
           );
         }
         const tail = await run.tail(2048);
-        context.heartbeat({ outputTail: tail.text, outputBytes: tail.size });
+        context.heartbeat({ step: stepPath, outputTail: tail.text, outputBytes: tail.size });
         await Promise.race([nextChange(), sleep(HEARTBEAT_MS), context.cancelled.catch(() => undefined)]);
         if (context.cancellationSignal.aborted) await stop(run);
       }
@@ -139,7 +139,7 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
       });
       await ensureLaunched(run, input);
       const attachCount = await run.recordAttach(context.info.attempt);
-      const { started, finished } = await follow(run);
+      const { started, finished } = await follow(run, input.step.path);
       const tail = await run.tail(4096);
       return {
         exitCode: finished.exitCode,

@@ -23,7 +23,7 @@ const USAGE = `countersign — durable agent plans, countersigned step by step
   countersign devices revoke KEYID [--reason R]   revoke a device (signed by this CLI)
   countersign plan run FILE [--wait]  validate and start a plan (YAML or JSON)
   countersign plan ls [--awaiting]    list plans (from search attributes, no history reads)
-  countersign plan show ID [--json]   the live plan tree
+  countersign plan show ID [--watch|--json]   the live plan tree (--watch follows it, with output, to the end)
   countersign plan cancel ID          cancel a plan (running steps are stopped)
   countersign approve ID STEP [--reason R]   sign and submit an approval (STEP may be sub/step)
   countersign deny ID STEP [--reason R]      sign and submit a denial
@@ -48,6 +48,7 @@ async function main(argv: string[]): Promise<void> {
       wait: { type: 'boolean' },
       awaiting: { type: 'boolean' },
       json: { type: 'boolean' },
+      watch: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -77,7 +78,8 @@ async function main(argv: string[]): Promise<void> {
       case 'plan':
         if (sub === 'run') return await runPlan(ctx, need(third, 'plan file'), { wait: values.wait });
         if (sub === 'ls' || sub === 'list') return await listPlansCommand(ctx, { awaiting: values.awaiting });
-        if (sub === 'show') return await showPlan(ctx, need(third, 'plan id'), { json: values.json });
+        if (sub === 'show')
+          return await showPlan(ctx, need(third, 'plan id'), { json: values.json, watch: values.watch });
         if (sub === 'cancel') return await cancelCommand(ctx, need(third, 'plan id'));
         break;
       case 'approve':

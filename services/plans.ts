@@ -1,6 +1,7 @@
 /** Plan operations over the Temporal client: submit, list, show, approve or deny, cancel. */
 import { randomBytes } from 'node:crypto';
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { signApproval } from '../core/approval/approval.js';
 import type { KeyPair } from '../core/keys.js';
 import { planWorkflowId, SEARCH_ATTRIBUTES, TASK_QUEUES } from '../core/names.js';
@@ -191,6 +192,24 @@ export async function listPlans(
     if (out.length >= (filter.limit ?? 100)) break;
   }
   return out;
+}
+
+/**
+ * Live output of a plan's running steps: the tail each executor attempt last reported in its
+ * heartbeat. Keyed by step path.
+ */
+export async function liveOutput(client: Client, planRef: string): Promise<Map<string, string>> {
+  const description = await client.workflow.getHandle(toWorkflowId(planRef)).describe();
+  const tails = new Map<string, string>();
+  for (const activity of description.raw.pendingActivities ?? []) {
+    if (activity.activityType?.name !== 'runShellStep') continue;
+    const details = activity.heartbeatDetails?.payloads?.[0];
+    const beat =
+      details &&
+      (defaultPayloadConverter.fromPayload(details) as { step?: string; outputTail?: string } | undefined);
+    if (beat?.step && beat.outputTail) tails.set(beat.step, beat.outputTail);
+  }
+  return tails;
 }
 
 export async function cancelPlan(client: Client, planRef: string): Promise<void> {

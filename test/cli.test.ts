@@ -90,6 +90,19 @@ describe('countersign CLI', () => {
     expect(history.out).toContain('plan "hello countersign" failed');
   });
 
+  it('follows a plan live with --watch, output included, until it ends', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'countersign-cli-'));
+    const steps = `name: ticker\npolicy: { autoApprove: [ { id: tick } ] }\nsteps:\n  - { id: tick, run: 'for i in 1 2 3 4; do echo tick-$i; sleep 1; done', approval: auto }\n`;
+    await writeFile(join(dir, 'ticker.yaml'), steps);
+    const run = await cli('plan', 'run', join(dir, 'ticker.yaml'));
+    const id = /plan (\w+) started/.exec(run.out)![1]!;
+    const watched = await cli('plan', 'show', id, '--watch');
+    expect(watched.code).toBe(0);
+    expect(watched.out).toContain('── live output of tick ──');
+    expect(watched.out).toMatch(/tick-[123]/);
+    expect(watched.out).toMatch(/plan \w+ "ticker"\s+✓ succeeded/);
+  });
+
   it('says what is wrong, and starts nothing, for bad plans and bad requests', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'countersign-cli-'));
     await writeFile(

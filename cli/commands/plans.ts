@@ -4,7 +4,15 @@ import { PLAN_LIMITS } from '../../core/plan/limits.js';
 import { parsePlanDocument } from '../../core/plan/parse.js';
 import { PlanValidationError } from '../../core/plan/validate.js';
 import { UserFacingError } from '../../services/errors.js';
-import { cancelPlan, decide, listPlans, planView, planViewTree, submitPlan } from '../../services/plans.js';
+import {
+  cancelPlan,
+  decide,
+  listPlans,
+  liveOutput,
+  planView,
+  planViewTree,
+  submitPlan,
+} from '../../services/plans.js';
 import type { CliContext } from '../context.js';
 import { bold, dim, green, red, renderAwaiting, renderListing, renderPlanTree } from '../format.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -55,10 +63,36 @@ export async function listPlansCommand(ctx: CliContext, options: { awaiting?: bo
   console.log(renderListing(await listPlans(await ctx.client(), { awaitingOnly: options.awaiting })));
 }
 
-export async function showPlan(ctx: CliContext, planRef: string, options: { json?: boolean }): Promise<void> {
-  const tree = await planViewTree(await ctx.client(), planRef);
-  if (options.json) console.log(JSON.stringify(tree, null, 2));
-  else console.log(renderPlanTree(tree, planRef.replace(/^plan-/, '')));
+export async function showPlan(
+  ctx: CliContext,
+  planRef: string,
+  options: { json?: boolean; watch?: boolean },
+): Promise<void> {
+  const client = await ctx.client();
+  if (!options.watch) {
+    const tree = await planViewTree(client, planRef);
+    console.log(
+      options.json ? JSON.stringify(tree, null, 2) : renderPlanTree(tree, planRef.replace(/^plan-/, '')),
+    );
+    return;
+  }
+  // Follow the plan until it ends: the tree, plus the live output tail of each running step.
+  let last = '';
+  for (;;) {
+    const tree = await planViewTree(client, planRef);
+    const live = await liveOutput(client, planRef).catch(() => new Map<string, string>());
+    const sections = [...live].map(
+      ([step, tail]) =>
+        `${dim(`── live output of ${step} ──`)}\n${tail.replace(/\r/g, '').trimEnd().split('\n').slice(-10).join('\n')}`,
+    );
+    const screen = [renderPlanTree(tree, planRef.replace(/^plan-/, '')), ...sections].join('\n');
+    if (screen !== last) {
+      console.log(process.stdout.isTTY ? `\x1b[2J\x1b[H${screen}` : `${screen}\n`);
+      last = screen;
+    }
+    if (['succeeded', 'failed', 'cancelled'].includes(tree.view.status)) return;
+    await sleep(500);
+  }
 }
 
 export async function decideCommand(
