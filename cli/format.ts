@@ -78,7 +78,7 @@ export function renderPlanTree(tree: PlanViewTree, planRef = tree.view.planId, i
         `${prefix}${branch}${bold(node.path)} sub-plan "${node.label}"  ${statusText(sub.status)}${sub.error ? `  ${red(sub.error)}` : ''}`,
       );
       const child = children.get(sub.workflowId);
-      if (child) out.push(renderPlanTree(child, `${planRef}`, next).replace(/^/gm, '').replace(/\n$/, ''));
+      if (child) out.push(renderPlanTree(child, planRef, next));
       return;
     }
     if (!top)

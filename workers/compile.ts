@@ -10,13 +10,17 @@ import { basename, join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { PROJECT_ROOT } from './project-root.js';
 
-const SOURCE_DIRS = ['core', 'workflows', 'activities', 'workers', 'sandbox', 'services', 'cli'];
-let sourceHash: Promise<string> | undefined;
+const ALL_SOURCE_DIRS = ['core', 'workflows', 'activities', 'workers', 'sandbox', 'services', 'cli'];
+const hashes = new Map<string, Promise<string>>();
 
-function hashSources(): Promise<string> {
-  sourceHash ??= (async () => {
+/** A short hash of the TypeScript sources under `dirs` and the lock file: a cache key for builds. */
+export function hashSources(dirs: readonly string[] = ALL_SOURCE_DIRS): Promise<string> {
+  const key = dirs.join(',');
+  let pending = hashes.get(key);
+  if (pending) return pending;
+  pending = (async () => {
     const hash = createHash('sha256');
-    for (const dir of SOURCE_DIRS) {
+    for (const dir of dirs) {
       const files = (await readdir(resolve(PROJECT_ROOT, dir), { recursive: true }))
         .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
         .sort();
@@ -26,7 +30,8 @@ function hashSources(): Promise<string> {
     hash.update(await readFile(resolve(PROJECT_ROOT, 'package-lock.json')));
     return hash.digest('hex').slice(0, 12);
   })();
-  return sourceHash;
+  hashes.set(key, pending);
+  return pending;
 }
 
 /** Path of an up-to-date JavaScript bundle of `entry` (relative to the project folder). */

@@ -12,33 +12,24 @@ const service = '/temporal.api.workflowservice.v1.WorkflowService/';
 // A default import: the package is CommonJS, and compiled bundles load it from native ESM.
 const api = proto.temporal.api.workflowservice.v1;
 
+const rpc = (name: string) => service + name;
+/** Calls that end an activity task: they spend the task token. */
+const FINAL_RPCS = new Set(
+  ['RespondActivityTaskCompleted', 'RespondActivityTaskFailed', 'RespondActivityTaskCanceled'].map(rpc),
+);
+/** Calls that must carry a task token the gate handed out. */
+const TOKEN_RPCS = new Set([...FINAL_RPCS, rpc('RecordActivityTaskHeartbeat')]);
 /** The RPCs an activity worker needs, and nothing else. */
-const WORKER_RPCS = new Set(
-  [
+const WORKER_RPCS = new Set([
+  ...TOKEN_RPCS,
+  ...[
     'GetSystemInfo',
     'DescribeNamespace',
     'PollActivityTaskQueue',
-    'RecordActivityTaskHeartbeat',
-    'RespondActivityTaskCompleted',
-    'RespondActivityTaskFailed',
-    'RespondActivityTaskCanceled',
     'ShutdownWorker',
     'RecordWorkerHeartbeat',
-  ].map((m) => service + m),
-);
-const TOKEN_RPCS = new Set(
-  [
-    'RecordActivityTaskHeartbeat',
-    'RespondActivityTaskCompleted',
-    'RespondActivityTaskFailed',
-    'RespondActivityTaskCanceled',
-  ].map((m) => service + m),
-);
-const FINAL_RPCS = new Set(
-  ['RespondActivityTaskCompleted', 'RespondActivityTaskFailed', 'RespondActivityTaskCanceled'].map(
-    (m) => service + m,
-  ),
-);
+  ].map(rpc),
+]);
 const PERMISSION_DENIED = 7;
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
