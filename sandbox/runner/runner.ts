@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { spawn } from 'node-pty';
 import type { FromRunner, RunnerJob, ToRunner } from './protocol.js';
 import { writeAtomic, type RunFinished, type RunStarted } from './run-dir.js';
+import { END_ACK_SIGNAL, EndMarkerScanner, holdSession, newEndMarker } from './session-holder.js';
 
 const KILL_GRACE_MS = 2_000;
 const ROLLING_TAIL_CHARS = 16 * 1024;
@@ -21,6 +22,14 @@ function send(message: FromRunner): void {
 function signalName(signal: number | undefined): string | null {
   if (!signal) return null;
   return Object.entries(constants.signals).find(([, n]) => n === signal)?.[0] ?? `signal ${signal}`;
+}
+
+function signalHolder(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // Already gone: nothing left to signal.
+  }
 }
 
 async function run(job: RunnerJob): Promise<void> {
@@ -70,9 +79,12 @@ async function run(job: RunnerJob): Promise<void> {
     process.exit(0);
   };
 
+  const marker = newEndMarker();
+  const endScanner = new EndMarkerScanner(marker);
+  const held = holdSession(job.file, job.args, marker);
   let term;
   try {
-    term = spawn(job.file, job.args, {
+    term = spawn(held.file, held.args, {
       name: 'xterm-256color',
       cols: 120,
       rows: 40,
@@ -88,7 +100,8 @@ async function run(job: RunnerJob): Promise<void> {
   send({ type: 'started', startedAtMs, pid: term.pid });
   process.disconnect?.();
 
-  term.onData((data) => {
+  const record = (data: string) => {
+    if (!data) return;
     const bytes = Buffer.byteLength(data);
     outputBytes += bytes;
     if (!truncated && outputBytes > job.maxTranscriptBytes) {
@@ -100,14 +113,23 @@ async function run(job: RunnerJob): Promise<void> {
       rollingTail = `[countersign: transcript capped at ${job.maxTranscriptBytes} bytes; this is the end of the output]\n`;
     }
     output(data);
+  };
+  const holderPid = term.pid;
+  term.onData((data) => {
+    const { text, ended } = endScanner.push(data);
+    record(text);
+    // Everything the step wrote has been read: the holder may end the session now.
+    if (ended) signalHolder(holderPid, END_ACK_SIGNAL);
   });
   term.onExit(({ exitCode, signal }) => {
+    record(endScanner.flush());
     const name = signalName(signal);
     void finish(name ? null : exitCode, name);
   });
   const stop = () => {
-    term.kill('SIGTERM');
-    setTimeout(() => term.kill('SIGKILL'), KILL_GRACE_MS).unref();
+    // The holder passes SIGTERM on to the step; past the grace, the whole process group goes.
+    signalHolder(holderPid, 'SIGTERM');
+    setTimeout(() => signalHolder(-holderPid, 'SIGKILL'), KILL_GRACE_MS).unref();
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
