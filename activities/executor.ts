@@ -10,7 +10,8 @@ import { parseDuration } from '../core/duration.js';
 import { FAILURE_TYPES } from '../core/names.js';
 import type { StepResult } from '../core/plan/state.js';
 import type { ShellStep } from '../core/plan/types.js';
-import type { SandboxBackend } from '../sandbox/backend.js';
+import { SandboxRefused, type SandboxBackend } from '../sandbox/backend.js';
+import { BrokerRefused } from '../sandbox/docker/container-policy.js';
 import type { RunnerPool } from '../sandbox/runner/pool.js';
 import { isAlive, RunDir, type RunState } from '../sandbox/runner/run-dir.js';
 import { assertStepApproved, type ApprovedStep } from './step-trust.js';
@@ -34,7 +35,23 @@ const KILL_WAIT_MS = 5_000;
 
 export function createExecutorActivities(deps: ExecutorDependencies) {
   async function launch(run: RunDir, input: ShellStepInput): Promise<void> {
-    const workspace = await deps.backend.prepareWorkspace(input.workspaceId, input.step.cwd);
+    let workspace: string;
+    try {
+      workspace = await deps.backend.prepareWorkspace(input.workspaceId, input.step.cwd, {
+        egress: input.egress ?? false,
+      });
+    } catch (error) {
+      // A refusal is final (the step never starts); anything else may pass, so it is retried.
+      if (error instanceof SandboxRefused || error instanceof BrokerRefused)
+        throw ApplicationFailure.nonRetryable(
+          `the sandbox refused the step: ${error.message}`,
+          FAILURE_TYPES.sandboxRefused,
+        );
+      throw ApplicationFailure.retryable(
+        `could not prepare the workspace: ${(error as Error).message}`,
+        FAILURE_TYPES.sandboxUnavailable,
+      );
+    }
     const argv = deps.backend.argvFor({
       workspace,
       cwd: input.step.cwd,
@@ -124,9 +141,9 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
   }
 
   return {
-    /** The plan has ended: its workspace container (if any) is removed. Idempotent. */
-    async releaseWorkspace(input: { workspaceId: string }): Promise<void> {
-      await deps.backend.releaseWorkspace(input.workspaceId);
+    /** The plan has ended: its workspace container (if any) is removed, and its files if asked. Idempotent. */
+    async releaseWorkspace(input: { workspaceId: string; removeFiles?: boolean }): Promise<void> {
+      await deps.backend.releaseWorkspace(input.workspaceId, { removeFiles: input.removeFiles ?? false });
     },
 
     async runShellStep(input: ShellStepInput): Promise<StepResult> {

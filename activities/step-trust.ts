@@ -15,6 +15,8 @@ export interface ApprovedStep {
   runId: string;
   step: StepNode;
   workspaceId: string;
+  /** The plan's `egress: true` (absent in histories recorded before egress existed). */
+  egress?: boolean | undefined;
   digest: string;
   approvals: Envelope[];
   trustRecords: Envelope[];
@@ -54,7 +56,7 @@ export function assertStepApproved(input: ApprovedStep, pinnedRootKeyId: string 
       FAILURE_TYPES.executorUntrusted,
     );
   }
-  const digest = stepDigest(input.step, input.workspaceId);
+  const digest = stepDigest(input.step, input.workspaceId, input.egress ?? false);
   if (digest !== input.digest) {
     throw ApplicationFailure.nonRetryable(
       `step "${input.step.path}" differs from the step that was approved (digest ${digest.slice(0, 16)}… ≠ ${input.digest.slice(0, 16)}…)`,

@@ -32,4 +32,5 @@ export const FAILURE_TYPES = {
   executorUntrusted: 'ExecutorUntrusted',
   stepVanished: 'StepVanished',
   sandboxUnavailable: 'SandboxUnavailable',
+  sandboxRefused: 'SandboxRefused',
 } as const;

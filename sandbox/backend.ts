@@ -11,12 +11,25 @@ export interface SandboxCommand {
   run: string;
 }
 
+export interface WorkspaceOptions {
+  /** The plan's `egress: true`: the workspace may reach the outside world, nothing of ours. */
+  egress: boolean;
+}
+
+/** A request the backend will never carry out (as opposed to one that failed for now). */
+export class SandboxRefused extends Error {
+  override readonly name = 'SandboxRefused';
+}
+
 export interface SandboxBackend {
   readonly name: 'jail' | 'docker';
   /** Creates the workspace if needed, with `cwd` inside it; returns the reference `argvFor` takes. */
-  prepareWorkspace(workspaceId: string, cwd: string): Promise<string>;
-  /** Called when the plan that owns the workspace has ended: frees what runs (its files stay). */
-  releaseWorkspace(workspaceId: string): Promise<void>;
+  prepareWorkspace(workspaceId: string, cwd: string, options: WorkspaceOptions): Promise<string>;
+  /**
+   * Called when the plan that owns the workspace has ended: frees what runs, and the files too
+   * when `removeFiles` (the plan's `keepWorkspace: false`).
+   */
+  releaseWorkspace(workspaceId: string, options: { removeFiles: boolean }): Promise<void>;
   /** The argv the runner executes in its PTY. */
   argvFor(command: SandboxCommand): { file: string; args: string[]; env?: Record<string, string> };
 }

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerBroker } from '../sandbox/docker/broker.js';
 import { WORKSPACE_IMAGE, workspaceVolumeName } from '../sandbox/docker/docker-backend.js';
 import { cancelPlan, planView, submitPlan } from '../services/plans.js';
+import { removeDockerLeftovers } from './support/docker.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { waitForStep, waitForView } from './support/plans.js';
 
@@ -19,13 +20,7 @@ beforeAll(async () => {
   broker = await DockerBroker.connect([WORKSPACE_IMAGE], { info: () => undefined });
 });
 afterAll(async () => {
-  for (const plan of plans) {
-    const found = await broker.findWorkspace(plan);
-    if (found) await broker.remove(found.id);
-    await promisify(execFile)('docker', ['volume', 'rm', '-f', workspaceVolumeName(plan)]).catch(
-      () => undefined,
-    );
-  }
+  await removeDockerLeftovers(plans);
   await stack?.close();
 });
 

@@ -3,6 +3,8 @@
  * verdicts from the step's output. Nothing here trusts the jail's configuration; only what the
  * step could actually do counts.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decide, planView, submitPlan } from '../services/plans.js';
 import { startTestStack, type TestStack } from './support/stack.js';
@@ -45,6 +47,24 @@ describe('the bubblewrap jail', () => {
     expect(output).toContain('IFACES:lo');
     expect(output).not.toMatch(/IFACES:.*(eth|ens|veth|docker)/);
     expect(output).not.toContain('DNS:resolved');
+  });
+
+  it('refuses a plan that asks for egress (it has no egress-only network) and starts nothing', async () => {
+    const { planId, workflowId } = await submitPlan(
+      stack.client,
+      {
+        name: 'wants-egress',
+        egress: true,
+        policy: { autoApprove: [{ kind: 'shell' }] },
+        steps: [{ id: 'fetch', run: 'echo started > marker', approval: 'auto' }],
+      },
+      { proposer: 'test' },
+    );
+    await expect(stack.client.workflow.getHandle(workflowId).result()).rejects.toThrow();
+    const step = (await planView(stack.client, planId)).steps[0]!;
+    expect(step.status).toBe('failed');
+    expect(step.error).toMatch(/egress.*bubblewrap jail has no egress-only network/);
+    expect(existsSync(join(stack.paths.workspaces, planId, 'marker'))).toBe(false);
   });
 
   it('runs as an unprivileged user with no capabilities and no host environment', async () => {

@@ -3,16 +3,19 @@
  * approving, then `down` and `up` again: the plan resumes where it stopped, nothing re-runs.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../workers/config.js';
+import { WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
+import { removeDockerLeftovers } from './support/docker.js';
 import { freePort } from './support/ports.js';
 
 let home: string;
+const startedPlans: string[] = [];
 let env: NodeJS.ProcessEnv;
 
 async function cli(...args: string[]): Promise<string> {
@@ -47,6 +50,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await cli('down').catch(() => undefined);
+  await removeDockerLeftovers(startedPlans);
   await rm(home, { recursive: true, force: true });
 });
 
@@ -55,11 +59,12 @@ describe('countersign up', () => {
     const up = await cli('up', '--example', 'examples/hello.yaml');
     const code = /countersign pair (\w{4}-\w{4})/.exec(up)?.[1];
     const planId = /Example plan started: (\w+)/.exec(up)?.[1];
+    if (planId) startedPlans.push(planId);
     expect(code).toBeDefined();
     expect(planId).toBeDefined();
     expect(up).toContain(`countersign approve ${planId} scaffold`);
     expect(up).toMatch(/Temporal\s+127\.0\.0\.1:\d+/);
-    expect(up).toContain('backend: jail');
+    expect(up).toContain('backend: docker');
     expect(up).toMatch(/via worker gate 127\.0\.0\.1:\d+/);
 
     await cli('pair', code!);
@@ -80,7 +85,18 @@ describe('countersign up', () => {
     await cli('approve', planId!, 'ship-it');
     const done = await waitForOutput(['plan', 'show', planId!], /hello countersign"\s+✓ succeeded/);
     expect(done).toMatch(/scaffold.*✓ succeeded/);
-    const created = await readFile(join(home, 'workspaces', planId!, 'src', 'index.js'), 'utf8');
+    // The plan's files are in its workspace volume (the Docker sandbox is the default here).
+    const { stdout: created } = await promisify(execFile)('docker', [
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '-v',
+      `countersign-ws-${planId}:/workspace:ro`,
+      WORKSPACE_IMAGE,
+      'cat',
+      '/workspace/src/index.js',
+    ]);
     expect(created).toContain('answer = 42');
     const history = await cli('history', planId!);
     expect(history.match(/step finished\s+scaffold/g)).toHaveLength(1); // ran once, across the restart

@@ -36,6 +36,7 @@ beforeAll(async () => {
   const { worker, runners } = await createExecutorWorker(
     { ...stack.config, temporalAddress: gate.address },
     native,
+    'jail',
   );
   const running = worker.run();
   stopExecutor = async () => {

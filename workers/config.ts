@@ -40,6 +40,7 @@ export function statePaths(home: string) {
     policyKey: resolve(home, 'control', 'policy-key.json'),
     gateLog: resolve(home, 'control', 'gates.jsonl'),
     pinnedRoot: resolve(home, 'executor', 'pinned-root'),
+    sandboxChoice: resolve(home, 'executor', 'sandbox'),
     runs: resolve(home, 'executor', 'runs'),
     workspaces: resolve(home, 'workspaces'),
     cliKey: resolve(home, 'cli', 'device-key.json'),

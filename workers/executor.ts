@@ -9,9 +9,9 @@ import { TASK_QUEUES } from '../core/names.js';
 import { createJailBackend } from '../sandbox/jail/jail-backend.js';
 import { RunnerPool } from '../sandbox/runner/pool.js';
 import type { SandboxBackend } from '../sandbox/backend.js';
-import { DockerBroker } from '../sandbox/docker/broker.js';
-import { createDockerBackend, WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
-import { ConfigError, loadConfig, statePaths, type Config } from './config.js';
+import { createDockerBackend } from '../sandbox/docker/docker-backend.js';
+import { loadConfig, statePaths, type Config } from './config.js';
+import { chooseExecutorSandbox, connectWorkspaceBroker, type BackendName } from './sandbox-choice.js';
 import { isMain, runMain } from './main.js';
 
 /** The root pin: COUNTERSIGN_ROOT_KEY_ID, else the file `countersign pair` writes. */
@@ -29,29 +29,18 @@ export function pinnedRootReader(
   };
 }
 
-export type BackendName = 'jail' | 'docker';
-
-/** COUNTERSIGN_SANDBOX picks the backend: `jail` (the default for now) or `docker`. */
-export function sandboxFromEnv(env: NodeJS.ProcessEnv = process.env): BackendName {
-  const value = env.COUNTERSIGN_SANDBOX ?? 'jail';
-  if (value !== 'jail' && value !== 'docker')
-    throw new ConfigError(`COUNTERSIGN_SANDBOX must be jail or docker, got "${value}"`);
-  return value;
-}
-
 async function createBackend(
   name: BackendName,
   paths: ReturnType<typeof statePaths>,
 ): Promise<SandboxBackend> {
   if (name === 'jail') return createJailBackend({ workspacesDir: paths.workspaces });
-  const broker = await DockerBroker.connect([WORKSPACE_IMAGE], { info: () => undefined });
-  return createDockerBackend({ broker });
+  return createDockerBackend({ broker: await connectWorkspaceBroker() });
 }
 
 export async function createExecutorWorker(
   config: Config,
-  connection?: NativeConnection,
-  backendName: BackendName = sandboxFromEnv(),
+  connection: NativeConnection | undefined,
+  backendName: BackendName,
 ): Promise<{ worker: Worker; runners: RunnerPool }> {
   const paths = statePaths(config.home);
   const backend = await createBackend(backendName, paths);
@@ -76,8 +65,11 @@ export async function createExecutorWorker(
 
 if (isMain(import.meta.url)) {
   runMain('executor worker', async () => {
-    const { worker, runners } = await createExecutorWorker(loadConfig());
-    console.error(`executor worker polling ${TASK_QUEUES.sandbox} (backend: ${sandboxFromEnv()})`);
+    const config = loadConfig();
+    const sandbox = await chooseExecutorSandbox(config);
+    if (sandbox.warning) console.error(sandbox.warning);
+    const { worker, runners } = await createExecutorWorker(config, undefined, sandbox.name);
+    console.error(`executor worker polling ${TASK_QUEUES.sandbox} (sandbox: ${sandbox.name})`);
     try {
       await worker.run();
     } finally {

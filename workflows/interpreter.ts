@@ -104,7 +104,7 @@ export class PlanInterpreter {
     for (const step of planSteps(spec)) {
       this.stepNodes.set(step.path, step);
       if (step.approval.mode === 'auto') autoSteps.add(step.path);
-      const digest = stepDigest(step, input.workspaceId);
+      const digest = stepDigest(step, input.workspaceId, spec.egress);
       this.steps.set(
         step.path,
         carried?.steps[step.path] ?? {
@@ -248,6 +248,7 @@ export class PlanInterpreter {
           runId: this.runId,
           step: node,
           workspaceId: this.input.workspaceId,
+          ...(this.spec.egress ? { egress: true } : {}),
           digest: record.digest,
           approvals: record.approvals.map((a) => a.envelope),
           trustRecords: this.book.trustRecords,
@@ -437,7 +438,10 @@ export class PlanInterpreter {
   async releaseWorkspace(): Promise<void> {
     if (this.input.sharesParentWorkspace || !patched('release-workspace-at-end')) return;
     await CancellationScope.nonCancellable(() =>
-      workspaces.releaseWorkspace({ workspaceId: this.input.workspaceId }),
+      workspaces.releaseWorkspace({
+        workspaceId: this.input.workspaceId,
+        ...(this.spec.keepWorkspace ? {} : { removeFiles: true }),
+      }),
     ).catch((error: unknown) => {
       log.warn('could not release the workspace; the reaper will', {
         workspace: this.input.workspaceId,
@@ -479,6 +483,7 @@ export class PlanInterpreter {
       name: this.spec.name,
       status,
       workspaceId: this.input.workspaceId,
+      egress: this.spec.egress,
       proposer: this.input.proposer,
       steps: [...this.steps.values()].map((record) => {
         const node = this.stepNodes.get(record.path)!;

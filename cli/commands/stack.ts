@@ -113,8 +113,7 @@ export async function up(ctx: CliContext, options: { example?: string }): Promis
   console.log(
     `  executor        pid ${stack.pids.executor ?? '?'}  queue ${TASK_QUEUES.sandbox}  backend: ${stack.backend}  via worker gate ${stack.gateAddress ?? '?'}`,
   );
-  if (stack.backend === 'jail')
-    console.log(yellow('  ! steps run in the bubblewrap jail (no Docker backend yet)'));
+  if (stack.sandboxWarning) console.log(yellow(`  ! ${stack.sandboxWarning}`));
 
   const client = await ctx.client();
   const policyKey = await loadOrCreateKeyFile(ctx.paths.policyKey, 'policy');

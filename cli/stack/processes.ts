@@ -17,6 +17,8 @@ export interface StackFile {
   temporalUi?: string | undefined;
   namespace: string;
   backend: 'jail' | 'docker';
+  /** Why the jail runs instead of Docker, when that was not asked for. */
+  sandboxWarning?: string | undefined;
   /** Where the executor reaches Temporal: the worker gate. */
   gateAddress?: string | undefined;
   pids: Record<string, number>;

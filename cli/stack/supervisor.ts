@@ -12,6 +12,7 @@ import { TASK_QUEUES } from '../../core/names.js';
 import { startWorkerGate, type WorkerGate } from '../../sandbox/gate/worker-gate.js';
 import { startDevServer, type DevServer } from '../../services/temporal-server.js';
 import { loadConfig, PROJECT_ROOT, statePaths } from '../../workers/config.js';
+import { chooseExecutorSandbox, type SandboxChoice } from '../../workers/sandbox-choice.js';
 import { workerCommand, type StackFile, type WorkerName } from './processes.js';
 
 const config = loadConfig();
@@ -22,6 +23,7 @@ const children = new Map<WorkerName, ChildProcess>();
 let stopping = false;
 let server: DevServer | undefined;
 let gate: WorkerGate | undefined;
+let sandbox: SandboxChoice | undefined;
 
 function log(message: string): void {
   process.stderr.write(`${new Date().toISOString()} supervisor: ${message}\n`);
@@ -36,7 +38,8 @@ async function writeStackFile(ready: boolean): Promise<void> {
     temporalAddress: config.temporalAddress,
     temporalUi: server?.uiUrl,
     namespace: config.namespace,
-    backend: 'jail',
+    backend: sandbox?.name ?? 'jail',
+    sandboxWarning: sandbox?.warning,
     gateAddress: gate?.address,
     pids,
     startedAt: new Date().toISOString(),
@@ -49,7 +52,11 @@ async function startWorker(name: WorkerName, restarts = 0): Promise<void> {
   const { file, args } = await workerCommand(name);
   const out = openSync(join(paths.logs, `${name}-worker.log`), 'a');
   // The executor reaches Temporal only through the worker gate.
-  const env = name === 'executor' ? { ...process.env, TEMPORAL_ADDRESS: gate!.address } : process.env;
+  // It reaches Temporal only through the worker gate, in the sandbox chosen once at start.
+  const env =
+    name === 'executor'
+      ? { ...process.env, TEMPORAL_ADDRESS: gate!.address, COUNTERSIGN_SANDBOX: sandbox!.name }
+      : process.env;
   const child = spawn(file, args, { cwd: PROJECT_ROOT, stdio: ['ignore', out, out], env });
   children.set(name, child);
   log(`started ${name} worker (pid ${child.pid})`);
@@ -126,6 +133,8 @@ async function main(): Promise<void> {
     log: (line) => log(line),
   });
   log(`worker gate at ${gate.address} (executor → Temporal)`);
+  sandbox = await chooseExecutorSandbox(config);
+  log(`sandbox: ${sandbox.name}${sandbox.warning ? ` (${sandbox.warning})` : ''}`);
   await startWorker('control');
   await startWorker('executor');
   await writeStackFile(true);

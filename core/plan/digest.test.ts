@@ -94,6 +94,12 @@ describe('stepDigest', () => {
     expect(stepDigest(changed, workspace ?? WORKSPACE)).not.toBe(stepDigest(shell, WORKSPACE));
   });
 
+  it('changes when the plan turns egress on, and stays as it was without it', () => {
+    expect(stepDigest(shell, WORKSPACE, true)).not.toBe(stepDigest(shell, WORKSPACE));
+    expect(stepDigest(shell, WORKSPACE, false)).toBe(stepDigest(shell, WORKSPACE));
+    expect(stepDigestInput(shell, WORKSPACE, true)).toMatchObject({ network: 'egress' });
+  });
+
   it('gives every one of those changes its own digest', () => {
     const digests = [
       stepDigest(shell, WORKSPACE),

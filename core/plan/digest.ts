@@ -10,7 +10,11 @@ import type { StepNode } from './types.js';
 const DOMAIN = 'countersign/step-digest/v1\n';
 
 /** The exact object that is hashed; also shown to approvers so they see what they sign. */
-export function stepDigestInput(step: StepNode, workspaceId: string): Record<string, unknown> {
+export function stepDigestInput(
+  step: StepNode,
+  workspaceId: string,
+  egress = false,
+): Record<string, unknown> {
   const common = {
     v: 1,
     kind: step.kind,
@@ -27,12 +31,15 @@ export function stepDigestInput(step: StepNode, workspaceId: string): Record<str
         env: step.env,
         timeoutMs: parseDuration(step.timeout),
         workspace: workspaceId,
+        // Only when on: digests of steps without network stay what they always were.
+        ...(egress ? { network: 'egress' } : {}),
       };
     case 'gate':
       return { ...common, gate: step.gate };
   }
 }
 
-export function stepDigest(step: StepNode, workspaceId: string): string {
-  return sha256Hex(DOMAIN + canonicalJson(stepDigestInput(step, workspaceId)));
+/** `egress`: the plan's workspace reaches the outside world (the plan's `egress: true`). */
+export function stepDigest(step: StepNode, workspaceId: string, egress = false): string {
+  return sha256Hex(DOMAIN + canonicalJson(stepDigestInput(step, workspaceId, egress)));
 }

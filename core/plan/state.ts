@@ -98,6 +98,8 @@ export interface PlanView {
   name: string;
   status: PlanStatus;
   workspaceId: string;
+  /** The plan's steps may reach the outside world (part of every step digest when true). */
+  egress: boolean;
   proposer: string;
   steps: StepView[];
   subPlans: SubPlanRecord[];

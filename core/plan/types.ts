@@ -85,6 +85,10 @@ export interface PlanSpec {
   name: string;
   description?: string | undefined;
   policy: PlanPolicy;
+  /** Steps may open connections to the outside world (never to Countersign or this host's network). */
+  egress: boolean;
+  /** Keep the workspace's files when the plan ends (its container always goes). */
+  keepWorkspace: boolean;
   /** The top level is a sequence. */
   root: SequenceNode;
 }

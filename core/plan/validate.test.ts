@@ -105,6 +105,8 @@ describe('validatePlan: a valid plan', () => {
         approvalTimeout: '24h',
         remind: '1h',
       },
+      egress: false,
+      keepWorkspace: true,
       root: {
         type: 'sequence',
         path: '',
@@ -164,6 +166,8 @@ describe('validatePlan: a valid plan', () => {
               version: 1,
               name: 'docs',
               policy: { autoApprove: [], approvalTimeout: '24h' },
+              egress: false,
+              keepWorkspace: true,
               root: {
                 type: 'sequence',
                 path: '',
@@ -193,6 +197,8 @@ describe('validatePlan: a valid plan', () => {
               version: 1,
               name: 'notes',
               policy: { autoApprove: [], approvalTimeout: '1h' },
+              egress: false,
+              keepWorkspace: true,
               root: {
                 type: 'sequence',
                 path: '',
@@ -818,6 +824,43 @@ describe('validatePlan: size and depth limits', () => {
     expect(() => validatePlan(plan([step('a'), sub]), { maxNodes: 5 })).not.toThrow();
     expect(issuesOf(plan([step('a'), sub]), { maxNodes: 4 })).toEqual([
       { path: 'steps[1].plan.steps[2]', message: 'plan has more than 4 nodes' },
+    ]);
+  });
+});
+
+describe('validatePlan: workspace network and retention', () => {
+  const one = [{ id: 'a', run: 'true' }];
+  const sub = (extra: Record<string, unknown>) => ({
+    id: 'docs',
+    plan: { name: 'docs', steps: [{ id: 'write', run: 'true' }], ...extra },
+  });
+
+  it('defaults to no egress and keeping the workspace, and takes both from the plan', () => {
+    expect(validatePlan({ name: 'p', steps: one })).toMatchObject({ egress: false, keepWorkspace: true });
+    expect(validatePlan({ name: 'p', egress: true, keepWorkspace: false, steps: one })).toMatchObject({
+      egress: true,
+      keepWorkspace: false,
+    });
+  });
+
+  it('refuses a sub-plan that shares the workspace but not its network', () => {
+    expect(issuesOf({ name: 'p', steps: [{ ...sub({ egress: true }), shareWorkspace: true }] })).toEqual([
+      {
+        path: 'steps[0].plan.egress',
+        message:
+          "a sub-plan that shares its parent's workspace shares its network too (the parent has egress: false)",
+      },
+    ]);
+  });
+
+  it('lets a sub-plan with its own workspace choose its own network', () => {
+    const spec = validatePlan({ name: 'p', steps: [sub({ egress: true })] });
+    expect(subPlans(spec)[0]?.plan.egress).toBe(true);
+  });
+
+  it('refuses egress that is not a boolean', () => {
+    expect(issuesOf({ name: 'p', egress: 'yes', steps: one })).toEqual([
+      { path: 'egress', message: 'expected boolean' },
     ]);
   });
 });

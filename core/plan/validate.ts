@@ -108,6 +108,8 @@ const planFields = z
     version: z.literal(1).default(1),
     name: z.string().min(1).max(200),
     description: z.string().max(4096).optional(),
+    egress: z.boolean().default(false),
+    keepWorkspace: z.boolean().default(true),
     policy: z
       .object({
         autoApprove: z.array(autoRule).max(64).default([]),
@@ -141,6 +143,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 class PlanValidator {
   readonly issues: PlanIssue[] = [];
   private nodeCount = 0;
+  /** `egress` of the plans being validated, innermost last. */
+  private readonly egressOfPlans: boolean[] = [];
 
   constructor(private readonly maxNodes: number) {}
 
@@ -149,9 +153,19 @@ class PlanValidator {
     if (!fields) return undefined;
     const policy: PlanPolicy = fields.policy;
     const ids = new Set<string>();
+    this.egressOfPlans.push(fields.egress);
     const rootChildren = this.children(fields.steps, joinPath(at, 'steps'), depth + 1, policy, ids);
+    this.egressOfPlans.pop();
     const root: SequenceNode = { type: 'sequence', path: '', children: rootChildren };
-    return { version: 1, name: fields.name, description: fields.description, policy, root };
+    return {
+      version: 1,
+      name: fields.name,
+      description: fields.description,
+      policy,
+      egress: fields.egress,
+      keepWorkspace: fields.keepWorkspace,
+      root,
+    };
   }
 
   private parse<T extends z.ZodType>(schema: T, raw: unknown, at: string): z.output<T> | undefined {
@@ -290,6 +304,13 @@ class PlanValidator {
         if (!f) return undefined;
         claimId(f.id);
         const plan = this.plan(f.plan, joinPath(at, 'plan'), depth + 1);
+        const parentEgress = this.egressOfPlans.at(-1) ?? false;
+        if (plan && f.shareWorkspace && plan.egress !== parentEgress) {
+          this.issues.push({
+            path: joinPath(joinPath(at, 'plan'), 'egress'),
+            message: `a sub-plan that shares its parent's workspace shares its network too (the parent has egress: ${parentEgress})`,
+          });
+        }
         return (
           plan && { type: 'plan', id: f.id, path: f.id, shareWorkspace: f.shareWorkspace, plan, raw: f.plan }
         );

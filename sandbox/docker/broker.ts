@@ -5,7 +5,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
-import { checkContainerRequest, hardenedSpec, LABELS, type ContainerRequest } from './container-policy.js';
+import {
+  BrokerRefused,
+  checkContainerRequest,
+  EGRESS_NETWORK,
+  hardenedSpec,
+  LABELS,
+  type ContainerRequest,
+} from './container-policy.js';
 
 export interface BrokerLog {
   info(message: string, meta?: Record<string, unknown>): void;
@@ -50,6 +57,7 @@ export class DockerBroker {
   /** Checks the request (throws BrokerRefused), then creates and starts a hardened container. */
   async run(raw: unknown): Promise<ManagedContainer> {
     const request: ContainerRequest = checkContainerRequest(raw, this.images);
+    if (request.network === 'egress') await this.checkEgressNetwork();
     const name = `countersign-${request.owner.plan.slice(0, 60)}-${randomBytes(4).toString('hex')}`;
     this.log.info('creating container', { name, image: request.image, plan: request.owner.plan });
     const container = await this.docker.createContainer(
@@ -61,13 +69,50 @@ export class DockerBroker {
     return { id: container.id, name };
   }
 
+  /** The egress network must be the one scripts/egress-network made, firewall and all. */
+  private async checkEgressNetwork(): Promise<void> {
+    const network = await this.docker
+      .getNetwork(EGRESS_NETWORK)
+      .inspect()
+      .catch(() => undefined);
+    const options = (network?.Options ?? {}) as Record<string, string>;
+    if (
+      network?.Labels?.['countersign.role'] !== 'egress' ||
+      options['com.docker.network.bridge.enable_icc'] !== 'false'
+    )
+      throw new BrokerRefused(
+        'egress_unavailable',
+        `the egress-only network ${EGRESS_NETWORK} is not set up here (run scripts/setup); the step was not started`,
+      );
+  }
+
   /** The plan's workspace container, if one exists. */
-  async findWorkspace(plan: string): Promise<{ id: string; running: boolean } | undefined> {
+  async findWorkspace(
+    plan: string,
+  ): Promise<{ id: string; running: boolean; network: 'none' | 'egress' } | undefined> {
     const [found] = await this.docker.listContainers({
       all: true,
       filters: { label: [`${LABELS.managed}=true`, `${LABELS.plan}=${plan}`] },
     });
-    return found && { id: found.Id, running: found.State === 'running' };
+    return (
+      found && {
+        id: found.Id,
+        running: found.State === 'running',
+        network: found.HostConfig.NetworkMode === EGRESS_NETWORK ? 'egress' : 'none',
+      }
+    );
+  }
+
+  /** Removes a workspace volume (its files); gone already counts as done. */
+  async removeWorkspaceVolume(name: string): Promise<void> {
+    if (!/^countersign-ws-[A-Za-z0-9._-]{1,180}$/.test(name))
+      throw new BrokerRefused('bad_volume', `only countersign-ws-* volumes are removed, not "${name}"`);
+    try {
+      await this.docker.getVolume(name).remove();
+      this.log.info('removed volume', { name });
+    } catch (error) {
+      if (!isGone(error)) throw error;
+    }
   }
 
   async inspect(id: string) {

@@ -28,7 +28,8 @@ export type BrokerRefusal =
   | 'bad_label'
   | 'bad_command'
   | 'sysctl'
-  | 'cgroup_parent';
+  | 'cgroup_parent'
+  | 'egress_unavailable';
 
 export class BrokerRefused extends Error {
   constructor(
@@ -92,10 +93,14 @@ export interface ContainerRequest {
   labels?: Record<string, string> | undefined;
   /** Named volume mounted read-write at /workspace. */
   workspaceVolume?: string | undefined;
-  network?: 'none' | undefined;
+  /** `none` (the default) or the egress-only network, which reaches nothing of ours. */
+  network?: 'none' | 'egress' | undefined;
   limits?: { memoryBytes?: number; nanoCpus?: number; pids?: number } | undefined;
   command?: string[] | undefined;
 }
+
+/** Created with its firewall by scripts/egress-network; the broker only ever attaches to it. */
+export const EGRESS_NETWORK = 'countersign-egress';
 
 export const LABELS = {
   managed: 'countersign.managed',
@@ -155,10 +160,10 @@ export function checkContainerRequest(
   ) {
     refuse('bad_volume', 'workspaceVolume must be a countersign-ws-* named volume');
   }
-  if (request.network !== undefined && request.network !== 'none')
+  if (request.network !== undefined && request.network !== 'none' && request.network !== 'egress')
     refuse(
       'host_network',
-      'only network "none" is available here (egress networks come with the egress option)',
+      `network must be "none" or "egress" (the egress-only network), got ${JSON.stringify(request.network)}`,
     );
   const limits = (request.limits ?? {}) as Record<string, unknown>;
   for (const [key, value] of Object.entries(limits)) {
@@ -200,9 +205,9 @@ export function hardenedSpec(
       ...(request.owner.step ? { [LABELS.step]: request.owner.step } : {}),
       [LABELS.owner]: 'countersign-executor',
     },
-    NetworkDisabled: true,
+    NetworkDisabled: request.network !== 'egress',
     HostConfig: {
-      NetworkMode: 'none',
+      NetworkMode: request.network === 'egress' ? EGRESS_NETWORK : 'none',
       Privileged: false,
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],

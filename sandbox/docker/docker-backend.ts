@@ -3,7 +3,7 @@
  * with the plan's named volume as its only writable mount), and each shell step run in it with
  * `docker exec` under the runner's PTY, so a step still outlives an executor crash.
  */
-import type { SandboxBackend } from '../backend.js';
+import { SandboxRefused, type SandboxBackend, type WorkspaceOptions } from '../backend.js';
 import type { DockerBroker } from './broker.js';
 
 export const WORKSPACE_IMAGE = 'countersign/workspace:latest';
@@ -17,34 +17,41 @@ export function createDockerBackend(options: { broker: DockerBroker; dockerCli?:
   // One creation at a time per workspace: parallel steps of a plan share its container.
   const pending = new Map<string, Promise<string>>();
 
-  async function workspaceContainer(workspaceId: string): Promise<string> {
+  async function workspaceContainer(workspaceId: string, { egress }: WorkspaceOptions): Promise<string> {
+    const network = egress ? 'egress' : 'none';
     const existing = await broker.findWorkspace(workspaceId);
+    if (existing && existing.network !== network)
+      throw new SandboxRefused(
+        `workspace ${workspaceId} runs with network "${existing.network}", and this step was approved for "${network}"`,
+      );
     if (existing?.running) return existing.id;
     if (existing) await broker.remove(existing.id);
     const { id } = await broker.run({
       image: WORKSPACE_IMAGE,
       owner: { plan: workspaceId },
       workspaceVolume: workspaceVolumeName(workspaceId),
+      network,
     });
     return id;
   }
 
   return {
     name: 'docker',
-    async prepareWorkspace(workspaceId) {
+    async prepareWorkspace(workspaceId, _cwd, options) {
       if (!/^[A-Za-z0-9._-]{1,180}$/.test(workspaceId) || workspaceId.startsWith('.'))
         throw new Error(`invalid workspace id "${workspaceId}"`);
       let creation = pending.get(workspaceId);
       if (!creation) {
-        creation = workspaceContainer(workspaceId).finally(() => pending.delete(workspaceId));
+        creation = workspaceContainer(workspaceId, options).finally(() => pending.delete(workspaceId));
         pending.set(workspaceId, creation);
       }
       return creation;
     },
-    // The container goes; the named volume with the plan's files stays.
-    async releaseWorkspace(workspaceId) {
+    // The container goes; the named volume with the plan's files stays unless the plan said not to.
+    async releaseWorkspace(workspaceId, { removeFiles }) {
       const found = await broker.findWorkspace(workspaceId);
       if (found) await broker.remove(found.id);
+      if (removeFiles) await broker.removeWorkspaceVolume(workspaceVolumeName(workspaceId));
     },
     argvFor(command) {
       const env = Object.entries(command.env).flatMap(([name, value]) => ['-e', `${name}=${value}`]);

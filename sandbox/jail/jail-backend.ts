@@ -3,9 +3,9 @@
  * network namespace (loopback only), no capabilities, an unprivileged uid, a clean environment.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { SandboxBackend, SandboxCommand } from '../backend.js';
+import { SandboxRefused, type SandboxBackend, type SandboxCommand } from '../backend.js';
 
 const ETC_FILES = [
   '/etc/alternatives',
@@ -53,19 +53,29 @@ export function jailArgs(command: SandboxCommand): string[] {
 }
 
 export function createJailBackend(options: { workspacesDir: string; bwrapPath?: string }): SandboxBackend {
+  const workspaceDir = (workspaceId: string) => {
+    if (!/^[A-Za-z0-9._-]{1,200}$/.test(workspaceId) || workspaceId.startsWith('.'))
+      throw new Error(`invalid workspace id "${workspaceId}"`);
+    return join(options.workspacesDir, workspaceId);
+  };
   return {
     name: 'jail',
-    async prepareWorkspace(workspaceId, cwd) {
-      if (!/^[A-Za-z0-9._-]{1,200}$/.test(workspaceId) || workspaceId.startsWith('.'))
-        throw new Error(`invalid workspace id "${workspaceId}"`);
-      const dir = join(options.workspacesDir, workspaceId);
+    async prepareWorkspace(workspaceId, cwd, { egress }) {
+      if (egress)
+        throw new SandboxRefused(
+          'this plan asks for egress, and the bubblewrap jail has no egress-only network (its steps see loopback only): run it with the Docker sandbox',
+        );
+      const dir = workspaceDir(workspaceId);
       await mkdir(dir, { recursive: true, mode: 0o700 });
       // bwrap needs the working directory to exist before it can chdir into it.
       await mkdir(join(dir, cwd), { recursive: true });
       return dir;
     },
-    // A jailed step leaves nothing running behind; the workspace folder is the plan's record.
-    async releaseWorkspace() {},
+    // A jailed step leaves nothing running behind; the workspace folder is the plan's record
+    // unless the plan said not to keep it.
+    async releaseWorkspace(workspaceId, { removeFiles }) {
+      if (removeFiles) await rm(workspaceDir(workspaceId), { recursive: true, force: true });
+    },
     argvFor(command) {
       return { file: options.bwrapPath ?? 'bwrap', args: jailArgs(command) };
     },

@@ -410,7 +410,7 @@ class TimelineBuilder {
     for (const node of spec ? planSteps(spec) : []) {
       this.steps.set(node.path, {
         node,
-        digest: stepDigest(node, this.workspaceId),
+        digest: stepDigest(node, this.workspaceId, spec!.egress),
         attempts: 0,
         decisions: [],
         ranAsPlanned: true,
@@ -536,7 +536,11 @@ class TimelineBuilder {
     } else {
       let executedDigest: string | undefined;
       try {
-        executedDigest = stepDigest(executed as StepNode, String(input?.workspaceId ?? ''));
+        executedDigest = stepDigest(
+          executed as StepNode,
+          String(input?.workspaceId ?? ''),
+          input?.egress === true,
+        );
       } catch {
         executedDigest = undefined;
       }

@@ -1,0 +1,26 @@
+/** Cleaning up after Docker tests: the containers and volumes of the given plans and their sub-plans. */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import Docker from 'dockerode';
+import { LABELS } from '../../sandbox/docker/container-policy.js';
+
+const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+
+const ofPlans = (planIds: readonly string[]) => (name: string) =>
+  planIds.some((id) => name === id || name.startsWith(`${id}.`));
+
+/** Every managed container whose plan label belongs to one of `planIds` (sub-plans included). */
+export async function containersOf(planIds: readonly string[]): Promise<Docker.ContainerInfo[]> {
+  const all = await docker.listContainers({ all: true, filters: { label: [`${LABELS.managed}=true`] } });
+  return all.filter((c) => ofPlans(planIds)(c.Labels[LABELS.plan] ?? ''));
+}
+
+export async function removeDockerLeftovers(planIds: readonly string[]): Promise<void> {
+  for (const c of await containersOf(planIds)) await docker.getContainer(c.Id).remove({ force: true });
+  const { Volumes } = await docker.listVolumes();
+  for (const volume of Volumes ?? []) {
+    if (!volume.Name.startsWith('countersign-ws-')) continue;
+    if (ofPlans(planIds)(volume.Name.slice('countersign-ws-'.length)))
+      await promisify(execFile)('docker', ['volume', 'rm', '-f', volume.Name]).catch(() => undefined);
+  }
+}

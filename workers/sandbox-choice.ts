@@ -1,0 +1,80 @@
+/**
+ * Which sandbox the executor uses. Docker is the default; where no engine answers, the
+ * bubblewrap jail takes over with a loud warning. The automatic choice is remembered: once a
+ * machine ran plans in Docker, a Docker that stops answering is an error, not a silent switch
+ * (a plan half-way through would find its workspace missing in the jail).
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { DockerBroker } from '../sandbox/docker/broker.js';
+import { WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
+import { ConfigError, statePaths, type Config } from './config.js';
+
+export type BackendName = 'jail' | 'docker';
+
+export interface SandboxChoice {
+  name: BackendName;
+  /** Set when the jail was chosen because Docker is not there: print it where people look. */
+  warning?: string;
+}
+
+/** COUNTERSIGN_SANDBOX: `docker`, `jail`, or unset (automatic). */
+export function sandboxFromEnv(env: NodeJS.ProcessEnv = process.env): BackendName | 'auto' {
+  const value = env.COUNTERSIGN_SANDBOX || 'auto';
+  if (value !== 'jail' && value !== 'docker' && value !== 'auto')
+    throw new ConfigError(`COUNTERSIGN_SANDBOX must be docker, jail or auto, got "${value}"`);
+  return value;
+}
+
+/**
+ * @param dockerProblem resolves to undefined when Docker and the workspace image are ready,
+ *   else to what is wrong.
+ * @param choiceFile where the automatic choice is remembered.
+ */
+export async function chooseSandbox(
+  wanted: BackendName | 'auto',
+  dockerProblem: () => Promise<string | undefined>,
+  choiceFile: string,
+): Promise<SandboxChoice> {
+  if (wanted !== 'auto') return { name: wanted };
+  const problem = await dockerProblem();
+  const previous = await readFile(choiceFile, 'utf8').then(
+    (text) => text.trim(),
+    () => undefined,
+  );
+  if (!problem) {
+    if (previous !== 'docker') {
+      await mkdir(dirname(choiceFile), { recursive: true });
+      await writeFile(choiceFile, 'docker\n');
+    }
+    return { name: 'docker' };
+  }
+  if (previous === 'docker')
+    throw new ConfigError(
+      `this machine runs its plans in Docker, and Docker does not answer now (${problem}). ` +
+        'Start it (scripts/setup) and the executor carries on; plans wait, nothing is lost. ' +
+        'To move to the bubblewrap jail on purpose, set COUNTERSIGN_SANDBOX=jail.',
+    );
+  return {
+    name: 'jail',
+    warning:
+      `WARNING: Docker is not available (${problem}); steps run in the bubblewrap jail instead. ` +
+      'Run scripts/setup to install and start Docker, or set COUNTERSIGN_SANDBOX=jail to choose the jail.',
+  };
+}
+
+export const connectWorkspaceBroker = () =>
+  DockerBroker.connect([WORKSPACE_IMAGE], { info: () => undefined });
+
+/** Docker unless COUNTERSIGN_SANDBOX says otherwise; the jail, loudly, where Docker is missing. */
+export async function chooseExecutorSandbox(config: Config): Promise<SandboxChoice> {
+  return chooseSandbox(
+    sandboxFromEnv(),
+    () =>
+      connectWorkspaceBroker().then(
+        () => undefined,
+        (error: unknown) => (error as Error).message,
+      ),
+    statePaths(config.home).sandboxChoice,
+  );
+}
