@@ -57,6 +57,7 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
       cwd: input.step.cwd,
       env: input.step.env,
       run: input.step.run,
+      timeoutMs: parseDuration(input.step.timeout),
     });
     try {
       await deps.runners.launch({
@@ -158,7 +159,10 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
       const attachCount = await run.recordAttach(context.info.attempt);
       const { started, finished } = await follow(run, input.step.path);
       const tail = await run.tail(4096);
+      const killed = finished.exitCode === 137 || finished.signal === 'SIGKILL';
+      const diagnosis = killed ? await deps.backend.explainKill?.(input.workspaceId) : undefined;
       return {
+        ...(diagnosis ? { diagnosis } : {}),
         exitCode: finished.exitCode,
         signal: finished.signal,
         durationMs: finished.durationMs,

@@ -9,6 +9,8 @@ export interface SandboxCommand {
   cwd: string;
   env: Record<string, string>;
   run: string;
+  /** The step's time limit (the runner enforces it; a backend whose process outlives the runner's kill enforces it too). */
+  timeoutMs: number;
 }
 
 export interface WorkspaceOptions {
@@ -30,6 +32,11 @@ export interface SandboxBackend {
    * when `removeFiles` (the plan's `keepWorkspace: false`).
    */
   releaseWorkspace(workspaceId: string, options: { removeFiles: boolean }): Promise<void>;
+  /**
+   * Why a step was killed, when the sandbox knows more than the exit status says (Docker: the
+   * workspace ran out of memory). Asked only for steps that died of SIGKILL.
+   */
+  explainKill?(workspaceId: string): Promise<string | undefined>;
   /** The argv the runner executes in its PTY. */
   argvFor(command: SandboxCommand): { file: string; args: string[]; env?: Record<string, string> };
 }

@@ -28,6 +28,7 @@ import {
   type StepRecord,
   type SubPlanRecord,
   type TreeView,
+  type StepResult,
 } from '../core/plan/state.js';
 import type {
   ParallelNode,
@@ -254,13 +255,11 @@ export class PlanInterpreter {
           trustRecords: this.book.trustRecords,
         });
         record.result = result;
-        record.status = result.exitCode === 0 ? 'succeeded' : 'failed';
-        if (result.exitCode !== 0) {
-          record.error = result.timedOut
-            ? `stopped at its time limit of ${node.timeout}`
-            : result.exitCode === null
-              ? `killed by ${result.signal}`
-              : `exit code ${result.exitCode}`;
+        // A step stopped at its time limit failed, whatever status its process left (docker exec exits 0).
+        const succeeded = result.exitCode === 0 && !result.timedOut;
+        record.status = succeeded ? 'succeeded' : 'failed';
+        if (!succeeded) {
+          record.error = describeFailedRun(result, node.timeout);
         }
       } finally {
         this.inFlight--;
@@ -515,4 +514,10 @@ function describeFailure(error: unknown): string {
     current = current.cause as typeof current;
   }
   return parts.filter((p, i) => parts.indexOf(p) === i).join(': ') || String(error);
+}
+
+function describeFailedRun(result: StepResult, timeout: string): string {
+  if (result.diagnosis) return result.diagnosis;
+  if (result.timedOut) return `stopped at its time limit of ${timeout}`;
+  return result.exitCode === null ? `killed by ${result.signal}` : `exit code ${result.exitCode}`;
 }

@@ -54,6 +54,8 @@ export interface StepResult {
   /** How many times an executor attached to the running process (more than one after an executor crash). */
   attachCount: number;
   attempt: number;
+  /** What the sandbox knows about a kill that the exit status does not say (out of memory). */
+  diagnosis?: string | undefined;
 }
 
 export interface StepRecord {

@@ -23,6 +23,17 @@ export interface ManagedContainer {
   name: string;
 }
 
+/** Non-TTY output from the Docker API is multiplexed: an 8-byte frame header before each chunk. */
+function demultiplex(buffer: Buffer): string {
+  const out: Buffer[] = [];
+  for (let i = 0; i + 8 <= buffer.length;) {
+    const size = buffer.readUInt32BE(i + 4);
+    out.push(buffer.subarray(i + 8, i + 8 + size));
+    i += 8 + size;
+  }
+  return Buffer.concat(out).toString('utf8');
+}
+
 const isGone = (error: unknown) => (error as { statusCode?: number }).statusCode === 404;
 
 export class DockerBroker {
@@ -119,18 +130,38 @@ export class DockerBroker {
     return this.docker.getContainer(id).inspect();
   }
 
+  /**
+   * How many processes the kernel's out-of-memory killer has killed in the container (from its
+   * memory cgroup, read from inside). Undefined when that cannot be read.
+   */
+  async oomKills(id: string): Promise<number | undefined> {
+    try {
+      const exec = await this.docker.getContainer(id).exec({
+        // cgroup v2 keeps the count in memory.events, v1 in memory.oom_control; read whichever exists.
+        Cmd: [
+          'sh',
+          '-c',
+          'cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null',
+        ],
+        AttachStdout: true,
+        AttachStderr: false,
+      });
+      const stream = await exec.start({ hijack: true, stdin: false });
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      const text = demultiplex(Buffer.concat(chunks));
+      const match = /^oom_kill (\d+)$/m.exec(text);
+      return match ? Number(match[1]) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   async logs(id: string): Promise<string> {
     const buffer = (await this.docker
       .getContainer(id)
       .logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
-    // Non-TTY logs are multiplexed: 8-byte frame headers before each chunk.
-    const out: Buffer[] = [];
-    for (let i = 0; i + 8 <= buffer.length;) {
-      const size = buffer.readUInt32BE(i + 4);
-      out.push(buffer.subarray(i + 8, i + 8 + size));
-      i += 8 + size;
-    }
-    return Buffer.concat(out).toString('utf8');
+    return demultiplex(buffer);
   }
 
   async wait(id: string): Promise<number> {

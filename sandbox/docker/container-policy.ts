@@ -42,7 +42,7 @@ export class BrokerRefused extends Error {
 }
 
 export const LIMIT_CEILINGS = { memoryBytes: 4 * 1024 ** 3, nanoCpus: 2e9, pids: 1024 } as const;
-const DEFAULT_LIMITS = { memoryBytes: 512 * 1024 ** 2, nanoCpus: 1e9, pids: 256 } as const;
+export const DEFAULT_LIMITS = { memoryBytes: 512 * 1024 ** 2, nanoCpus: 1e9, pids: 256 } as const;
 const ALLOWED_FIELDS = new Set([
   'image',
   'owner',

@@ -5,8 +5,10 @@
  */
 import { SandboxRefused, type SandboxBackend, type WorkspaceOptions } from '../backend.js';
 import type { DockerBroker } from './broker.js';
+import { DEFAULT_LIMITS } from './container-policy.js';
 
 export const WORKSPACE_IMAGE = 'countersign/workspace:latest';
+const IN_CONTAINER_GRACE_SECONDS = 3;
 
 export function workspaceVolumeName(workspaceId: string): string {
   return `countersign-ws-${workspaceId}`;
@@ -37,6 +39,12 @@ export function createDockerBackend(options: { broker: DockerBroker; dockerCli?:
 
   return {
     name: 'docker',
+    async explainKill(workspaceId) {
+      const found = await broker.findWorkspace(workspaceId);
+      const kills = found && (await broker.oomKills(found.id));
+      if (!kills) return undefined;
+      return `killed by the out-of-memory killer: the workspace container reached its memory limit of ${Math.round(DEFAULT_LIMITS.memoryBytes / 1024 ** 2)} MiB (${kills} such kill${kills > 1 ? 's' : ''} in this workspace so far)`;
+    },
     async prepareWorkspace(workspaceId, _cwd, options) {
       if (!/^[A-Za-z0-9._-]{1,180}$/.test(workspaceId) || workspaceId.startsWith('.'))
         throw new Error(`invalid workspace id "${workspaceId}"`);
@@ -56,8 +64,10 @@ export function createDockerBackend(options: { broker: DockerBroker; dockerCli?:
     argvFor(command) {
       const env = Object.entries(command.env).flatMap(([name, value]) => ['-e', `${name}=${value}`]);
       // The command and directory travel as variables, so nothing is re-quoted into a shell line.
-      const script =
-        'mkdir -p -- "$COUNTERSIGN_CWD" && cd -- "$COUNTERSIGN_CWD" && exec /bin/sh -c "$COUNTERSIGN_RUN"';
+      // Killing `docker exec` leaves its process running in the container, so the time limit is
+      // enforced in there too, a little after the runner's own stop.
+      const limitSeconds = Math.ceil(command.timeoutMs / 1000) + IN_CONTAINER_GRACE_SECONDS;
+      const script = `mkdir -p -- "$COUNTERSIGN_CWD" && cd -- "$COUNTERSIGN_CWD" && exec timeout -k 2 ${limitSeconds} /bin/sh -c "$COUNTERSIGN_RUN"`;
       return {
         file: options.dockerCli ?? 'docker',
         // The docker client's own environment; nothing of it reaches the container.

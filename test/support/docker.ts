@@ -24,3 +24,19 @@ export async function removeDockerLeftovers(planIds: readonly string[]): Promise
       await promisify(execFile)('docker', ['volume', 'rm', '-f', volume.Name]).catch(() => undefined);
   }
 }
+
+/** A file from a plan's workspace volume, read by a throwaway container with no network. */
+export async function readWorkspaceFile(workspaceId: string, path: string): Promise<string> {
+  const { stdout } = await promisify(execFile)('docker', [
+    'run',
+    '--rm',
+    '--network',
+    'none',
+    '-v',
+    `countersign-ws-${workspaceId}:/workspace:ro`,
+    'countersign/workspace:latest',
+    'cat',
+    `/workspace/${path}`,
+  ]);
+  return stdout;
+}
