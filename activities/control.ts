@@ -6,6 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import { planIdOf } from '../core/names.js';
 import { signApproval } from '../core/approval/approval.js';
 import type { Envelope } from '../core/approval/dsse.js';
 import type { KeyPair } from '../core/keys.js';
@@ -14,6 +16,14 @@ export interface ControlDependencies {
   policyKey: KeyPair;
   /** JSON lines file where reached gates are recorded. */
   gateLogPath: string;
+  /** Lists open plan workflows; only the janitor needs it. */
+  client?: Client;
+}
+
+/** The workspaces of every open plan, and when that was true (for the reaper's race guard). */
+export interface OpenWorkspaces {
+  workspaceIds: string[];
+  listedAtMs: number;
 }
 
 export interface AutoApprovalRequest {
@@ -37,6 +47,19 @@ export interface GateReached {
 
 export function createControlActivities(deps: ControlDependencies) {
   return {
+    /** A plan's workspace id is its plan id (a sub-plan that shares one runs inside an open parent). */
+    async listOpenWorkspaces(): Promise<OpenWorkspaces> {
+      if (!deps.client) throw new Error('the control worker was started without a Temporal client');
+      const listedAtMs = Date.now();
+      const workspaceIds: string[] = [];
+      const query = "WorkflowType = 'planWorkflow' AND ExecutionStatus = 'Running'";
+      for await (const execution of deps.client.workflow.list({ query })) {
+        const planId = planIdOf(execution.workflowId);
+        if (planId) workspaceIds.push(planId);
+      }
+      return { workspaceIds, listedAtMs };
+    },
+
     async signAutoApproval(request: AutoApprovalRequest): Promise<Envelope> {
       return signApproval(
         {

@@ -142,6 +142,14 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
   }
 
   return {
+    /**
+     * The janitor's round: removes workspace containers of plans that are not open, created
+     * before the list was taken (a plan that started since then is not in it). Returns what went.
+     */
+    async reapWorkspaces(open: { workspaceIds: string[]; listedAtMs: number }): Promise<string[]> {
+      return (await deps.backend.reap?.(new Set(open.workspaceIds), open.listedAtMs)) ?? [];
+    },
+
     /** The plan has ended: its workspace container (if any) is removed, and its files if asked. Idempotent. */
     async releaseWorkspace(input: { workspaceId: string; removeFiles?: boolean }): Promise<void> {
       await deps.backend.releaseWorkspace(input.workspaceId, { removeFiles: input.removeFiles ?? false });

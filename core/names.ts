@@ -6,9 +6,16 @@ export const TASK_QUEUES = {
 } as const;
 
 export const REGISTRY_WORKFLOW_ID = 'countersign-devices';
+/** The workflow that has leftover workspaces of ended plans removed. */
+export const JANITOR_WORKFLOW_ID = 'countersign-workspace-janitor';
 
 export function planWorkflowId(planId: string): string {
   return `plan-${planId}`;
+}
+
+/** The plan id in a plan workflow id (sub-plans: `<parent>.<sub>`), or undefined for other workflows. */
+export function planIdOf(workflowId: string): string | undefined {
+  return workflowId.startsWith('plan-') ? workflowId.slice('plan-'.length) : undefined;
 }
 
 /** Children derive their ids from the parent, so a replayed parent finds the same child. */

@@ -37,6 +37,11 @@ export interface SandboxBackend {
    * workspace ran out of memory). Asked only for steps that died of SIGKILL.
    */
   explainKill?(workspaceId: string): Promise<string | undefined>;
+  /**
+   * Removes what runs for workspaces not in `open` that were created before `createdBeforeMs`;
+   * returns their ids. A workspace's files are never touched here.
+   */
+  reap?(open: ReadonlySet<string>, createdBeforeMs: number): Promise<string[]>;
   /** The argv the runner executes in its PTY. */
   argvFor(command: SandboxCommand): { file: string; args: string[]; env?: Record<string, string> };
 }

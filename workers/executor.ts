@@ -29,12 +29,9 @@ export function pinnedRootReader(
   };
 }
 
-async function createBackend(
-  name: BackendName,
-  paths: ReturnType<typeof statePaths>,
-): Promise<SandboxBackend> {
-  if (name === 'jail') return createJailBackend({ workspacesDir: paths.workspaces });
-  return createDockerBackend({ broker: await connectWorkspaceBroker() });
+async function createBackend(name: BackendName, config: Config): Promise<SandboxBackend> {
+  if (name === 'jail') return createJailBackend({ workspacesDir: statePaths(config.home).workspaces });
+  return createDockerBackend({ broker: await connectWorkspaceBroker(config) });
 }
 
 export async function createExecutorWorker(
@@ -43,7 +40,7 @@ export async function createExecutorWorker(
   backendName: BackendName,
 ): Promise<{ worker: Worker; runners: RunnerPool }> {
   const paths = statePaths(config.home);
-  const backend = await createBackend(backendName, paths);
+  const backend = await createBackend(backendName, config);
   const runners = await RunnerPool.start({ size: 1, idleRetireMs: 30_000 });
   const worker = await Worker.create({
     connection: connection ?? (await NativeConnection.connect({ address: config.temporalAddress })),

@@ -5,7 +5,8 @@
  * (a plan half-way through would find its workspace missing in the jail).
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { createHash } from 'node:crypto';
+import { dirname, resolve } from 'node:path';
 import { DockerBroker } from '../sandbox/docker/broker.js';
 import { WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
 import { ConfigError, statePaths, type Config } from './config.js';
@@ -63,15 +64,20 @@ export async function chooseSandbox(
   };
 }
 
-export const connectWorkspaceBroker = () =>
-  DockerBroker.connect([WORKSPACE_IMAGE], { info: () => undefined });
+/** The installation's scope label: its state folder, so two installations on one engine never reap each other. */
+export function brokerScope(config: Config): string {
+  return createHash('sha256').update(resolve(config.home)).digest('hex').slice(0, 16);
+}
+
+export const connectWorkspaceBroker = (config: Config) =>
+  DockerBroker.connect([WORKSPACE_IMAGE], { info: () => undefined }, { scope: brokerScope(config) });
 
 /** Docker unless COUNTERSIGN_SANDBOX says otherwise; the jail, loudly, where Docker is missing. */
 export async function chooseExecutorSandbox(config: Config): Promise<SandboxChoice> {
   return chooseSandbox(
     sandboxFromEnv(),
     () =>
-      connectWorkspaceBroker().then(
+      connectWorkspaceBroker(config).then(
         () => undefined,
         (error: unknown) => (error as Error).message,
       ),

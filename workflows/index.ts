@@ -1,3 +1,4 @@
 /** Every workflow the workers register. This file is the webpack entry for the workflow bundle. */
 export { planWorkflow } from './plan.js';
 export { deviceRegistryWorkflow } from './registry.js';
+export { workspaceJanitorWorkflow } from './janitor.js';

@@ -42,13 +42,16 @@ export class DockerBroker {
     /** Catalog tag → image id, resolved once: a tag moved later does not change what runs. */
     readonly images: ReadonlyMap<string, string>,
     private readonly log: BrokerLog,
+    /** Which installation owns the containers: the reaper only ever removes its own. */
+    readonly scope: string,
   ) {}
 
   static async connect(
     catalog: string[],
     log: BrokerLog,
-    socketPath = '/var/run/docker.sock',
+    options: { socketPath?: string; scope?: string } = {},
   ): Promise<DockerBroker> {
+    const socketPath = options.socketPath ?? '/var/run/docker.sock';
     const docker = new Docker({ socketPath });
     const images = new Map<string, string>();
     for (const tag of catalog) {
@@ -62,7 +65,7 @@ export class DockerBroker {
         });
       images.set(tag, image.Id);
     }
-    return new DockerBroker(docker, images, log);
+    return new DockerBroker(docker, images, log, options.scope ?? 'default');
   }
 
   /** Checks the request (throws BrokerRefused), then creates and starts a hardened container. */
@@ -72,7 +75,7 @@ export class DockerBroker {
     const name = `countersign-${request.owner.plan.slice(0, 60)}-${randomBytes(4).toString('hex')}`;
     this.log.info('creating container', { name, image: request.image, plan: request.owner.plan });
     const container = await this.docker.createContainer(
-      hardenedSpec(request, this.images.get(request.image)!, name),
+      hardenedSpec(request, this.images.get(request.image)!, name, this.scope),
     );
     this.log.info('created container', { id: container.id, name });
     await container.start();
@@ -180,13 +183,20 @@ export class DockerBroker {
     }
   }
 
-  /** Removes every managed container whose plan is not in `livePlans`. Returns the ids removed. */
-  async reap(livePlans: ReadonlySet<string>): Promise<string[]> {
+  /**
+   * Removes every managed container whose plan is not in `livePlans` (and, when given, that was
+   * created before `createdBeforeMs`, so a plan started after the list was made keeps its own).
+   * Returns the ids removed.
+   */
+  async reap(livePlans: ReadonlySet<string>, createdBeforeMs = Infinity): Promise<string[]> {
     const containers = await this.docker.listContainers({
       all: true,
-      filters: { label: [`${LABELS.managed}=true`] },
+      filters: { label: [`${LABELS.managed}=true`, `${LABELS.scope}=${this.scope}`] },
     });
-    const stale = containers.filter((c) => !livePlans.has(c.Labels[LABELS.plan] ?? ''));
+    // Docker reports creation in whole seconds: a second of margin.
+    const stale = containers.filter(
+      (c) => !livePlans.has(c.Labels[LABELS.plan] ?? '') && c.Created * 1000 < createdBeforeMs - 1000,
+    );
     for (const c of stale) await this.remove(c.Id);
     return stale.map((c) => c.Id);
   }

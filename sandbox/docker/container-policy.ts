@@ -107,6 +107,7 @@ export const LABELS = {
   plan: 'countersign.plan',
   step: 'countersign.step',
   owner: 'countersign.owner',
+  scope: 'countersign.scope',
 } as const;
 
 function refuse(code: BrokerRefusal, message: string): never {
@@ -189,6 +190,7 @@ export function hardenedSpec(
   request: ContainerRequest,
   imageId: string,
   name: string,
+  scope = 'default',
 ): ContainerCreateOptions {
   const limits = { ...DEFAULT_LIMITS, ...request.limits };
   return {
@@ -204,6 +206,7 @@ export function hardenedSpec(
       [LABELS.plan]: request.owner.plan,
       ...(request.owner.step ? { [LABELS.step]: request.owner.step } : {}),
       [LABELS.owner]: 'countersign-executor',
+      [LABELS.scope]: scope,
     },
     NetworkDisabled: request.network !== 'egress',
     HostConfig: {

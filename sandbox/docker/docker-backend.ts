@@ -39,6 +39,7 @@ export function createDockerBackend(options: { broker: DockerBroker; dockerCli?:
 
   return {
     name: 'docker',
+    reap: (open, createdBeforeMs) => broker.reap(open, createdBeforeMs),
     async explainKill(workspaceId) {
       const found = await broker.findWorkspace(workspaceId);
       const kills = found && (await broker.oomKills(found.id));

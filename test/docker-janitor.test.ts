@@ -1,0 +1,74 @@
+/**
+ * The workspace janitor with real parts: a plan's workspace container outlives its plan when the
+ * plan is terminated (no end-of-plan release runs), and the janitor removes it on its next round,
+ * while the container of a plan that is still open stays. Another installation's container on
+ * the same engine is never touched.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JANITOR_WORKFLOW_ID } from '../core/names.js';
+import { DockerBroker } from '../sandbox/docker/broker.js';
+import { WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
+import { submitPlan } from '../services/plans.js';
+import { ensureJanitor } from '../workers/control.js';
+import { containersOf, removeDockerLeftovers } from './support/docker.js';
+import { waitUntil } from './support/process-stack.js';
+import { startTestStack, type TestStack } from './support/stack.js';
+import { waitForStep } from './support/plans.js';
+
+let stack: TestStack;
+let stranger: DockerBroker;
+const plans: string[] = [];
+beforeAll(async () => {
+  process.env.COUNTERSIGN_JANITOR_INTERVAL_MS = '1000';
+  stack = await startTestStack('janitor', { backend: 'docker' });
+  stranger = await DockerBroker.connect(
+    [WORKSPACE_IMAGE],
+    { info: () => undefined },
+    { scope: 'someone-else' },
+  );
+});
+afterAll(async () => {
+  await removeDockerLeftovers([...plans, 'stranger-plan']);
+  await stack?.close();
+});
+
+const auto = { autoApprove: [{ kind: 'shell' as const }] };
+
+async function planWithContainer(name: string) {
+  const submitted = await submitPlan(
+    stack.client,
+    {
+      name,
+      policy: auto,
+      steps: [
+        { id: 'touch', run: 'echo hi', approval: 'auto' },
+        { id: 'wait', gate: 'keep the plan open' },
+      ],
+    },
+    { proposer: 'test' },
+  );
+  plans.push(submitted.planId);
+  await waitForStep(stack.client, submitted.planId, 'wait', 'awaiting_approval');
+  expect(await containersOf([submitted.planId])).toHaveLength(1);
+  return submitted;
+}
+
+describe('the workspace janitor', () => {
+  it("removes the container of a terminated plan, keeps an open plan's and another installation's", async () => {
+    await ensureJanitor(stack.client); // already running: the same workflow, nothing new
+    const terminated = await planWithContainer('janitor-terminated');
+    const open = await planWithContainer('janitor-open');
+    const foreign = await stranger.run({ image: WORKSPACE_IMAGE, owner: { plan: 'stranger-plan' } });
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // older than any list taken from now on
+    await stack.client.workflow.getHandle(terminated.workflowId).terminate('the test ends it abruptly');
+    await waitUntil(
+      async () => ((await containersOf([terminated.planId])).length === 0 ? true : undefined),
+      "the janitor to remove the terminated plan's container",
+      30_000,
+    );
+    expect(await containersOf([open.planId])).toHaveLength(1);
+    expect((await stranger.inspect(foreign.id)).State.Running).toBe(true);
+    const janitor = await stack.client.workflow.getHandle(JANITOR_WORKFLOW_ID).describe();
+    expect(janitor.status.name).toBe('RUNNING');
+  });
+});
