@@ -93,6 +93,7 @@ describe('docker-compose.yml', () => {
   it('bridges the control and sandbox networks with the worker gate only', () => {
     const both = services.filter(([, s]) => ['control', 'sandbox'].every((n) => networksOf(s).includes(n)));
     expect(both.map(([name]) => name)).toEqual(['gate']);
+    expect(networksOf(service('gate')).sort()).toEqual(['control', 'sandbox']);
     expect(onNetwork('sandbox')).toEqual(['executor', 'gate']);
     for (const name of ['postgres', 'temporal', 'control'])
       expect(networksOf(service(name))).toContain('control');
@@ -160,8 +161,8 @@ describe('docker-compose.yml', () => {
       expect(s.security_opt ?? [], name).not.toEqual(
         expect.arrayContaining([expect.stringMatching(/unconfined|apparmor|seccomp|label/)]),
       );
-      // Only the executor adds anything: what setpriv needs to drop from root to uid 1000.
-      expect(s.cap_add ?? [], name).toEqual(name === 'executor' ? ['SETUID', 'SETGID'] : []);
+      // Only the executor adds anything: what its root init needs to drop to uid 1000 and signal it.
+      expect(s.cap_add ?? [], name).toEqual(name === 'executor' ? ['SETUID', 'SETGID', 'KILL'] : []);
     }
     for (const name of ['control', 'gate', 'executor']) {
       expect(service(name).cap_drop).toEqual(['ALL']);
