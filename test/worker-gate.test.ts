@@ -4,6 +4,8 @@
  * and a real plan still runs with its executor connected only through the gate.
  */
 import { randomBytes } from 'node:crypto';
+import http2 from 'node:http2';
+import proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
@@ -31,20 +33,7 @@ beforeAll(async () => {
     log: (l) => gateLog.push(l),
   });
   await stack.startWorkers({ control: true });
-  // The executor reaches Temporal only through the gate.
-  const native = await NativeConnection.connect({ address: gate.address });
-  const { worker, runners } = await createExecutorWorker(
-    { ...stack.config, temporalAddress: gate.address },
-    native,
-    'jail',
-  );
-  const running = worker.run();
-  stopExecutor = async () => {
-    worker.shutdown();
-    await running.catch(() => undefined);
-    runners.close();
-    await native.close();
-  };
+  await startGatedExecutor();
   await pairTestRoot(stack);
   gated = await Connection.connect({ address: gate.address });
   attacker = new Client({ connection: gated, namespace: stack.config.namespace });
@@ -67,7 +56,73 @@ const denied = (promise: Promise<unknown>) =>
         : `other: ${(e as Error).message}`,
   );
 
+/** Opens raw PollActivityTaskQueue calls through the gate and drops them, the way a crashed executor does. */
+async function abandonPolls(count: number): Promise<void> {
+  const session = http2.connect(`http://${gate.address}`);
+  session.on('error', () => undefined);
+  const message = Buffer.from(
+    proto.temporal.api.workflowservice.v1.PollActivityTaskQueueRequest.encode({
+      namespace: stack.config.namespace,
+      taskQueue: { name: TASK_QUEUES.sandbox },
+      identity: 'crashed-executor',
+    }).finish(),
+  );
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, 5);
+  for (let i = 0; i < count; i++) {
+    const poll = session.request({
+      ':method': 'POST',
+      ':path': '/temporal.api.workflowservice.v1.WorkflowService/PollActivityTaskQueue',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    poll.on('error', () => undefined);
+    poll.end(frame);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500)); // the polls reach Temporal
+  session.destroy();
+}
+
+/** An executor that reaches Temporal only through the gate. */
+async function startGatedExecutor(): Promise<void> {
+  const native = await NativeConnection.connect({ address: gate.address });
+  const { worker, runners } = await createExecutorWorker(
+    { ...stack.config, temporalAddress: gate.address },
+    native,
+    'jail',
+  );
+  const running = worker.run();
+  stopExecutor = async () => {
+    worker.shutdown();
+    await running.catch(() => undefined);
+    runners.close();
+    await native.close();
+  };
+}
+
 describe('the worker gate', () => {
+  it('survives an executor that vanishes mid-poll: its polls are cancelled upstream, the next task reaches a live worker', async () => {
+    await stopExecutor();
+    await abandonPolls(5);
+    const { planId, workflowId } = await submitPlan(
+      stack.client,
+      {
+        name: 'after-a-crash',
+        policy: { autoApprove: [{ kind: 'shell' }] },
+        steps: [{ id: 'hi', run: 'echo still here', approval: 'auto' }],
+      },
+      { proposer: 'test' },
+    );
+    await waitForStep(stack.client, planId, 'hi', 'running'); // its task is now in the queue
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await startGatedExecutor();
+    await stack.client.workflow.getHandle(workflowId).result();
+    const step = (await planView(stack.client, planId)).steps[0]!;
+    expect(step.result?.outputTail).toContain('still here');
+    expect(step.result?.attempt).toBe(1); // no task was handed to an abandoned poll
+  });
+
   it('runs a real plan with the executor connected only through the gate', async () => {
     const { planId, workflowId } = await submitPlan(
       stack.client,

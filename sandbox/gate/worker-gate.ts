@@ -189,22 +189,33 @@ export async function startWorkerGate(options: WorkerGateOptions): Promise<Worke
           forwarded[name] = value;
       }
       const request = session().request(forwarded);
-      request.on('error', (error) => refuse(stream, method, `upstream error: ${error.message}`));
+      // The executor went away (crash, restart, cancelled poll): cancel its request upstream too,
+      // so Temporal does not hand a task to a poll nobody is waiting on, and write nothing more.
+      const gone = () => stream.destroyed || stream.closed;
+      stream.on('close', () => {
+        if (!request.closed) request.close(http2.constants.NGHTTP2_CANCEL);
+      });
+      request.on('error', (error) => {
+        if (!gone()) refuse(stream, method, `upstream error: ${error.message}`);
+      });
       const response: Buffer[] = [];
       let responseEncoding: string | undefined;
       request.on('response', (responseHeaders) => {
+        if (gone()) return;
         const { ':status': status, ...rest } = responseHeaders;
         responseEncoding = responseHeaders['grpc-encoding'] as string | undefined;
         stream.respond({ ':status': status ?? 200, ...rest }, { waitForTrailers: true });
       });
       request.on('data', (chunk: Buffer) => {
+        if (gone()) return;
         if (method === `${service}PollActivityTaskQueue`) response.push(chunk);
         stream.write(chunk);
       });
       request.on('trailers', (trailers) => {
-        stream.once('wantTrailers', () => stream.sendTrailers(trailers));
+        if (!gone()) stream.once('wantTrailers', () => stream.sendTrailers(trailers));
       });
       request.on('end', () => {
+        if (gone()) return;
         if (method === `${service}PollActivityTaskQueue` && response.length) {
           const [message] = grpcMessages(Buffer.concat(response), responseEncoding) ?? [];
           const token = message && api.PollActivityTaskQueueResponse.decode(message).taskToken;
