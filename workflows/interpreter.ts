@@ -76,11 +76,13 @@ function executorFor(step: StepNode) {
 const isTerminal = (status: string) => (TERMINAL_STEP_STATUSES as readonly string[]).includes(status);
 const iso = (ms: number) => new Date(ms).toISOString();
 
+// Releasing takes a second; a short start-to-close means an executor that died holding the task
+// costs 15 s, not a minute (measured: 61 s per plan caught by a kill in bench/docker.ts).
 const workspaces = proxyActivities<ReturnType<typeof createExecutorActivities>>({
   taskQueue: TASK_QUEUES.sandbox,
-  startToCloseTimeout: '1m',
+  startToCloseTimeout: '15s',
   scheduleToCloseTimeout: '3m',
-  retry: { initialInterval: '1s', maximumAttempts: 5 },
+  retry: { initialInterval: '1s', maximumAttempts: 10 },
 });
 
 export class PlanInterpreter {
