@@ -167,8 +167,12 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
       const attachCount = await run.recordAttach(context.info.attempt);
       const { started, finished } = await follow(run, input.step.path);
       const tail = await run.tail(4096);
-      const killed = finished.exitCode === 137 || finished.signal === 'SIGKILL';
-      const diagnosis = killed ? await deps.backend.explainKill?.(input.workspaceId) : undefined;
+      const diagnosis =
+        finished.exitCode === 0
+          ? undefined
+          : await deps.backend
+              .explainFailure?.(input.workspaceId, { ...finished, startedAtMs: started.startedAtMs })
+              .catch(() => undefined);
       return {
         ...(diagnosis ? { diagnosis } : {}),
         exitCode: finished.exitCode,

@@ -13,6 +13,12 @@ export interface SandboxCommand {
   timeoutMs: number;
 }
 
+export interface FailedRun {
+  exitCode: number | null;
+  signal: string | null;
+  startedAtMs: number;
+}
+
 export interface WorkspaceOptions {
   /** The plan's `egress: true`: the workspace may reach the outside world, nothing of ours. */
   egress: boolean;
@@ -33,10 +39,11 @@ export interface SandboxBackend {
    */
   releaseWorkspace(workspaceId: string, options: { removeFiles: boolean }): Promise<void>;
   /**
-   * Why a step was killed, when the sandbox knows more than the exit status says (Docker: the
-   * workspace ran out of memory). Asked only for steps that died of SIGKILL.
+   * Why a step failed, when the sandbox knows more than the exit status says (Docker: the
+   * workspace ran out of memory, or its container stopped under the step). Asked only for
+   * steps that did not exit 0.
    */
-  explainKill?(workspaceId: string): Promise<string | undefined>;
+  explainFailure?(workspaceId: string, run: FailedRun): Promise<string | undefined>;
   /**
    * Removes what runs for workspaces not in `open` that were created before `createdBeforeMs`;
    * returns their ids. A workspace's files are never touched here.

@@ -40,9 +40,17 @@ export function createDockerBackend(options: { broker: DockerBroker; dockerCli?:
   return {
     name: 'docker',
     reap: (open, createdBeforeMs) => broker.reap(open, createdBeforeMs),
-    async explainKill(workspaceId) {
-      const found = await broker.findWorkspace(workspaceId);
-      const kills = found && (await broker.oomKills(found.id));
+    async explainFailure(workspaceId, run) {
+      const found = await broker.findWorkspace(workspaceId).catch(() => null);
+      if (found === null)
+        return 'the Docker engine did not answer when the step ended (was it restarting?); the step is not run again';
+      if (!found)
+        return "the workspace container disappeared while the step ran; the step is not run again, and the plan's files stay in its volume";
+      const state = (await broker.inspect(found.id)).State;
+      if (!state.Running || Date.parse(state.StartedAt) > run.startedAtMs)
+        return 'the workspace container stopped while the step ran (was the Docker engine restarted?); the step is not run again, and the next step gets a fresh container on the same volume';
+      const killed = run.exitCode === 137 || run.signal === 'SIGKILL';
+      const kills = killed ? await broker.oomKills(found.id) : undefined;
       if (!kills) return undefined;
       return `killed by the out-of-memory killer: the workspace container reached its memory limit of ${Math.round(DEFAULT_LIMITS.memoryBytes / 1024 ** 2)} MiB (${kills} such kill${kills > 1 ? 's' : ''} in this workspace so far)`;
     },
