@@ -3,7 +3,7 @@
  * approve through sequential, parallel and sub-plan steps, show, history; and the messages a
  * person meets when something is wrong.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,17 +21,18 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.close());
 
+const cliEnv = () => ({
+  ...process.env,
+  COUNTERSIGN_HOME: stack.config.home,
+  TEMPORAL_ADDRESS: stack.config.temporalAddress,
+  TEMPORAL_NAMESPACE: stack.config.namespace,
+  NO_COLOR: '1',
+});
+
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {
-  const env = {
-    ...process.env,
-    COUNTERSIGN_HOME: stack.config.home,
-    TEMPORAL_ADDRESS: stack.config.temporalAddress,
-    TEMPORAL_NAMESPACE: stack.config.namespace,
-    NO_COLOR: '1',
-  };
   try {
     const { stdout, stderr } = await promisify(execFile)(join(PROJECT_ROOT, 'bin', 'countersign'), args, {
-      env,
+      env: cliEnv(),
       cwd: PROJECT_ROOT,
     });
     return { code: 0, out: stdout + stderr };
@@ -92,15 +93,30 @@ describe('countersign CLI', () => {
 
   it('follows a plan live with --watch, output included, until it ends', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'countersign-cli-'));
-    const steps = `name: ticker\npolicy: { autoApprove: [ { id: tick } ] }\nsteps:\n  - { id: tick, run: 'for i in 1 2 3 4; do echo tick-$i; sleep 1; done', approval: auto }\n`;
-    await writeFile(join(dir, 'ticker.yaml'), steps);
-    const run = await cli('plan', 'run', join(dir, 'ticker.yaml'));
-    const id = /plan (\w+) started/.exec(run.out)![1]!;
-    const watched = await cli('plan', 'show', id, '--watch');
-    expect(watched.code).toBe(0);
-    expect(watched.out).toContain('── live output of tick ──');
-    expect(watched.out).toMatch(/tick-[123]/);
-    expect(watched.out).toMatch(/plan \w+ "ticker"\s+✓ succeeded/);
+    // The step ticks until the test has seen the watcher show its live output, then ends.
+    const run = `i=0; while [ ! -f seen ] && [ $i -lt 120 ]; do i=$((i+1)); echo tick-$i; sleep 0.5; done`;
+    await writeFile(
+      join(dir, 'ticker.yaml'),
+      `name: ticker\npolicy: { autoApprove: [ { id: tick } ] }\nsteps:\n  - { id: tick, run: '${run}', approval: auto }\n`,
+    );
+    const started = await cli('plan', 'run', join(dir, 'ticker.yaml'));
+    const id = /plan (\w+) started/.exec(started.out)![1]!;
+    const watch = spawn(join(PROJECT_ROOT, 'bin', 'countersign'), ['plan', 'show', id, '--watch'], {
+      env: cliEnv(),
+      cwd: PROJECT_ROOT,
+    });
+    let out = '';
+    setTimeout(() => watch.kill(), 90_000).unref(); // a watcher that never ends fails below, readably
+    watch.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (/── live output of tick ──[\s\S]*tick-\d/.test(out))
+        void writeFile(join(stack.paths.workspaces, id, 'seen'), '');
+    });
+    const code = await new Promise<number | null>((resolve) => watch.once('exit', resolve));
+    expect(code).toBe(0);
+    expect(out).toContain('── live output of tick ──');
+    expect(out).toMatch(/tick-\d+/);
+    expect(out).toMatch(/plan \w+ "ticker"\s+✓ succeeded/);
   });
 
   it('says what is wrong, and starts nothing, for bad plans and bad requests', async () => {
