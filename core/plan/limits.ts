@@ -7,4 +7,9 @@ export const PLAN_LIMITS = {
   maxChildren: 256,
   maxCommandBytes: 16 * 1024,
   maxEnvEntries: 64,
+  /**
+   * Characters of nested sub-plan ids joined with dots (`docs.review.fix`): they become child
+   * workflow ids, which Temporal on PostgreSQL keeps to 255 characters.
+   */
+  maxSubPlanIdPath: 200,
 } as const;

@@ -864,3 +864,26 @@ describe('validatePlan: workspace network and retention', () => {
     ]);
   });
 });
+
+describe('validatePlan: nested sub-plan ids', () => {
+  const nest = (ids: string[]): Record<string, unknown> => {
+    let plan: Record<string, unknown> = { name: 'leaf', steps: [{ id: 'work', run: 'true' }] };
+    for (const id of [...ids].reverse()) plan = { name: id, steps: [{ id, plan }] };
+    return plan;
+  };
+
+  it('accepts nested ids up to the limit', () => {
+    const ids = Array.from({ length: 4 }, (_, i) => `${i}`.padEnd(49, 'x')); // 4×49 + 3 dots = 199
+    expect(() => validatePlan(nest(ids))).not.toThrow();
+  });
+
+  it('refuses ids that would nest into an overlong workflow id, once, where the limit is crossed', () => {
+    const ids = Array.from({ length: 6 }, (_, i) => `${i}`.padEnd(60, 'x'));
+    const issues = issuesOf(nest(ids));
+    expect(issues).toHaveLength(1);
+    expect(issues[0]!.path).toBe('steps[0].plan.steps[0].plan.steps[0].plan.steps[0].id');
+    expect(issues[0]!.message).toMatch(
+      /^nested sub-plan ids become workflow ids: .* is 243 characters, at most 200$/,
+    );
+  });
+});

@@ -143,6 +143,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 class PlanValidator {
   readonly issues: PlanIssue[] = [];
   private nodeCount = 0;
+  /** Ids of the sub-plans being validated, outermost first. */
+  private readonly subPlanIds: string[] = [];
   /** `egress` of the plans being validated, innermost last. */
   private readonly egressOfPlans: boolean[] = [];
 
@@ -303,7 +305,18 @@ class PlanValidator {
         const f = this.parse(subPlanFields, raw, at);
         if (!f) return undefined;
         claimId(f.id);
+        const outer = this.subPlanIds.join('.');
+        const nested = outer ? `${outer}.${f.id}` : f.id;
+        // Reported once, where the limit is crossed, not again for every sub-plan inside.
+        if (nested.length > PLAN_LIMITS.maxSubPlanIdPath && outer.length <= PLAN_LIMITS.maxSubPlanIdPath) {
+          this.issues.push({
+            path: joinPath(at, 'id'),
+            message: `nested sub-plan ids become workflow ids: "${nested.slice(0, 40)}…" is ${nested.length} characters, at most ${PLAN_LIMITS.maxSubPlanIdPath}`,
+          });
+        }
+        this.subPlanIds.push(f.id);
         const plan = this.plan(f.plan, joinPath(at, 'plan'), depth + 1);
+        this.subPlanIds.pop();
         const parentEgress = this.egressOfPlans.at(-1) ?? false;
         if (plan && f.shareWorkspace && plan.egress !== parentEgress) {
           this.issues.push({
