@@ -4,7 +4,6 @@
  * Each plan ends with its workspace container gone, and no approved step ever starts twice.
  * (Restarting dockerd itself is in docker-engine.exclusive.test.ts: it runs alone.)
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planView, submitPlan } from '../services/plans.js';
 import { containersOf, readWorkspaceFile, removeDockerLeftovers } from './support/docker.js';
@@ -38,13 +37,12 @@ describe('faults on the Docker backend', () => {
       name: 'docker-executor-crash',
       steps: [{ id: 'work', run: 'echo work >> counter; sleep 4; echo finished' }],
     });
-    await stack.waitForStatus(planId, 'work', 'awaiting_approval');
-    await stack.approve(planId, 'work');
-    await waitUntil(async () => (await counterOf(planId)).length > 0 || undefined, 'the step to start');
-    await stack.executor.kill();
-    await sleep(1_000);
-    await stack.executor.start();
-    await stack.closed(workflowId);
+    await stack.crashExecutorMidStep(
+      planId,
+      workflowId,
+      'work',
+      async () => (await counterOf(planId)).length > 0,
+    );
     const step = (await planView(stack.client, planId)).steps[0]!;
     expect(step.status).toBe('succeeded');
     expect(step.result?.backend).toBe('docker');

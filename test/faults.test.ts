@@ -30,13 +30,12 @@ describe('crashes', () => {
       steps: [{ id: 'work', run: 'echo work >> counter; sleep 4; echo finished' }],
     };
     const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
-    await stack.waitForStatus(planId, 'work', 'awaiting_approval');
-    await stack.approve(planId, 'work');
-    await waitUntil(async () => (await counterOf(planId)).length > 0 || undefined, 'the step to start');
-    await stack.executor.kill();
-    await sleep(1_000);
-    await stack.executor.start();
-    await stack.closed(workflowId);
+    await stack.crashExecutorMidStep(
+      planId,
+      workflowId,
+      'work',
+      async () => (await counterOf(planId)).length > 0,
+    );
     const view = await planView(stack.client, planId);
     const step = view.steps[0]!;
     expect(step.status).toBe('succeeded');

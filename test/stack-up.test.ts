@@ -10,8 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../workers/config.js';
-import { WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
-import { removeDockerLeftovers } from './support/docker.js';
+import { readWorkspaceFile, removeDockerLeftovers } from './support/docker.js';
 import { freePort } from './support/ports.js';
 
 let home: string;
@@ -86,17 +85,7 @@ describe('countersign up', () => {
     const done = await waitForOutput(['plan', 'show', planId!], /hello countersign"\s+✓ succeeded/);
     expect(done).toMatch(/scaffold.*✓ succeeded/);
     // The plan's files are in its workspace volume (the Docker sandbox is the default here).
-    const { stdout: created } = await promisify(execFile)('docker', [
-      'run',
-      '--rm',
-      '--network',
-      'none',
-      '-v',
-      `countersign-ws-${planId}:/workspace:ro`,
-      WORKSPACE_IMAGE,
-      'cat',
-      '/workspace/src/index.js',
-    ]);
+    const created = await readWorkspaceFile(planId!, 'src/index.js');
     expect(created).toContain('answer = 42');
     const history = await cli('history', planId!);
     expect(history.match(/step finished\s+scaffold/g)).toHaveLength(1); // ran once, across the restart

@@ -10,6 +10,7 @@ import {
   checkContainerRequest,
   EGRESS_NETWORK,
   hardenedSpec,
+  isWorkspaceVolumeName,
   LABELS,
   type ContainerRequest,
 } from './container-policy.js';
@@ -119,7 +120,7 @@ export class DockerBroker {
 
   /** Removes a workspace volume (its files); gone already counts as done. */
   async removeWorkspaceVolume(name: string): Promise<void> {
-    if (!/^countersign-ws-[A-Za-z0-9._-]{1,180}$/.test(name))
+    if (!isWorkspaceVolumeName(name))
       throw new BrokerRefused('bad_volume', `only countersign-ws-* volumes are removed, not "${name}"`);
     try {
       await this.docker.getVolume(name).remove();

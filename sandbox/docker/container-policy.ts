@@ -102,6 +102,11 @@ export interface ContainerRequest {
 /** Created with its firewall by scripts/egress-network; the broker only ever attaches to it. */
 export const EGRESS_NETWORK = 'countersign-egress';
 
+/** The only volumes the broker mounts or removes: a plan's workspace. */
+export function isWorkspaceVolumeName(name: unknown): name is string {
+  return typeof name === 'string' && /^countersign-ws-[A-Za-z0-9._-]{1,180}$/.test(name);
+}
+
 export const LABELS = {
   managed: 'countersign.managed',
   plan: 'countersign.plan',
@@ -154,11 +159,7 @@ export function checkContainerRequest(
     if (typeof value !== 'string' || value.length > 1000)
       refuse('bad_label', `label "${key}" must be a short string`);
   }
-  if (
-    request.workspaceVolume !== undefined &&
-    (typeof request.workspaceVolume !== 'string' ||
-      !/^countersign-ws-[A-Za-z0-9._-]{1,180}$/.test(request.workspaceVolume))
-  ) {
+  if (request.workspaceVolume !== undefined && !isWorkspaceVolumeName(request.workspaceVolume)) {
     refuse('bad_volume', 'workspaceVolume must be a countersign-ws-* named volume');
   }
   if (request.network !== undefined && request.network !== 'none' && request.network !== 'egress')

@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { LABELS } from '../../sandbox/docker/container-policy.js';
+import { WORKSPACE_IMAGE, workspaceVolumeName } from '../../sandbox/docker/docker-backend.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
@@ -18,10 +19,13 @@ export async function containersOf(planIds: readonly string[]): Promise<Docker.C
 export async function removeDockerLeftovers(planIds: readonly string[]): Promise<void> {
   for (const c of await containersOf(planIds)) await docker.getContainer(c.Id).remove({ force: true });
   const { Volumes } = await docker.listVolumes();
+  const prefix = workspaceVolumeName('');
   for (const volume of Volumes ?? []) {
-    if (!volume.Name.startsWith('countersign-ws-')) continue;
-    if (ofPlans(planIds)(volume.Name.slice('countersign-ws-'.length)))
-      await promisify(execFile)('docker', ['volume', 'rm', '-f', volume.Name]).catch(() => undefined);
+    if (volume.Name.startsWith(prefix) && ofPlans(planIds)(volume.Name.slice(prefix.length)))
+      await docker
+        .getVolume(volume.Name)
+        .remove({ force: true })
+        .catch(() => undefined);
   }
 }
 
@@ -33,8 +37,8 @@ export async function readWorkspaceFile(workspaceId: string, path: string): Prom
     '--network',
     'none',
     '-v',
-    `countersign-ws-${workspaceId}:/workspace:ro`,
-    'countersign/workspace:latest',
+    `${workspaceVolumeName(workspaceId)}:/workspace:ro`,
+    WORKSPACE_IMAGE,
     'cat',
     `/workspace/${path}`,
   ]);

@@ -103,6 +103,25 @@ export class ProcessStack {
     );
   }
 
+  /**
+   * Approves `step`, SIGKILLs the executor once `hasStarted` says the step runs, starts a new
+   * executor and waits for the plan to close.
+   */
+  async crashExecutorMidStep(
+    planId: string,
+    workflowId: string,
+    step: string,
+    hasStarted: () => Promise<boolean>,
+  ): Promise<void> {
+    await this.waitForStatus(planId, step, 'awaiting_approval');
+    await this.approve(planId, step);
+    await waitUntil(async () => (await hasStarted()) || undefined, `${step} to start`);
+    await this.executor.kill();
+    await sleep(1_000);
+    await this.executor.start();
+    await this.closed(workflowId);
+  }
+
   /** Waits until the workflow has closed (completed or failed), through outages. */
   async closed(workflowId: string): Promise<string> {
     return waitUntil(
