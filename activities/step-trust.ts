@@ -8,6 +8,7 @@ import type { Envelope } from '../core/approval/dsse.js';
 import { DeviceRecordError, DeviceRegistry } from '../core/devices/registry.js';
 import { FAILURE_TYPES } from '../core/names.js';
 import { stepDigest } from '../core/plan/digest.js';
+import type { McpPin } from '../core/mcp/catalog.js';
 import type { StepNode } from '../core/plan/types.js';
 
 export interface ApprovedStep {
@@ -17,6 +18,8 @@ export interface ApprovedStep {
   workspaceId: string;
   /** The plan's `egress: true` (absent in histories recorded before egress existed). */
   egress?: boolean | undefined;
+  /** An `mcp` step's call as matched to the catalog when the plan started. */
+  mcpPin?: McpPin | undefined;
   digest: string;
   approvals: Envelope[];
   trustRecords: Envelope[];
@@ -56,7 +59,12 @@ export function assertStepApproved(input: ApprovedStep, pinnedRootKeyId: string 
       FAILURE_TYPES.executorUntrusted,
     );
   }
-  const digest = stepDigest(input.step, input.workspaceId, input.egress ?? false);
+  let digest: string;
+  try {
+    digest = stepDigest(input.step, input.workspaceId, input.egress ?? false, input.mcpPin);
+  } catch (error) {
+    throw ApplicationFailure.nonRetryable((error as Error).message, FAILURE_TYPES.stepNotApproved);
+  }
   if (digest !== input.digest) {
     throw ApplicationFailure.nonRetryable(
       `step "${input.step.path}" differs from the step that was approved (digest ${digest.slice(0, 16)}… ≠ ${input.digest.slice(0, 16)}…)`,

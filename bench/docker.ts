@@ -126,7 +126,7 @@ async function stepOverhead(stack: BenchStack): Promise<StepOverhead> {
 
 async function containerChurn(): Promise<string[]> {
   const broker = await DockerBroker.connect([WORKSPACE_IMAGE], { info: () => undefined });
-  const imageId = broker.images.get(WORKSPACE_IMAGE)!;
+  const imageId = broker.imageId(WORKSPACE_IMAGE)!;
   const plan = `${PREFIX}broker`;
   const request = { image: WORKSPACE_IMAGE, owner: { plan } };
   const labels = { [LABELS.managed]: 'true', [LABELS.plan]: plan };

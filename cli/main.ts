@@ -9,6 +9,7 @@ import { ConfigError } from '../workers/config.js';
 import { addDevice, listDevices, pair, revoke } from './commands/devices.js';
 import { cancelCommand, decideCommand, listPlansCommand, runPlan, showPlan } from './commands/plans.js';
 import { historyCommand } from './commands/history.js';
+import { catalogCommand, pinCommand } from './commands/mcp.js';
 import { down, status, up } from './commands/stack.js';
 import { CliContext } from './context.js';
 import { red } from './format.js';
@@ -28,6 +29,9 @@ const USAGE = `countersign — durable agent plans, countersigned step by step
   countersign approve ID STEP [--reason R]   sign and submit an approval (STEP may be sub/step)
   countersign deny ID STEP [--reason R]      sign and submit a denial
   countersign history ID [--json]     timeline with approvals re-verified from the raw history
+  countersign mcp catalog [--json]    the MCP servers plans may call, with their allowed tools
+  countersign mcp pin SERVER [--allow T1,T2] [--dry-run]   re-read a server's tools after an
+                                      upgrade, show what changed, and pin them (and its image)
 
 Environment: COUNTERSIGN_HOME (state folder, default ./.countersign), TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE.`;
 
@@ -49,6 +53,9 @@ async function main(argv: string[]): Promise<void> {
       awaiting: { type: 'boolean' },
       json: { type: 'boolean' },
       watch: { type: 'boolean' },
+      allow: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      template: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -89,6 +96,15 @@ async function main(argv: string[]): Promise<void> {
         });
       case 'history':
         return await historyCommand(ctx, need(sub, 'plan id'), { json: values.json });
+      case 'mcp':
+        if (sub === 'catalog') return await catalogCommand(ctx, { json: values.json });
+        if (sub === 'pin')
+          return await pinCommand(ctx, need(third, 'server id'), {
+            allow: values.allow,
+            dryRun: values['dry-run'],
+            template: values.template,
+          });
+        break;
     }
     throw new UserFacingError(`unknown command: ${positionals.join(' ')}\n\n${USAGE}`, 'usage');
   } finally {

@@ -45,8 +45,15 @@ describe('canonicalJson', () => {
     expect(canonicalJson(Number.MIN_SAFE_INTEGER)).toBe('-9007199254740991');
   });
 
-  it('refuses floats, NaN, infinities and unsafe integers', () => {
-    for (const n of [1.5, 0.1, NaN, Infinity, -Infinity, 2 ** 53, -(2 ** 53), 1e21]) {
+  it('writes fractions as ECMAScript does (RFC 8785), so tool arguments such as 1.5 have one encoding', () => {
+    expect(canonicalJson(1.5)).toBe('1.5');
+    expect(canonicalJson(0.1)).toBe('0.1');
+    expect(canonicalJson(-2.5e-7)).toBe('-2.5e-7');
+    expect(canonicalJson(JSON.parse('1.50') as number)).toBe(canonicalJson(1.5));
+  });
+
+  it('refuses NaN, infinities and unsafe integers', () => {
+    for (const n of [NaN, Infinity, -Infinity, 2 ** 53, -(2 ** 53), 1e21]) {
       expect(() => canonicalJson(n), String(n)).toThrow(/safe integers only/);
       expect(() => canonicalJson({ n }), String(n)).toThrow(/safe integers only/);
     }

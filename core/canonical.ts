@@ -1,5 +1,6 @@
 /**
- * Canonical JSON: object keys sorted by code unit, no white space, integers only.
+ * Canonical JSON: object keys sorted by code unit, no white space, numbers written the way
+ * ECMAScript writes them (as RFC 8785 does), integers only when they are safe.
  * Two values that mean the same thing encode to the same bytes, so their digests agree.
  */
 export type Canonical = string | number | boolean | null | Canonical[] | { [key: string]: Canonical };
@@ -7,9 +8,10 @@ export type Canonical = string | number | boolean | null | Canonical[] | { [key:
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return JSON.stringify(value);
   if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value))
-      throw new Error(`canonical JSON takes safe integers only, got ${value}`);
-    return String(value);
+    // An integer past 2^53 is not the number that was written; NaN and infinities are not JSON.
+    if (!Number.isFinite(value) || (Number.isInteger(value) && !Number.isSafeInteger(value)))
+      throw new Error(`canonical JSON takes finite numbers and safe integers only, got ${value}`);
+    return Object.is(value, -0) ? '0' : String(value);
   }
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (typeof value === 'object') {

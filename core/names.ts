@@ -40,4 +40,10 @@ export const FAILURE_TYPES = {
   stepVanished: 'StepVanished',
   sandboxUnavailable: 'SandboxUnavailable',
   sandboxRefused: 'SandboxRefused',
+  /** An MCP call was refused before it was made: unknown server or tool, bad arguments, a tool that changed. */
+  mcpCallRefused: 'McpCallRefused',
+  /** The MCP server crashed, hung, wrote garbage or ran out of memory. */
+  mcpServerFailed: 'McpServerFailed',
+  /** The executor died during an earlier attempt of an MCP call that may have run: it is not repeated. */
+  mcpCallInterrupted: 'McpCallInterrupted',
 } as const;

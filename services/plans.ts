@@ -128,7 +128,7 @@ export async function decide(
   options: DecideOptions,
 ): Promise<ApprovalApplied & { step: StepView }> {
   const { view, step } = await resolveStep(client, planRef, stepPath);
-  const digest = stepDigest(step.node, view.workspaceId, view.egress);
+  const digest = stepDigest(step.node, view.workspaceId, view.egress, step.mcpPin);
   if (digest !== step.digest) {
     throw new UserFacingError(
       `step "${step.path}" as shown does not match its digest; refusing to sign (the server may be tampering)`,

@@ -98,7 +98,7 @@ describe('what the broker creates', () => {
     expect(info.HostConfig.Memory).toBe(128 * 1024 ** 2);
     expect(info.HostConfig.PidsLimit).toBe(64);
     expect(info.HostConfig.Binds ?? []).toEqual([]);
-    expect(info.Image).toBe(broker.images.get(WORKSPACE_IMAGE));
+    expect(info.Image).toBe(broker.imageId(WORKSPACE_IMAGE));
     expect(info.Config.Labels[LABELS.plan]).toBe('broker-test');
   });
 

@@ -42,6 +42,8 @@ export function statePaths(home: string) {
     pinnedRoot: resolve(home, 'executor', 'pinned-root'),
     sandboxChoice: resolve(home, 'executor', 'sandbox'),
     runs: resolve(home, 'executor', 'runs'),
+    /** This installation's MCP catalog, with its images pinned (seeded from sandbox/mcp/catalog.json). */
+    mcpCatalog: resolve(home, 'executor', 'mcp-catalog.json'),
     workspaces: resolve(home, 'workspaces'),
     cliKey: resolve(home, 'cli', 'device-key.json'),
     build: resolve(home, 'build'),

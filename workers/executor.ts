@@ -3,14 +3,21 @@
  * secrets; trusts only approvals that chain to its pinned root device.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createExecutorActivities } from '../activities/executor.js';
+import { createMcpActivities } from '../activities/mcp.js';
+import type { McpCatalog } from '../core/mcp/catalog.js';
 import { TASK_QUEUES } from '../core/names.js';
 import { createJailBackend } from '../sandbox/jail/jail-backend.js';
 import { RunnerPool } from '../sandbox/runner/pool.js';
 import type { SandboxBackend } from '../sandbox/backend.js';
 import { createDockerBackend } from '../sandbox/docker/docker-backend.js';
-import { loadConfig, statePaths, type Config } from './config.js';
+import { ensureCatalog, readCatalog } from '../sandbox/mcp/catalog-store.js';
+import { createDockerMcpLauncher } from '../sandbox/mcp/docker-launcher.js';
+import { createJailMcpLauncher } from '../sandbox/mcp/jail-launcher.js';
+import type { McpLauncher } from '../sandbox/mcp/launcher.js';
+import { loadConfig, PROJECT_ROOT, statePaths, type Config } from './config.js';
 import { chooseExecutorSandbox, connectWorkspaceBroker, type BackendName } from './sandbox-choice.js';
 import { isMain, runMain } from './main.js';
 
@@ -29,9 +36,41 @@ export function pinnedRootReader(
   };
 }
 
-async function createBackend(name: BackendName, config: Config): Promise<SandboxBackend> {
-  if (name === 'jail') return createJailBackend({ workspacesDir: statePaths(config.home).workspaces });
-  return createDockerBackend({ broker: await connectWorkspaceBroker(config) });
+/** The shipped catalog every installation's own copy starts from. */
+export const MCP_CATALOG_TEMPLATE = join(PROJECT_ROOT, 'sandbox', 'mcp', 'catalog.json');
+
+interface Sandbox {
+  backend: SandboxBackend;
+  mcp: McpLauncher;
+  imageIdOf: (tag: string) => Promise<string | undefined>;
+}
+
+export async function createSandbox(name: BackendName, config: Config): Promise<Sandbox> {
+  const workspacesDir = statePaths(config.home).workspaces;
+  if (name === 'jail')
+    return {
+      backend: createJailBackend({ workspacesDir }),
+      mcp: createJailMcpLauncher({ projectRoot: PROJECT_ROOT, workspacesDir }),
+      imageIdOf: async () => undefined,
+    };
+  const broker = await connectWorkspaceBroker(config);
+  return {
+    backend: createDockerBackend({ broker }),
+    mcp: createDockerMcpLauncher(broker),
+    imageIdOf: (tag) => broker.currentImageId(tag),
+  };
+}
+
+/** The installation's MCP catalog, made from the shipped one (images pinned as built here) on first start. */
+export async function mcpCatalogReader(config: Config, sandbox: Sandbox): Promise<() => Promise<McpCatalog>> {
+  const path = statePaths(config.home).mcpCatalog;
+  await ensureCatalog({
+    path,
+    template: MCP_CATALOG_TEMPLATE,
+    projectRoot: PROJECT_ROOT,
+    imageIdOf: sandbox.imageIdOf,
+  });
+  return () => readCatalog(path);
 }
 
 export async function createExecutorWorker(
@@ -40,18 +79,23 @@ export async function createExecutorWorker(
   backendName: BackendName,
 ): Promise<{ worker: Worker; runners: RunnerPool }> {
   const paths = statePaths(config.home);
-  const backend = await createBackend(backendName, config);
+  const sandbox = await createSandbox(backendName, config);
+  const catalog = await mcpCatalogReader(config, sandbox);
   const runners = await RunnerPool.start({ size: 1, idleRetireMs: 30_000 });
+  const pinnedRootKeyId = pinnedRootReader(paths.pinnedRoot);
   const worker = await Worker.create({
     connection: connection ?? (await NativeConnection.connect({ address: config.temporalAddress })),
     namespace: config.namespace,
     taskQueue: TASK_QUEUES.sandbox,
-    activities: createExecutorActivities({
-      backend,
-      runners,
-      runsDir: paths.runs,
-      pinnedRootKeyId: pinnedRootReader(paths.pinnedRoot),
-    }),
+    activities: {
+      ...createExecutorActivities({
+        backend: sandbox.backend,
+        runners,
+        runsDir: paths.runs,
+        pinnedRootKeyId,
+      }),
+      ...createMcpActivities({ launcher: sandbox.mcp, catalog, pinnedRootKeyId }),
+    },
     maxConcurrentActivityTaskExecutions: 64,
     // Cancellation reaches an activity through its heartbeat: keep that under a second.
     maxHeartbeatThrottleInterval: '500ms',

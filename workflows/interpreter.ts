@@ -18,7 +18,9 @@ import {
 } from '@temporalio/workflow';
 import type { createControlActivities } from '../activities/control.js';
 import type { createExecutorActivities } from '../activities/executor.js';
+import type { createMcpActivities } from '../activities/mcp.js';
 import { stepDigest } from '../core/plan/digest.js';
+import { stepSummary } from '../core/plan/summary.js';
 import { parseDuration } from '../core/duration.js';
 import { childPlanWorkflowId, FAILURE_TYPES, SEARCH_ATTRIBUTES, TASK_QUEUES } from '../core/names.js';
 import {
@@ -31,6 +33,7 @@ import {
   type StepResult,
 } from '../core/plan/state.js';
 import type {
+  McpStep,
   ParallelNode,
   PlanNode,
   PlanSpec,
@@ -53,8 +56,10 @@ const control = proxyActivities<ReturnType<typeof createControlActivities>>({
 });
 
 function executorFor(step: StepNode) {
-  const timeoutMs = step.kind === 'shell' ? parseDuration(step.timeout) : 0;
-  return proxyActivities<ReturnType<typeof createExecutorActivities>>({
+  const timeoutMs = step.kind === 'gate' ? 0 : parseDuration(step.timeout);
+  return proxyActivities<
+    ReturnType<typeof createExecutorActivities> & ReturnType<typeof createMcpActivities>
+  >({
     taskQueue: TASK_QUEUES.sandbox,
     startToCloseTimeout: timeoutMs + 120_000,
     heartbeatTimeout: '6s',
@@ -72,6 +77,13 @@ function executorFor(step: StepNode) {
     },
   });
 }
+
+// Matching calls to the catalog reads one file; a catalog that stays unreadable fails the plan.
+const catalog = proxyActivities<ReturnType<typeof createMcpActivities>>({
+  taskQueue: TASK_QUEUES.sandbox,
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', maximumAttempts: 5 },
+});
 
 const isTerminal = (status: string) => (TERMINAL_STEP_STATUSES as readonly string[]).includes(status);
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -107,7 +119,8 @@ export class PlanInterpreter {
     for (const step of planSteps(spec)) {
       this.stepNodes.set(step.path, step);
       if (step.approval.mode === 'auto') autoSteps.add(step.path);
-      const digest = stepDigest(step, input.workspaceId, spec.egress);
+      // An MCP step's digest covers its catalog pin, known once `pinMcpSteps` has run.
+      const digest = step.kind === 'mcp' ? '' : stepDigest(step, input.workspaceId, spec.egress);
       this.steps.set(
         step.path,
         carried?.steps[step.path] ?? {
@@ -140,8 +153,58 @@ export class PlanInterpreter {
     );
   }
 
-  run(): Promise<Outcome> {
+  async run(): Promise<Outcome> {
+    if (!(await this.pinMcpSteps())) return 'failed';
     return this.node(this.spec.root);
+  }
+
+  /**
+   * Matches the plan's MCP calls to the executor's catalog before any gate opens, so approvers
+   * see each tool's pinned description and sign its exact image and tool hash. A call the
+   * catalog refuses fails the plan before anything runs. Returns false then.
+   */
+  private async pinMcpSteps(): Promise<boolean> {
+    const unpinned = [...this.stepNodes.values()].filter(
+      (step): step is McpStep => step.kind === 'mcp' && !this.steps.get(step.path)!.mcpPin,
+    );
+    if (unpinned.length === 0) return true;
+    let answer: Awaited<ReturnType<ReturnType<typeof createMcpActivities>['pinMcpCalls']>>;
+    try {
+      answer = await catalog.pinMcpCalls(
+        unpinned.map((step) => ({
+          path: step.path,
+          server: step.server,
+          tool: step.tool,
+          arguments: step.arguments,
+        })),
+      );
+    } catch (error) {
+      if (isCancellation(error)) throw error;
+      answer = {
+        pins: {},
+        problems: unpinned.map((step) => ({
+          path: step.path,
+          message: `the MCP catalog could not be read: ${describeFailure(error)}`,
+        })),
+      };
+    }
+    for (const step of unpinned) {
+      const record = this.steps.get(step.path)!;
+      const pin = answer.pins[step.path];
+      if (pin) {
+        record.mcpPin = pin;
+        record.digest = stepDigest(step, this.input.workspaceId, this.spec.egress, pin);
+      }
+    }
+    if (answer.problems.length === 0) return true;
+    for (const problem of answer.problems) {
+      const record = this.steps.get(problem.path);
+      if (!record) continue;
+      record.status = 'failed';
+      record.error = `refused before anything ran: ${problem.message}`;
+    }
+    for (const record of this.steps.values()) if (record.status === 'pending') record.status = 'skipped';
+    return false;
   }
 
   // ---- approvals (Update validator and handler) ----
@@ -246,19 +309,23 @@ export class PlanInterpreter {
       this.publish();
       this.inFlight++;
       try {
-        const result = await executorFor(node).runShellStep({
+        const approved = {
           workflowId: this.workflowId,
           runId: this.runId,
-          step: node,
           workspaceId: this.input.workspaceId,
           ...(this.spec.egress ? { egress: true } : {}),
           digest: record.digest,
           approvals: record.approvals.map((a) => a.envelope),
           trustRecords: this.book.trustRecords,
-        });
+        };
+        const executor = executorFor(node);
+        const result =
+          node.kind === 'mcp'
+            ? await executor.runMcpStep({ ...approved, step: node, mcpPin: record.mcpPin! })
+            : await executor.runShellStep({ ...approved, step: node });
         record.result = result;
         // A step stopped at its time limit failed, whatever status its process left (docker exec exits 0).
-        const succeeded = result.exitCode === 0 && !result.timedOut;
+        const succeeded = result.mcp ? !result.mcp.isError : result.exitCode === 0 && !result.timedOut;
         record.status = succeeded ? 'succeeded' : 'failed';
         if (!succeeded) {
           record.error = describeFailedRun(result, node.timeout);
@@ -488,7 +555,7 @@ export class PlanInterpreter {
       proposer: this.input.proposer,
       steps: [...this.steps.values()].map((record) => {
         const node = this.stepNodes.get(record.path)!;
-        return { ...record, node, summary: node.kind === 'shell' ? node.run : node.gate };
+        return { ...record, node, summary: stepSummary(node) };
       }),
       subPlans: [...this.subPlans.values()],
       tree: tree(this.spec.root),
@@ -519,6 +586,10 @@ function describeFailure(error: unknown): string {
 }
 
 function describeFailedRun(result: StepResult, timeout: string): string {
+  if (result.mcp?.isError) {
+    const said = result.outputTail.trim().split('\n')[0]!.slice(0, 300);
+    return `the tool reported an error${said ? `: ${said}` : ''}`;
+  }
   if (result.diagnosis) return result.diagnosis;
   if (result.timedOut) return `stopped at its time limit of ${timeout}`;
   return result.exitCode === null ? `killed by ${result.signal}` : `exit code ${result.exitCode}`;

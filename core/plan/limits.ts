@@ -7,6 +7,8 @@ export const PLAN_LIMITS = {
   maxChildren: 256,
   maxCommandBytes: 16 * 1024,
   maxEnvEntries: 64,
+  /** Bytes of an MCP step's arguments as canonical JSON. */
+  maxToolArgumentBytes: 64 * 1024,
   /**
    * Characters of nested sub-plan ids joined with dots (`docs.review.fix`): they become child
    * workflow ids, which Temporal on PostgreSQL keeps to 255 characters.

@@ -1,5 +1,6 @@
 /** The live state of a plan, as the workflow keeps it and as queries, the CLI and the UI show it. */
 import type { Envelope } from '../approval/dsse.js';
+import type { McpPin } from '../mcp/catalog.js';
 import type { StepNode } from './types.js';
 
 export type StepStatus =
@@ -56,12 +57,24 @@ export interface StepResult {
   attempt: number;
   /** What the sandbox knows about a kill that the exit status does not say (out of memory). */
   diagnosis?: string | undefined;
+  /** For an `mcp` step: how the tool answered (its text is `outputTail`). */
+  mcp?: McpOutcome | undefined;
+}
+
+export interface McpOutcome {
+  /** The tool said the call failed. */
+  isError: boolean;
+  structuredContent?: unknown;
+  /** Milliseconds spent starting the server, in initialize, listing tools, in the call, and removing the server. */
+  timings: { startMs: number; initializeMs: number; listMs: number; callMs: number; removeMs: number };
 }
 
 export interface StepRecord {
   path: string;
-  kind: 'shell' | 'gate';
+  kind: 'shell' | 'gate' | 'mcp';
   digest: string;
+  /** An `mcp` step's call as matched to the catalog (its digest covers it); set before its gate opens. */
+  mcpPin?: McpPin | undefined;
   status: StepStatus;
   approvals: ApprovalRecord[];
   awaitingSince?: string | undefined;

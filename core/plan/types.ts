@@ -39,7 +39,20 @@ export interface GateStep extends NodeBase {
   approval: ApprovalPolicy;
 }
 
-export type StepNode = ShellStep | GateStep;
+/** One tool call on a catalog MCP server, in a server container that lives as long as the call. */
+export interface McpStep extends NodeBase {
+  type: 'step';
+  kind: 'mcp';
+  id: string;
+  name?: string | undefined;
+  server: string;
+  tool: string;
+  arguments: Record<string, unknown>;
+  timeout: string;
+  approval: ApprovalPolicy;
+}
+
+export type StepNode = ShellStep | GateStep | McpStep;
 
 export interface SequenceNode extends NodeBase {
   type: 'sequence';
@@ -69,8 +82,10 @@ export type PlanNode = StepNode | SequenceNode | ParallelNode | SubPlanNode;
 
 export interface AutoApproveRule {
   id?: string | undefined;
-  kind?: 'shell' | undefined;
+  kind?: 'shell' | 'mcp' | undefined;
   run?: string | undefined;
+  /** An MCP call as `server/tool`. */
+  tool?: string | undefined;
   runPrefix?: string | undefined;
 }
 

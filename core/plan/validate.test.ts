@@ -364,11 +364,11 @@ describe('validatePlan: error reporting', () => {
 
 describe('validatePlan: node kinds', () => {
   const unknownNode = (fields: string) =>
-    `unknown node: expected one of run, gate, parallel, sequence, plan; found fields ${fields}`;
+    `unknown node: expected one of run, mcp, gate, parallel, sequence, plan; found fields ${fields}`;
 
   it('refuses node kinds it does not know', () => {
-    expect(issuesOf(plan([{ id: 'x', mcp: { server: 'github', tool: 'create_issue' } }]))).toEqual([
-      { path: 'steps[0]', message: unknownNode('"id", "mcp"') },
+    expect(issuesOf(plan([{ id: 'x', agent: { cli: 'opencode' } }]))).toEqual([
+      { path: 'steps[0]', message: unknownNode('"id", "agent"') },
     ]);
     expect(issuesOf(plan([{ kind: 'weird' }]))).toEqual([
       { path: 'steps[0]', message: unknownNode('"kind"') },
@@ -389,22 +389,22 @@ describe('validatePlan: node kinds', () => {
     expect(issuesOf(plan([{ id: 'x', run: 'ls', gate: 'ok?' }]))).toEqual([
       {
         path: 'steps[0]',
-        message: 'a node has exactly one of run, gate, parallel, sequence, plan; found run and gate',
+        message: 'a node has exactly one of run, mcp, gate, parallel, sequence, plan; found run and gate',
       },
     ]);
     expect(issuesOf(plan([{ sequence: [step('a')], parallel: [step('b')] }]))).toEqual([
       {
         path: 'steps[0]',
-        message: 'a node has exactly one of run, gate, parallel, sequence, plan; found parallel and sequence',
+        message: 'a node has exactly one of run, mcp, gate, parallel, sequence, plan; found parallel and sequence',
       },
     ]);
     expect(issuesOf(plan([{ id: 'x', run: 'a', plan: {}, gate: 'g' }]))[0]?.message).toBe(
-      'a node has exactly one of run, gate, parallel, sequence, plan; found run and gate and plan',
+      'a node has exactly one of run, mcp, gate, parallel, sequence, plan; found run and gate and plan',
     );
   });
 
   it('refuses nodes that are not objects', () => {
-    const message = 'expected a node object (with one of run, gate, parallel, sequence, plan)';
+    const message = 'expected a node object (with one of run, mcp, gate, parallel, sequence, plan)';
     expect(issuesOf(plan([1, 'echo hi', null, [step('a')], true]))).toEqual(
       [0, 1, 2, 3, 4].map((i) => ({ path: `steps[${i}]`, message })),
     );
@@ -641,7 +641,7 @@ describe('validatePlan: approval policy', () => {
     expect(issuesOf(plan([step('a')], { policy: { autoApprove: [{}] } }))).toEqual([
       {
         path: 'policy.autoApprove[0]',
-        message: 'a rule must match on at least one of id, kind, run, runPrefix',
+        message: 'a rule must match on at least one of id, kind, run, runPrefix, tool',
       },
     ]);
     expect(issuesOf(plan([step('a')], { policy: { autoApprove: [{ runPrefix: '' }] } }))).toEqual([
@@ -651,7 +651,7 @@ describe('validatePlan: approval policy', () => {
       },
     ]);
     expect(issuesOf(plan([step('a')], { policy: { autoApprove: [{ kind: 'gate' }] } }))).toEqual([
-      { path: 'policy.autoApprove[0].kind', message: 'Invalid input: expected "shell"' },
+      { path: 'policy.autoApprove[0].kind', message: 'Invalid option: expected one of "shell"|"mcp"' },
     ]);
   });
 

@@ -4,6 +4,7 @@
  * Pure: the CLI, the API and the workflow all call this same function.
  */
 import { z } from 'zod';
+import { canonicalJson } from '../canonical.js';
 import { DURATION_PATTERN } from '../duration.js';
 import { PLAN_LIMITS } from './limits.js';
 import type {
@@ -31,7 +32,7 @@ export class PlanValidationError extends Error {
 }
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-const NODE_KINDS = ['run', 'gate', 'parallel', 'sequence', 'plan'] as const;
+const NODE_KINDS = ['run', 'mcp', 'gate', 'parallel', 'sequence', 'plan'] as const;
 
 const id = z
   .string()
@@ -78,6 +79,36 @@ const shellFields = z
     approval,
   })
   .strict();
+/** Canonical-JSON-encodable and small; the server's own schema is checked against the catalog later. */
+const toolArguments = z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
+  let bytes: number;
+  try {
+    bytes = canonicalJson(value).length;
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: `arguments must be plain JSON: ${(error as Error).message}` });
+    return;
+  }
+  if (bytes > PLAN_LIMITS.maxToolArgumentBytes)
+    ctx.addIssue({
+      code: 'custom',
+      message: `arguments are ${bytes} bytes as JSON, at most ${PLAN_LIMITS.maxToolArgumentBytes}`,
+    });
+});
+const mcpFields = z
+  .object({
+    id,
+    name: z.string().max(200).optional(),
+    mcp: z
+      .object({
+        server: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected a catalog server id'),
+        tool: z.string().min(1).max(128),
+        arguments: toolArguments.default({}),
+      })
+      .strict(),
+    timeout: duration.default('2m'),
+    approval,
+  })
+  .strict();
 const gateFields = z
   .object({ id, name: z.string().max(200).optional(), gate: z.string().min(1).max(4096), approval })
   .strict();
@@ -97,12 +128,19 @@ const subPlanFields = z
 const autoRule = z
   .object({
     id: id.optional(),
-    kind: z.literal('shell').optional(),
+    kind: z.enum(['shell', 'mcp']).optional(),
     run: z.string().optional(),
     runPrefix: z.string().min(1).optional(),
+    tool: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]*\/.+$/, 'expected server/tool')
+      .optional(),
   })
   .strict()
-  .refine((r) => Object.keys(r).length > 0, 'a rule must match on at least one of id, kind, run, runPrefix');
+  .refine(
+    (r) => Object.keys(r).length > 0,
+    'a rule must match on at least one of id, kind, run, runPrefix, tool',
+  );
 const planFields = z
   .object({
     version: z.literal(1).default(1),
@@ -216,7 +254,7 @@ class PlanValidator {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       this.issues.push({
         path: at,
-        message: 'expected a node object (with one of run, gate, parallel, sequence, plan)',
+        message: 'expected a node object (with one of run, mcp, gate, parallel, sequence, plan)',
       });
       return undefined;
     }
@@ -252,6 +290,25 @@ class PlanValidator {
           run: f.run,
           cwd: f.cwd,
           env: f.env,
+          timeout: f.timeout,
+          approval: this.approval(f.approval, policy, at),
+        };
+        this.checkAuto(step, policy, at);
+        return step;
+      }
+      case 'mcp': {
+        const f = this.parse(mcpFields, raw, at);
+        if (!f) return undefined;
+        claimId(f.id);
+        const step: StepNode = {
+          type: 'step',
+          kind: 'mcp',
+          path: f.id,
+          id: f.id,
+          name: f.name,
+          server: f.mcp.server,
+          tool: f.mcp.tool,
+          arguments: f.mcp.arguments,
           timeout: f.timeout,
           approval: this.approval(f.approval, policy, at),
         };
@@ -369,6 +426,8 @@ export function autoRuleMatches(rule: AutoApproveRule, step: StepNode): boolean 
   const run = step.kind === 'shell' ? step.run : undefined;
   if (rule.run !== undefined && rule.run !== run) return false;
   if (rule.runPrefix !== undefined && !(run ?? '').startsWith(rule.runPrefix)) return false;
+  const tool = step.kind === 'mcp' ? `${step.server}/${step.tool}` : undefined;
+  if (rule.tool !== undefined && rule.tool !== tool) return false;
   return true;
 }
 

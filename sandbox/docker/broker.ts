@@ -4,6 +4,7 @@
  * every operation is logged with the container id, and "already gone" counts as success.
  */
 import { randomBytes } from 'node:crypto';
+import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import Docker from 'dockerode';
 import {
   BrokerRefused,
@@ -24,6 +25,13 @@ export interface ManagedContainer {
   name: string;
 }
 
+/** A container started with its stdio attached (an MCP server). */
+export interface AttachedContainer extends ManagedContainer {
+  stdin: Duplex;
+  stdout: Readable;
+  stderr: Readable;
+}
+
 /** Non-TTY output from the Docker API is multiplexed: an 8-byte frame header before each chunk. */
 function demultiplex(buffer: Buffer): string {
   const out: Buffer[] = [];
@@ -41,7 +49,7 @@ export class DockerBroker {
   private constructor(
     private readonly docker: Docker,
     /** Catalog tag → image id, resolved once: a tag moved later does not change what runs. */
-    readonly images: ReadonlyMap<string, string>,
+    private readonly images: Map<string, string>,
     private readonly log: BrokerLog,
     /** Which installation owns the containers: the reaper only ever removes its own. */
     readonly scope: string,
@@ -69,8 +77,79 @@ export class DockerBroker {
     return new DockerBroker(docker, images, log, options.scope ?? 'default');
   }
 
+  /** The id of the image a tag names now, or undefined when there is none. */
+  async currentImageId(tag: string): Promise<string | undefined> {
+    const found = await this.docker
+      .getImage(tag)
+      .inspect()
+      .catch(() => undefined);
+    return found?.Id;
+  }
+
+  /** The image id a catalog tag was pinned to when it was admitted. */
+  imageId(tag: string): string | undefined {
+    return this.images.get(tag);
+  }
+
+  /**
+   * Lets a further image into the catalog (an MCP server's), pinned to `expectedId`: refused
+   * when the tag now names another image, so a swapped image never runs under an old approval.
+   */
+  async admitImage(tag: string, expectedId: string): Promise<void> {
+    if (this.images.get(tag) === expectedId) return;
+    const found = await this.docker
+      .getImage(tag)
+      .inspect()
+      .catch(() => undefined);
+    if (!found)
+      throw new BrokerRefused('unknown_image', `image ${tag} is not built here (run scripts/setup)`);
+    if (found.Id !== expectedId)
+      throw new BrokerRefused(
+        'unknown_image',
+        `image ${tag} is now ${found.Id.slice(0, 19)}…, and the catalog pins ${expectedId.slice(0, 19)}…`,
+      );
+    this.images.set(tag, expectedId);
+  }
+
   /** Checks the request (throws BrokerRefused), then creates and starts a hardened container. */
   async run(raw: unknown): Promise<ManagedContainer> {
+    const { container, name } = await this.create(raw);
+    await container.start();
+    this.log.info('started container', { id: container.id });
+    return { id: container.id, name };
+  }
+
+  /**
+   * As `run`, with stdio attached before the start, so not one byte of output is missed. The
+   * caller owns the container from here and must `remove` it.
+   */
+  async runAttached(raw: unknown): Promise<AttachedContainer> {
+    const { container, name } = await this.create({ ...(raw as object), stdio: true });
+    try {
+      const stream = (await container.attach({
+        stream: true,
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        hijack: true,
+      })) as Duplex;
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      this.docker.modem.demuxStream(stream, stdout, stderr);
+      stream.on('end', () => {
+        stdout.end();
+        stderr.end();
+      });
+      stream.on('error', (error) => stdout.destroy(error));
+      await container.start();
+      return { id: container.id, name, stdin: stream, stdout, stderr };
+    } catch (error) {
+      await this.remove(container.id).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async create(raw: unknown) {
     const request: ContainerRequest = checkContainerRequest(raw, this.images);
     if (request.network === 'egress') await this.checkEgressNetwork();
     const name = `countersign-${request.owner.plan.slice(0, 60)}-${randomBytes(4).toString('hex')}`;
@@ -79,9 +158,19 @@ export class DockerBroker {
       hardenedSpec(request, this.images.get(request.image)!, name, this.scope),
     );
     this.log.info('created container', { id: container.id, name });
-    await container.start();
-    this.log.info('started container', { id: container.id });
-    return { id: container.id, name };
+    return { container, name };
+  }
+
+  /** Removes the server containers an earlier attempt of this call left (its executor died); returns how many. */
+  async removeCallLeftovers(call: string): Promise<number> {
+    const found = await this.docker.listContainers({
+      all: true,
+      filters: {
+        label: [`${LABELS.managed}=true`, `${LABELS.scope}=${this.scope}`, `${LABELS.call}=${call}`],
+      },
+    });
+    for (const c of found) await this.remove(c.Id);
+    return found.length;
   }
 
   /** The egress network must be the one scripts/egress-network made, firewall and all. */
@@ -105,10 +194,12 @@ export class DockerBroker {
   async findWorkspace(
     plan: string,
   ): Promise<{ id: string; running: boolean; network: 'none' | 'egress' } | undefined> {
-    const [found] = await this.docker.listContainers({
-      all: true,
-      filters: { label: [`${LABELS.managed}=true`, `${LABELS.plan}=${plan}`] },
-    });
+    const found = (
+      await this.docker.listContainers({
+        all: true,
+        filters: { label: [`${LABELS.managed}=true`, `${LABELS.plan}=${plan}`] },
+      })
+    ).find((c) => c.Labels[LABELS.role] !== 'mcp');
     return (
       found && {
         id: found.Id,

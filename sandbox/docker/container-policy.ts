@@ -48,9 +48,12 @@ const ALLOWED_FIELDS = new Set([
   'owner',
   'labels',
   'workspaceVolume',
+  'workspaceReadOnly',
   'network',
   'limits',
   'command',
+  'env',
+  'stdio',
 ]);
 
 /**
@@ -88,11 +91,19 @@ const ESCALATIONS: [field: string, code: BrokerRefusal, why: string][] = [
 export interface ContainerRequest {
   /** An image tag from the broker's catalog. */
   image: string;
-  /** Who asked: goes into the labels the reaper uses. */
-  owner: { plan: string; step?: string | undefined };
+  /**
+   * Who asked: goes into the labels the reaper uses. `call` marks an MCP server container made
+   * for one tool call (its key, the same on every attempt of that call).
+   */
+  owner: { plan: string; step?: string | undefined; call?: string | undefined };
   labels?: Record<string, string> | undefined;
-  /** Named volume mounted read-write at /workspace. */
+  /** Named volume mounted at /workspace, read-write unless `workspaceReadOnly`. */
   workspaceVolume?: string | undefined;
+  workspaceReadOnly?: boolean | undefined;
+  /** Variables for the container's main process (names A-Z, 0-9, _; at most 32). */
+  env?: Record<string, string> | undefined;
+  /** Keep stdin open and attach to stdio (an MCP server speaks over it); no TTY. */
+  stdio?: boolean | undefined;
   /** `none` (the default) or the egress-only network, which reaches nothing of ours. */
   network?: 'none' | 'egress' | undefined;
   limits?: { memoryBytes?: number; nanoCpus?: number; pids?: number } | undefined;
@@ -113,6 +124,9 @@ export const LABELS = {
   step: 'countersign.step',
   owner: 'countersign.owner',
   scope: 'countersign.scope',
+  /** `mcp` for a tool call's server container; workspace containers predate the label and lack it. */
+  role: 'countersign.role',
+  call: 'countersign.call',
 } as const;
 
 function refuse(code: BrokerRefusal, message: string): never {
@@ -153,6 +167,23 @@ export function checkContainerRequest(
     refuse('bad_label', 'owner.plan must be a plan id');
   if (owner.step !== undefined && (typeof owner.step !== 'string' || owner.step.length > 400))
     refuse('bad_label', 'owner.step must be a step path');
+  if (owner.call !== undefined && (typeof owner.call !== 'string' || !/^[0-9a-f]{16,64}$/.test(owner.call)))
+    refuse('bad_label', 'owner.call must be a call key (hex)');
+  if (request.workspaceReadOnly !== undefined && typeof request.workspaceReadOnly !== 'boolean')
+    refuse('bad_volume', 'workspaceReadOnly must be true or false');
+  if (request.stdio !== undefined && typeof request.stdio !== 'boolean')
+    refuse('bad_command', 'stdio must be true or false');
+  const env = request.env as Record<string, unknown> | undefined;
+  if (env !== undefined) {
+    if (typeof env !== 'object' || env === null || Array.isArray(env) || Object.keys(env).length > 32)
+      refuse('bad_command', 'env must be an object of at most 32 variables');
+    for (const [name, value] of Object.entries(env)) {
+      if (!/^[A-Z_][A-Z0-9_]{0,63}$/.test(name) || typeof value !== 'string' || value.length > 4096)
+        refuse('bad_command', `env "${name}" must be an upper-case name with a short string value`);
+      if (['HOME', 'PATH', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'NODE_OPTIONS'].includes(name))
+        refuse('bad_command', `env "${name}" is set by the broker, not by the request`);
+    }
+  }
   const labels = request.labels as Record<string, unknown> | undefined;
   for (const [key, value] of Object.entries(labels ?? {})) {
     if (key.startsWith('countersign.')) refuse('bad_label', `label "${key}" is reserved for the broker`);
@@ -194,18 +225,31 @@ export function hardenedSpec(
   scope = 'default',
 ): ContainerCreateOptions {
   const limits = { ...DEFAULT_LIMITS, ...request.limits };
+  const home = request.workspaceVolume ? '/workspace' : '/tmp';
+  const extraEnv = Object.entries(request.env ?? {}).map(([k, v]) => `${k}=${v}`);
   return {
     name,
     Image: imageId,
     Cmd: request.command ?? ['sleep', 'infinity'],
     User: '1000:1000',
-    WorkingDir: '/workspace',
-    Env: ['HOME=/workspace', 'LANG=C.UTF-8', 'TERM=xterm-256color'],
+    WorkingDir: home,
+    Env: [`HOME=${home}`, 'LANG=C.UTF-8', 'TERM=xterm-256color', ...extraEnv],
+    ...(request.stdio
+      ? {
+          OpenStdin: true,
+          StdinOnce: true,
+          AttachStdin: true,
+          AttachStdout: true,
+          AttachStderr: true,
+          Tty: false,
+        }
+      : {}),
     Labels: {
       ...request.labels,
       [LABELS.managed]: 'true',
       [LABELS.plan]: request.owner.plan,
       ...(request.owner.step ? { [LABELS.step]: request.owner.step } : {}),
+      ...(request.owner.call ? { [LABELS.role]: 'mcp', [LABELS.call]: request.owner.call } : {}),
       [LABELS.owner]: 'countersign-executor',
       [LABELS.scope]: scope,
     },
@@ -218,7 +262,14 @@ export function hardenedSpec(
       ReadonlyRootfs: true,
       Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=64m' },
       Mounts: request.workspaceVolume
-        ? [{ Type: 'volume', Source: request.workspaceVolume, Target: '/workspace', ReadOnly: false }]
+        ? [
+            {
+              Type: 'volume',
+              Source: request.workspaceVolume,
+              Target: '/workspace',
+              ReadOnly: request.workspaceReadOnly === true,
+            },
+          ]
         : [],
       Memory: limits.memoryBytes,
       MemorySwap: limits.memoryBytes,

@@ -17,7 +17,8 @@ const ETC_FILES = [
 ];
 const WORKSPACE = '/workspace';
 
-export function jailArgs(command: SandboxCommand): string[] {
+/** The jail without its workspace: namespaces, uid, read-only system, /proc, /dev and a private /tmp. */
+export function jailSystemArgs(): string[] {
   const args = [
     '--unshare-all',
     '--uid',
@@ -42,6 +43,11 @@ export function jailArgs(command: SandboxCommand): string[] {
   }
   for (const file of ETC_FILES) args.push('--ro-bind-try', file, file);
   args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
+  return args;
+}
+
+export function jailArgs(command: SandboxCommand): string[] {
+  const args = jailSystemArgs();
   args.push('--bind', command.workspace, WORKSPACE, '--chdir', join(WORKSPACE, command.cwd));
   // The jail's own root is a tmpfs; make it read-only too, so only /workspace and /tmp take writes.
   args.push('--remount-ro', '/');

@@ -3,6 +3,7 @@ import type { PlanTimeline, TimelineKind } from './types.js';
 
 const LABELS: Record<TimelineKind, string> = {
   plan_started: 'plan started',
+  tool_pinned: 'tool pinned',
   gate_reached: 'gate reached',
   approval: 'approval',
   approval_refused_at_audit: 'approval',

@@ -14,7 +14,9 @@ import type { AutoApprovalRequest, GateReached } from '../../activities/control.
 import { DeviceRecordError, DeviceRegistry } from '../../core/devices/registry.js';
 import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from '../../core/names.js';
 import { stepDigest } from '../../core/plan/digest.js';
+import { stepSummary } from '../../core/plan/summary.js';
 import type { PlanResult, StepResult } from '../../core/plan/state.js';
+import type { McpPin } from '../../core/mcp/catalog.js';
 import type { PlanSpec, StepNode } from '../../core/plan/types.js';
 import { validatePlan } from '../../core/plan/validate.js';
 import { planSteps } from '../../core/plan/walk.js';
@@ -119,6 +121,7 @@ class TimelineBuilder {
   private registry: DeviceRegistry | DeviceRecordError = new DeviceRegistry();
   private firstRunId = '';
   private workspaceId = '';
+  private egress = false;
   private planName = '';
   private proposer = '';
   private status = 'running';
@@ -140,7 +143,7 @@ class TimelineBuilder {
     const steps = [...this.steps.values()].map((s) => ({
       path: s.node.path,
       digest: s.digest,
-      summary: s.node.kind === 'shell' ? s.node.run : s.node.gate,
+      summary: stepSummary(s.node),
       attempts: s.attempts,
       approvals: s.decisions.length,
       verified: s.decisions.every((d) => d.verified) && s.ranAsPlanned && s.scheduledAuthorised !== false,
@@ -237,7 +240,13 @@ class TimelineBuilder {
     if (completed) {
       const activity = this.activities.get(ref(completed.scheduledEventId));
       if (!activity) return;
-      if (activity.type === 'signAutoApproval') {
+      if (activity.type === 'pinMcpCalls') {
+        this.toolsPinned(
+          runId,
+          event,
+          decode<{ pins: Record<string, McpPin> }>(completed.result)?.pins ?? {},
+        );
+      } else if (activity.type === 'signAutoApproval') {
         const envelope = decode<Envelope>(completed.result);
         if (envelope)
           this.approval(
@@ -407,10 +416,12 @@ class TimelineBuilder {
     }
     const raw = input?.plan as { name?: unknown } | undefined;
     this.planName = spec?.name ?? (typeof raw?.name === 'string' ? raw.name : '');
+    this.egress = spec?.egress ?? false;
     for (const node of spec ? planSteps(spec) : []) {
       this.steps.set(node.path, {
         node,
-        digest: stepDigest(node, this.workspaceId, spec!.egress),
+        // An MCP step's digest needs its catalog pin: set when the pins appear in the history.
+        digest: node.kind === 'mcp' ? '' : stepDigest(node, this.workspaceId, this.egress),
         attempts: 0,
         decisions: [],
         ranAsPlanned: true,
@@ -514,6 +525,24 @@ class TimelineBuilder {
     });
   }
 
+  /** The catalog's answer for the plan's MCP calls: each pin fixes its step's digest. */
+  private toolsPinned(runId: string, event: HistoryEvent, pins: Record<string, McpPin>): void {
+    for (const [path, pin] of Object.entries(pins)) {
+      const state = this.steps.get(path);
+      if (state?.node.kind !== 'mcp') continue;
+      try {
+        state.digest = stepDigest(state.node, this.workspaceId, this.egress, pin);
+      } catch {
+        state.ranAsPlanned = false;
+      }
+      this.add(runId, event, {
+        kind: 'tool_pinned',
+        step: path,
+        text: `${pin.server}/${pin.tool} (image ${pin.image.slice(0, 19)}…, tool ${pin.toolSha256.slice(0, 12)}…, workspace ${pin.workspace}, network ${pin.network}) says: "${pin.description}"`,
+      });
+    }
+  }
+
   private countAttempt(path: string | undefined, attempt: number): void {
     const state = path !== undefined ? this.steps.get(path) : undefined;
     if (state) state.attempts = Math.max(state.attempts, attempt);
@@ -529,8 +558,13 @@ class TimelineBuilder {
     const notes: string[] = [];
     // Show what the executor was actually sent; the plan's version appears only when they differ.
     const executed = input?.step as Partial<StepNode> | undefined;
-    const described = (step: Partial<StepNode> | undefined) =>
-      step?.kind === 'shell' ? `\`${step.run}\`` : step?.kind === 'gate' ? step.gate : '(unreadable step)';
+    const described = (step: Partial<StepNode> | undefined) => {
+      try {
+        return step?.kind === 'shell' ? `\`${step.run}\`` : stepSummary(step as StepNode);
+      } catch {
+        return '(unreadable step)';
+      }
+    };
     if (!state) {
       notes.push('not a step of this plan');
     } else {
@@ -540,6 +574,7 @@ class TimelineBuilder {
           executed as StepNode,
           String(input?.workspaceId ?? ''),
           input?.egress === true,
+          input?.mcpPin as McpPin | undefined,
         );
       } catch {
         executedDigest = undefined;
@@ -583,8 +618,14 @@ class TimelineBuilder {
       return;
     }
     this.countAttempt(activity.stepPath, result.attempt ?? activity.attempt);
-    const ok = result.exitCode === 0;
-    const how = result.exitCode === null ? `killed by ${result.signal}` : `exit ${result.exitCode}`;
+    const ok = result.mcp ? !result.mcp.isError : result.exitCode === 0;
+    const how = result.mcp
+      ? result.mcp.isError
+        ? 'the tool reported an error'
+        : 'the tool answered'
+      : result.exitCode === null
+        ? `killed by ${result.signal}`
+        : `exit ${result.exitCode}`;
     const reattached = result.attachCount > 1 ? `, re-attached ${result.attachCount - 1}×` : '';
     this.add(runId, event, {
       kind: ok ? 'step_finished' : 'step_failed',

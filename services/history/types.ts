@@ -1,6 +1,7 @@
 /** The timeline of a plan: what `countersign history` prints and the audit export will carry. */
 export type TimelineKind =
   | 'plan_started'
+  | 'tool_pinned'
   | 'gate_reached'
   | 'approval'
   | 'approval_refused_at_audit'

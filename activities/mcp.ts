@@ -1,0 +1,257 @@
+/**
+ * MCP activities (execution zone). `pinMcpCalls` matches a plan's tool calls to the catalog
+ * before anything is approved; `runMcpStep` makes one approved call on a server started for it
+ * alone, and removes the server afterwards, whatever happened.
+ */
+import { createHash } from 'node:crypto';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
+import { parseDuration } from '../core/duration.js';
+import type { McpCatalog, McpPin, McpServerEntry } from '../core/mcp/catalog.js';
+import { FAILURE_TYPES } from '../core/names.js';
+import type { StepResult } from '../core/plan/state.js';
+import type { McpStep } from '../core/plan/types.js';
+import type { PlanIssue } from '../core/plan/validate.js';
+import { SandboxRefused } from '../sandbox/backend.js';
+import { BrokerRefused } from '../sandbox/docker/container-policy.js';
+import {
+  callPinnedTool,
+  McpCallRefused,
+  McpServerFailed,
+  type ToolCallOutcome,
+} from '../sandbox/mcp/call.js';
+import type { LaunchedServer, McpLauncher } from '../sandbox/mcp/launcher.js';
+import { assertStepApproved, type ApprovedStep } from './step-trust.js';
+
+export interface McpDependencies {
+  launcher: McpLauncher;
+  /** Read on every call, so `countersign mcp pin` takes effect without a restart. */
+  catalog: () => Promise<McpCatalog>;
+  pinnedRootKeyId: () => string | undefined;
+}
+
+export interface McpCallSpec {
+  path: string;
+  server: string;
+  tool: string;
+  arguments: Record<string, unknown>;
+}
+
+export interface McpStepInput extends ApprovedStep {
+  step: McpStep;
+  mcpPin: McpPin;
+}
+
+const HEARTBEAT_MS = 1_000;
+const validators = new AjvJsonSchemaValidator();
+
+/** The same on every attempt of one approved call. */
+export function callKeyOf(
+  input: Pick<ApprovedStep, 'workflowId' | 'digest'> & { step: { path: string } },
+): string {
+  return createHash('sha256')
+    .update(`${input.workflowId}\n${input.step.path}\n${input.digest}`)
+    .digest('hex')
+    .slice(0, 32);
+}
+
+function refused(message: string): never {
+  throw ApplicationFailure.nonRetryable(message, FAILURE_TYPES.mcpCallRefused);
+}
+
+/** Why the catalog no longer matches what was approved, or undefined when it does. */
+function pinDrift(entry: McpServerEntry, pin: McpPin, image: string | undefined): string | undefined {
+  if (image !== pin.image) return `its image is now ${image ?? 'not pinned'}, approved was ${pin.image}`;
+  const tool = entry.tools[pin.tool];
+  if (!tool) return `the tool "${pin.tool}" is no longer allowed`;
+  if (tool.sha256 !== pin.toolSha256) return `the tool "${pin.tool}" was re-pinned since`;
+  if (entry.workspace !== pin.workspace) return `its workspace access is now ${entry.workspace}`;
+  if (entry.network !== pin.network) return `its network is now ${entry.network}`;
+  return undefined;
+}
+
+export function createMcpActivities(deps: McpDependencies) {
+  async function launch(
+    input: McpStepInput,
+    entry: McpServerEntry,
+    callKey: string,
+  ): Promise<LaunchedServer> {
+    try {
+      return await deps.launcher.launch({
+        entry,
+        workspaceId: input.workspaceId,
+        stepPath: input.step.path,
+        callKey,
+      });
+    } catch (error) {
+      if (error instanceof SandboxRefused || error instanceof BrokerRefused)
+        throw ApplicationFailure.nonRetryable(
+          `the sandbox refused to start server "${entry.id}": ${error.message}`,
+          FAILURE_TYPES.sandboxRefused,
+        );
+      throw ApplicationFailure.retryable(
+        `could not start server "${entry.id}": ${(error as Error).message}`,
+        FAILURE_TYPES.sandboxUnavailable,
+      );
+    }
+  }
+
+  return {
+    /**
+     * Matches each call to the catalog: the server exists, the tool is allowed, the arguments
+     * fit the tool's pinned schema. Returns a pin per step path, or every problem found.
+     */
+    async pinMcpCalls(
+      calls: McpCallSpec[],
+    ): Promise<{ pins: Record<string, McpPin>; problems: PlanIssue[] }> {
+      const catalog = await deps.catalog();
+      const pins: Record<string, McpPin> = {};
+      const problems: PlanIssue[] = [];
+      for (const call of calls) {
+        const problem = (message: string) => problems.push({ path: call.path, message });
+        const entry = catalog.servers.find((s) => s.id === call.server);
+        if (!entry) {
+          problem(
+            `unknown MCP server "${call.server}" (the catalog has ${catalog.servers.map((s) => s.id).join(', ')})`,
+          );
+          continue;
+        }
+        const tool = entry.tools[call.tool];
+        if (!tool) {
+          problem(
+            `tool "${call.tool}" is not allowed on server "${call.server}" (allowed: ${Object.keys(entry.tools).join(', ')})`,
+          );
+          continue;
+        }
+        const image = deps.launcher.imageOf(entry);
+        if (!image) {
+          problem(
+            `server "${call.server}" has no pinned image here: run \`countersign mcp pin ${call.server}\``,
+          );
+          continue;
+        }
+        let check;
+        try {
+          check = validators.getValidator(tool.inputSchema)(call.arguments);
+        } catch (error) {
+          problem(`the pinned input schema of "${call.tool}" cannot be used: ${(error as Error).message}`);
+          continue;
+        }
+        if (!check.valid) {
+          problem(
+            `arguments do not fit the input schema of ${call.server}/${call.tool}: ${check.errorMessage}`,
+          );
+          continue;
+        }
+        pins[call.path] = {
+          server: entry.id,
+          image,
+          tool: call.tool,
+          toolSha256: tool.sha256,
+          description: tool.description,
+          workspace: entry.workspace,
+          network: entry.network,
+        };
+      }
+      return { pins, problems };
+    },
+
+    async runMcpStep(input: McpStepInput): Promise<StepResult> {
+      const context = Context.current();
+      assertStepApproved(input, deps.pinnedRootKeyId());
+      const { step, mcpPin: pin } = input;
+      const entry = (await deps.catalog()).servers.find((s) => s.id === step.server);
+      if (!entry) refused(`server "${step.server}" is no longer in the catalog; nothing was called`);
+      const drift = pinDrift(entry, pin, deps.launcher.imageOf(entry));
+      if (drift)
+        refused(
+          `the catalog entry of "${entry.id}" changed since this call was approved (${drift}); nothing was called. Submit the step again to approve the call as it is now`,
+        );
+
+      const callKey = callKeyOf(input);
+      const earlier = context.info.heartbeatDetails as { phase?: string } | undefined;
+      if (context.info.attempt > 1) {
+        const leftovers = await deps.launcher.removeLeftovers(callKey);
+        if (earlier?.phase === 'calling' || leftovers > 0)
+          throw ApplicationFailure.nonRetryable(
+            `the executor stopped during attempt ${context.info.attempt - 1} of this call, after its server had started; the tool may have run, so it is not called again (approved once, run at most once). ${leftovers ? 'The server left behind was removed. ' : ''}Submit the step again if it should run`,
+            FAILURE_TYPES.mcpCallInterrupted,
+          );
+      }
+
+      let phase = 'starting';
+      context.heartbeat({ phase });
+      const beat = setInterval(() => context.heartbeat({ phase }), HEARTBEAT_MS);
+      const startedAtMs = Date.now();
+      const timeoutMs = Math.min(parseDuration(step.timeout), parseDuration(entry.limits.callTimeout));
+      let server: LaunchedServer | undefined;
+      let outcome: ToolCallOutcome;
+      let startMs = 0;
+      let removeMs = 0;
+      const launchStarted = performance.now();
+      try {
+        server = await launch(input, entry, callKey);
+        startMs = performance.now() - launchStarted;
+        outcome = await callPinnedTool(server, {
+          entry,
+          tool: step.tool,
+          arguments: step.arguments,
+          timeoutMs,
+          signal: context.cancellationSignal,
+          onCalling: () => {
+            phase = 'calling';
+            context.heartbeat({ phase });
+          },
+        });
+      } catch (error) {
+        if (context.cancellationSignal.aborted)
+          throw new CancelledFailure('MCP call cancelled; its server was removed');
+        if (error instanceof McpCallRefused) refused(error.message);
+        if (error instanceof McpServerFailed)
+          throw ApplicationFailure.nonRetryable(
+            error.called
+              ? `${error.message}; the call may have taken effect and is not repeated`
+              : error.message,
+            FAILURE_TYPES.mcpServerFailed,
+          );
+        throw error;
+      } finally {
+        clearInterval(beat);
+        const removeStarted = performance.now();
+        await server?.dispose().catch((error: unknown) => {
+          context.log.warn('could not remove an MCP server; the janitor will', { error: String(error) });
+        });
+        removeMs = performance.now() - removeStarted;
+      }
+      const finishedAtMs = Date.now();
+      const { timings } = outcome;
+      return {
+        exitCode: null,
+        signal: null,
+        durationMs: finishedAtMs - startedAtMs,
+        outputTail: outcome.text,
+        outputBytes: outcome.resultBytes,
+        truncated: outcome.truncated,
+        timedOut: false,
+        backend: deps.launcher.name,
+        startedAt: new Date(startedAtMs).toISOString(),
+        finishedAt: new Date(finishedAtMs).toISOString(),
+        attachCount: 1,
+        attempt: context.info.attempt,
+        mcp: {
+          isError: outcome.isError,
+          ...(outcome.structuredContent === undefined
+            ? {}
+            : { structuredContent: outcome.structuredContent }),
+          timings: {
+            startMs: Math.round(startMs),
+            initializeMs: Math.round(timings.initializeMs),
+            listMs: Math.round(timings.listMs),
+            callMs: Math.round(timings.callMs),
+            removeMs: Math.round(removeMs),
+          },
+        },
+      };
+    },
+  };
+}
