@@ -29,19 +29,44 @@ export function statusText(status: string): string {
   return STATUS[status as StepStatus] ?? status;
 }
 
+/**
+ * What the approver is asked to allow: the command, the gate's question, or the tool call with
+ * the tool's pinned description (what it claims to do) and where its server runs.
+ */
+export function stepWhat(step: StepView): string[] {
+  switch (step.node.kind) {
+    case 'shell':
+      return [`$ ${step.summary}`];
+    case 'gate':
+      return [`gate: ${step.summary}`];
+    case 'mcp': {
+      const pin = step.mcpPin;
+      if (!pin) return [`tool: ${step.summary}`, '  (not matched to the catalog yet)'];
+      const says = pin.description.replace(/\s+/g, ' ').trim();
+      return [
+        `tool: ${step.summary}`,
+        `  says: "${says.length > 300 ? `${says.slice(0, 300)}…` : says}"`,
+        `  image ${pin.image.slice(0, 19)}…, workspace ${pin.workspace}, network ${pin.network}, tool hash ${pin.toolSha256.slice(0, 12)}…`,
+      ];
+    }
+  }
+}
+
 function stepLine(step: StepView, planRef: string, prefix: string): string[] {
   const label = step.node.name ? `${step.path} (${step.node.name})` : step.path;
   const parts = [`${bold(label)}  ${statusText(step.status)}`];
   if (step.result)
     parts.push(
-      dim(`exit ${step.result.exitCode ?? step.result.signal} in ${formatDuration(step.result.durationMs)}`),
+      dim(
+        `${step.result.mcp ? (step.result.mcp.isError ? 'tool error' : 'answered') : `exit ${step.result.exitCode ?? step.result.signal}`} in ${formatDuration(step.result.durationMs)}`,
+      ),
     );
   const approvers = step.approvals.map(
     (a) => `${a.decision === 'approve' ? 'approved' : 'denied'} by ${a.auto ? 'policy rule' : a.deviceName}`,
   );
   if (approvers.length) parts.push(dim(approvers.join(', ')));
   const lines = [parts.join('  ')];
-  lines.push(`${prefix}  ${dim(step.node.kind === 'shell' ? `$ ${step.summary}` : `gate: ${step.summary}`)}`);
+  for (const line of stepWhat(step)) lines.push(`${prefix}  ${dim(line)}`);
   if (step.status === 'awaiting_approval') {
     const quorum = step.node.approval.quorum;
     const got = step.approvals.filter((a) => a.decision === 'approve').length;
@@ -100,7 +125,7 @@ export function renderAwaiting(view: PlanView): string {
   return waiting
     .map(
       (s) =>
-        `  ${bold(s.path)}: ${s.node.kind === 'shell' ? `$ ${s.summary}` : s.summary}\n    approve: countersign approve ${view.planId} ${s.path}\n    deny:    countersign deny ${view.planId} ${s.path} --reason "…"`,
+        `  ${bold(s.path)}: ${stepWhat(s).join('\n    ')}\n    approve: countersign approve ${view.planId} ${s.path}\n    deny:    countersign deny ${view.planId} ${s.path} --reason "…"`,
     )
     .join('\n');
 }

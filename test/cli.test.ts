@@ -63,7 +63,7 @@ describe('countersign CLI', () => {
     expect(run.code).toBe(0);
     planId = /plan (\w+) started/.exec(run.out)![1]!;
     expect(run.out).toContain(`countersign approve ${planId} scaffold`);
-    for (const step of ['scaffold', 'count-lines', 'check-syntax']) {
+    for (const step of ['scaffold', 'count-lines', 'check-syntax', 'review-source']) {
       await waitForStep(stack.client, planId, step, 'awaiting_approval');
       const approved = await cli('approve', planId, step);
       expect(approved.out).toContain(`approved ${step} as ci laptop`);

@@ -78,12 +78,18 @@ describe('countersign up', () => {
     expect(again).not.toContain('Pair your first device'); // the registry survived too
 
     await cli('approve', planId!, 'check-syntax');
+    // The approver sees what the tool claims to do, from the catalog's pin.
+    const shown = await waitForOutput(['plan', 'show', planId!], /review-source.*◆ awaiting approval/);
+    expect(shown).toContain('tool: filesystem/read_text_file {"path":"/workspace/src/index.js"}');
+    expect(shown).toContain('says: "Read the complete contents of a file from the file system as text.');
+    await cli('approve', planId!, 'review-source');
     await waitForOutput(['plan', 'show', planId!], /write-readme\s+◆ awaiting approval/);
     await cli('approve', planId!, 'docs/write-readme');
     await waitForOutput(['plan', 'show', planId!], /ship-it\s+◆ awaiting approval/);
     await cli('approve', planId!, 'ship-it');
     const done = await waitForOutput(['plan', 'show', planId!], /hello countersign"\s+✓ succeeded/);
     expect(done).toMatch(/scaffold.*✓ succeeded/);
+    expect(done).toMatch(/review-source.*✓ succeeded.*answered/);
     // The plan's files are in its workspace volume (the Docker sandbox is the default here).
     const created = await readWorkspaceFile(planId!, 'src/index.js');
     expect(created).toContain('answer = 42');

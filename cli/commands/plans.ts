@@ -14,7 +14,7 @@ import {
   submitPlan,
 } from '../../services/plans.js';
 import type { CliContext } from '../context.js';
-import { bold, dim, green, red, renderAwaiting, renderListing, renderPlanTree } from '../format.js';
+import { bold, dim, green, red, renderAwaiting, renderListing, renderPlanTree, stepWhat } from '../format.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export async function runPlan(ctx: CliContext, file: string, options: { wait?: boolean }): Promise<void> {
@@ -111,13 +111,9 @@ export async function decideCommand(
   console.log(
     `${decision === 'approve' ? green('approved') : red('denied')} ${bold(stepPath)} as ${key.name} ${dim(`(key ${key.keyId.slice(0, 12)}…, digest ${step.digest.slice(0, 12)}…)`)}`,
   );
-  console.log(
-    dim(
-      step.node.kind === 'shell'
-        ? `  $ ${step.summary}  (cwd ${step.node.cwd}, timeout ${step.node.timeout})`
-        : `  gate: ${step.summary}`,
-    ),
-  );
+  const what = stepWhat(step);
+  if (step.node.kind === 'shell') what[0] += `  (cwd ${step.node.cwd}, timeout ${step.node.timeout})`;
+  for (const line of what) console.log(dim(`  ${line}`));
   if (applied.stepStatus === 'awaiting_approval')
     console.log(dim('  the step still needs more approvals (quorum)'));
 }

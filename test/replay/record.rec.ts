@@ -1,6 +1,8 @@
 /**
  * Records one history per workflow shape into test/fixtures/histories, for the replay test.
  * Run after a deliberate, versioned workflow change: npm run record-histories
+ * RECORD_ONLY=name,name records just those shapes (new ones), keeping the histories that older
+ * code recorded: those are what prove a change still replays them.
  */
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -153,6 +155,53 @@ it('records a history for every workflow shape', { timeout: 300_000 }, async () 
       await approve(p.planId, 'q');
       return p.workflowId;
     },
+    'mcp-calls': async () => {
+      const p = await submitPlan(
+        client,
+        {
+          name: 'mcp',
+          policy: { autoApprove: [{ tool: 'everything/echo' }] },
+          steps: [
+            { id: 'write', run: 'echo hello > greeting.txt' },
+            {
+              parallel: [
+                {
+                  id: 'read',
+                  mcp: {
+                    server: 'filesystem',
+                    tool: 'read_text_file',
+                    arguments: { path: '/workspace/greeting.txt' },
+                  },
+                },
+                {
+                  id: 'echo',
+                  mcp: { server: 'everything', tool: 'echo', arguments: { message: 'hi' } },
+                  approval: 'auto',
+                },
+              ],
+            },
+            {
+              id: 'outside',
+              mcp: { server: 'filesystem', tool: 'read_text_file', arguments: { path: '/etc/passwd' } },
+            },
+          ],
+        },
+        { proposer: 'recorder' },
+      );
+      for (const step of ['write', 'read', 'outside']) {
+        await waitForStep(client, p.planId, step, 'awaiting_approval');
+        await approve(p.planId, step);
+      }
+      return p.workflowId;
+    },
+    'mcp-refused': async () => {
+      const p = await submitPlan(
+        client,
+        { name: 'mcp-refused', steps: [{ id: 'env', mcp: { server: 'everything', tool: 'get-env' } }] },
+        { proposer: 'recorder' },
+      );
+      return p.workflowId;
+    },
     'continued-as-new': async () => {
       const steps = Array.from({ length: 8 }, (_, i) => ({
         id: `s${i}`,
@@ -170,11 +219,13 @@ it('records a history for every workflow shape', { timeout: 300_000 }, async () 
       return p.workflowId;
     },
   };
+  const only = process.env.RECORD_ONLY?.split(',');
   for (const [name, run] of Object.entries(shapes)) {
+    if (only && !only.includes(name)) continue;
     const workflowId = await run();
     await settle(workflowId);
     await save(name, workflowId);
   }
-  await save('device-registry', REGISTRY_WORKFLOW_ID);
+  if (!only) await save('device-registry', REGISTRY_WORKFLOW_ID);
   await stack.close();
 });
