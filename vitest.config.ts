@@ -11,7 +11,7 @@ export default defineConfig({
       'test/**/*.test.ts',
     ],
     // They restart the Docker engine under everyone else: vitest.exclusive.config.ts runs them alone.
-    exclude: ['test/exclusive/**', 'node_modules/**'],
+    exclude: ['test/exclusive/**', '**/node_modules/**'],
     globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,

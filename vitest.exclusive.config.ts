@@ -9,7 +9,7 @@ export default defineConfig({
   test: {
     ...base.test,
     include: ['test/exclusive/**/*.test.ts'],
-    exclude: ['node_modules/**'],
+    exclude: ['**/node_modules/**'],
     maxWorkers: 1,
   },
 });

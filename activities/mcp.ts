@@ -7,7 +7,14 @@ import { createHash } from 'node:crypto';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import { parseDuration } from '../core/duration.js';
-import type { McpCatalog, McpPin, McpServerEntry } from '../core/mcp/catalog.js';
+import {
+  pinIsIntact,
+  pinnedTool,
+  serverConfigSha256,
+  type McpCatalog,
+  type McpPin,
+  type McpServerEntry,
+} from '../core/mcp/catalog.js';
 import { FAILURE_TYPES } from '../core/names.js';
 import type { StepResult } from '../core/plan/state.js';
 import type { McpStep } from '../core/plan/types.js';
@@ -62,11 +69,13 @@ function refused(message: string): never {
 /** Why the catalog no longer matches what was approved, or undefined when it does. */
 function pinDrift(entry: McpServerEntry, pin: McpPin, image: string | undefined): string | undefined {
   if (image !== pin.image) return `its image is now ${image ?? 'not pinned'}, approved was ${pin.image}`;
-  const tool = entry.tools[pin.tool];
+  const tool = pinnedTool(entry, pin.tool);
   if (!tool) return `the tool "${pin.tool}" is no longer allowed`;
   if (tool.sha256 !== pin.toolSha256) return `the tool "${pin.tool}" was re-pinned since`;
   if (entry.workspace !== pin.workspace) return `its workspace access is now ${entry.workspace}`;
   if (entry.network !== pin.network) return `its network is now ${entry.network}`;
+  if (pin.configSha256 && serverConfigSha256(entry) !== pin.configSha256)
+    return 'how its server runs (command, environment or limits) changed';
   return undefined;
 }
 
@@ -116,10 +125,16 @@ export function createMcpActivities(deps: McpDependencies) {
           );
           continue;
         }
-        const tool = entry.tools[call.tool];
+        const tool = pinnedTool(entry, call.tool);
         if (!tool) {
           problem(
             `tool "${call.tool}" is not allowed on server "${call.server}" (allowed: ${Object.keys(entry.tools).join(', ')})`,
+          );
+          continue;
+        }
+        if (!pinIsIntact(call.tool, tool)) {
+          problem(
+            `the catalog's pinned description or schema of ${call.server}/${call.tool} does not match its hash (edited by hand?): review it with \`countersign mcp pin ${call.server}\``,
           );
           continue;
         }
@@ -151,6 +166,7 @@ export function createMcpActivities(deps: McpDependencies) {
           description: tool.description,
           workspace: entry.workspace,
           network: entry.network,
+          configSha256: serverConfigSha256(entry),
         };
       }
       return { pins, problems };

@@ -55,6 +55,8 @@ export interface McpPin {
   description: string;
   workspace: WorkspaceAccess;
   network: 'none' | 'egress';
+  /** SHA-256 of how the server runs (command, env, workspace, network, limits): see `serverConfigSha256`. */
+  configSha256?: string | undefined;
 }
 
 const TOOL_DOMAIN = 'countersign/mcp-tool/v1\n';
@@ -69,6 +71,33 @@ export function toolSha256(tool: {
     TOOL_DOMAIN +
       canonicalJson({ name: tool.name, description: tool.description ?? '', inputSchema: tool.inputSchema }),
   );
+}
+
+/** How an entry runs its server: a changed command (another folder to serve, say) changes this. */
+export function serverConfigSha256(
+  entry: Pick<McpServerEntry, 'command' | 'env' | 'workspace' | 'network' | 'limits'>,
+): string {
+  const { command, env, workspace, network, limits } = entry;
+  return sha256Hex(
+    'countersign/mcp-server-config/v1\n' +
+      canonicalJson({
+        command,
+        env,
+        workspace,
+        network,
+        limits: { ...limits, cpus: Math.round(limits.cpus * 1000) },
+      }),
+  );
+}
+
+/** The pinned description and schema still hash to the pin (nobody edited the text approvers are shown). */
+export function pinIsIntact(name: string, tool: PinnedTool): boolean {
+  return toolSha256({ name, description: tool.description, inputSchema: tool.inputSchema }) === tool.sha256;
+}
+
+/** The pinned tool of that name, never a property every object has (`constructor`). */
+export function pinnedTool(entry: McpServerEntry, name: string): PinnedTool | undefined {
+  return Object.hasOwn(entry.tools, name) ? entry.tools[name] : undefined;
 }
 
 const serverId = z

@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../bytes.js';
 import { canonicalJson } from '../canonical.js';
+import type { McpPin } from '../mcp/catalog.js';
 import { stepDigest, stepDigestInput } from './digest.js';
-import type { GateStep, ShellStep } from './types.js';
+import type { GateStep, McpStep, ShellStep } from './types.js';
 import { validatePlan } from './validate.js';
 import { planSteps } from './walk.js';
 
@@ -144,5 +145,114 @@ describe('stepDigest', () => {
 
   it('throws on a step whose timeout is not a duration rather than hashing garbage', () => {
     expect(() => stepDigest({ ...shell, timeout: 'soon' }, WORKSPACE)).toThrow(/invalid duration/);
+  });
+});
+
+describe('stepDigest: mcp steps', () => {
+  const mcpStep = (() => {
+    const [step] = planSteps(
+      validatePlan({
+        name: 'mcp digest fixture',
+        steps: [{ id: 'echo', mcp: { server: 'everything', tool: 'echo', arguments: { message: 'hi' } } }],
+      }),
+    );
+    if (step?.kind !== 'mcp') throw new Error('fixture changed');
+    return step;
+  })();
+  const pin: McpPin = {
+    server: 'everything',
+    image: `sha256:${'1'.repeat(64)}`,
+    tool: 'echo',
+    toolSha256: '2'.repeat(64),
+    description: 'Echoes back the input',
+    workspace: 'none',
+    network: 'none',
+  };
+  const digest = (step: McpStep = mcpStep, p: McpPin = pin, workspace = WORKSPACE) =>
+    stepDigest(step, workspace, false, p);
+
+  it('hashes the call as matched to the catalog, and no workspace when the server has none', () => {
+    expect(canonicalJson(stepDigestInput(mcpStep, WORKSPACE, false, pin))).toBe(
+      `{"approval":"required","arguments":{"message":"hi"},"id":"echo","image":"sha256:${'1'.repeat(64)}","kind":"mcp","network":"none","quorum":1,"server":"everything","timeoutMs":120000,"tool":"echo","toolSha256":"${'2'.repeat(64)}","v":1}`,
+    );
+    expect(digest()).toBe(
+      createHash('sha256')
+        .update(
+          `countersign/step-digest/v1\n${canonicalJson(stepDigestInput(mcpStep, WORKSPACE, false, pin))}`,
+        )
+        .digest('hex'),
+    );
+  });
+
+  it('refuses to hash an mcp step without a pin, or with a pin for another server or tool', () => {
+    const message = 'step "echo" calls everything/echo, and no catalog pin for it was given';
+    expect(() => stepDigest(mcpStep, WORKSPACE)).toThrow(message);
+    expect(() => stepDigestInput(mcpStep, WORKSPACE, false, undefined)).toThrow(message);
+    expect(() => digest(mcpStep, { ...pin, server: 'memory' })).toThrow(message);
+    expect(() => digest(mcpStep, { ...pin, tool: 'get-sum' })).toThrow(message);
+    expect(() => digest({ ...mcpStep, server: 'memory' })).toThrow(
+      'step "echo" calls memory/echo, and no catalog pin for it was given',
+    );
+  });
+
+  const mcpChanges: [string, McpStep, McpPin, string?][] = [
+    ['image', mcpStep, { ...pin, image: `sha256:${'3'.repeat(64)}` }],
+    ['image (jail lock)', mcpStep, { ...pin, image: `jail:${'1'.repeat(64)}` }],
+    ['tool hash', mcpStep, { ...pin, toolSha256: '4'.repeat(64) }],
+    ['argument value', { ...mcpStep, arguments: { message: 'ho' } }, pin],
+    ['argument type', { ...mcpStep, arguments: { message: ['hi'] } }, pin],
+    ['argument added', { ...mcpStep, arguments: { message: 'hi', loud: true } }, pin],
+    ['arguments emptied', { ...mcpStep, arguments: {} }, pin],
+    ['timeout', { ...mcpStep, timeout: '3m' }, pin],
+    ['network', mcpStep, { ...pin, network: 'egress' }],
+    ['workspace access (read-only)', mcpStep, { ...pin, workspace: 'read-only' }],
+    ['workspace access (read-write)', mcpStep, { ...pin, workspace: 'read-write' }],
+    ['approval mode', { ...mcpStep, approval: { ...mcpStep.approval, mode: 'auto' } }, pin],
+    ['quorum', { ...mcpStep, approval: { ...mcpStep.approval, quorum: 2 } }, pin],
+    ['id', { ...mcpStep, id: 'echo2' }, pin],
+    ['tool (with its pin)', { ...mcpStep, tool: 'echo2' }, { ...pin, tool: 'echo2' }],
+    ['server (with its pin)', { ...mcpStep, server: 'other' }, { ...pin, server: 'other' }],
+  ];
+  it.each(mcpChanges)('changes when the %s changes', (_what, step, changedPin) => {
+    expect(digest(step, changedPin)).not.toBe(digest());
+  });
+
+  it('gives every one of those changes its own digest', () => {
+    const digests = [digest(), ...mcpChanges.map(([, step, p]) => digest(step, p))];
+    expect(new Set(digests).size).toBe(digests.length);
+  });
+
+  it('does not depend on the key order of the arguments, nor on how the timeout is written', () => {
+    const a = { ...mcpStep, arguments: { b: 1, a: { y: 2, x: 3 } } };
+    const b = { ...mcpStep, arguments: { a: { x: 3, y: 2 }, b: 1 } };
+    expect(digest(a)).toBe(digest(b));
+    expect(digest({ ...mcpStep, timeout: '120s' })).toBe(digest());
+  });
+
+  it('takes the network from the pin, not from the plan', () => {
+    expect(stepDigest(mcpStep, WORKSPACE, true, pin)).toBe(digest());
+  });
+
+  it('leaves the workspace id out when the server has no workspace access', () => {
+    expect(digest(mcpStep, pin, 'ws-2')).toBe(digest());
+    expect(stepDigestInput(mcpStep, WORKSPACE, false, pin)).not.toHaveProperty('workspace');
+    expect(stepDigestInput(mcpStep, WORKSPACE, false, pin)).not.toHaveProperty('workspaceAccess');
+  });
+
+  it.each(['read-only', 'read-write'] as const)(
+    'includes the workspace id and access when the server has %s access',
+    (workspace) => {
+      const withWorkspace = { ...pin, workspace };
+      expect(stepDigestInput(mcpStep, WORKSPACE, false, withWorkspace)).toMatchObject({
+        workspace: WORKSPACE,
+        workspaceAccess: workspace,
+      });
+      expect(digest(mcpStep, withWorkspace, 'ws-2')).not.toBe(digest(mcpStep, withWorkspace));
+    },
+  );
+
+  it('does not mix up an mcp step and a shell step with the same id', () => {
+    const asShell: ShellStep = { ...shell, path: 'echo', id: 'echo' };
+    expect(stepDigest(asShell, WORKSPACE)).not.toBe(digest());
   });
 });

@@ -55,6 +55,8 @@ export function stepDigestInput(
         arguments: step.arguments,
         timeoutMs: parseDuration(step.timeout),
         network: mcpPin.network,
+        // Absent only in pins made before it existed: their digests stay what they were.
+        ...(mcpPin.configSha256 ? { serverConfig: mcpPin.configSha256 } : {}),
         ...(mcpPin.workspace === 'none' ? {} : { workspace: workspaceId, workspaceAccess: mcpPin.workspace }),
       };
   }

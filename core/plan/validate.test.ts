@@ -395,7 +395,8 @@ describe('validatePlan: node kinds', () => {
     expect(issuesOf(plan([{ sequence: [step('a')], parallel: [step('b')] }]))).toEqual([
       {
         path: 'steps[0]',
-        message: 'a node has exactly one of run, mcp, gate, parallel, sequence, plan; found parallel and sequence',
+        message:
+          'a node has exactly one of run, mcp, gate, parallel, sequence, plan; found parallel and sequence',
       },
     ]);
     expect(issuesOf(plan([{ id: 'x', run: 'a', plan: {}, gate: 'g' }]))[0]?.message).toBe(
@@ -884,6 +885,204 @@ describe('validatePlan: nested sub-plan ids', () => {
     expect(issues[0]!.path).toBe('steps[0].plan.steps[0].plan.steps[0].plan.steps[0].id');
     expect(issues[0]!.message).toMatch(
       /^nested sub-plan ids become workflow ids: .* is 243 characters, at most 200$/,
+    );
+  });
+});
+
+describe('validatePlan: mcp steps', () => {
+  const call = (mcp: Record<string, unknown> = {}, more: Record<string, unknown> = {}) => ({
+    id: 'echo',
+    mcp: { server: 'everything', tool: 'echo', ...mcp },
+    ...more,
+  });
+  const onlyStep = (spec: PlanSpec) => {
+    const steps = planSteps(spec);
+    expect(steps).toHaveLength(1);
+    return steps[0]!;
+  };
+
+  it('validates with the defaults: no arguments, a 2m timeout, approval required', () => {
+    expect(onlyStep(validatePlan(plan([call()])))).toEqual({
+      type: 'step',
+      kind: 'mcp',
+      path: 'echo',
+      id: 'echo',
+      name: undefined,
+      server: 'everything',
+      tool: 'echo',
+      arguments: {},
+      timeout: '2m',
+      approval: { mode: 'required', quorum: 1, timeout: '24h', remind: undefined },
+    });
+  });
+
+  it('keeps the arguments, name, timeout and approval as written', () => {
+    const args = { message: 'hi', n: 1.5, list: [true, null, { deep: 'x' }] };
+    expect(
+      onlyStep(
+        validatePlan(
+          plan([call({ arguments: args }, { name: 'Say hi', timeout: '30s', approval: { quorum: 2 } })]),
+        ),
+      ),
+    ).toMatchObject({
+      name: 'Say hi',
+      arguments: args,
+      timeout: '30s',
+      approval: { mode: 'required', quorum: 2 },
+    });
+  });
+
+  it('refuses unknown fields inside mcp, with the path of the mcp object', () => {
+    expect(issuesOf(plan([call({ args: {} })]))).toEqual([
+      { path: 'steps[0].mcp', message: 'unknown field "args"' },
+    ]);
+    expect(issuesOf(plan([{ parallel: [step('a'), call({ env: {}, cwd: '.' })] }]))).toEqual([
+      { path: 'steps[0].parallel[1].mcp', message: 'unknown fields "env", "cwd"' },
+    ]);
+  });
+
+  it('refuses shell-only fields on an mcp step', () => {
+    expect(issuesOf(plan([call({}, { cwd: 'src' })]))).toEqual([
+      { path: 'steps[0]', message: 'unknown field "cwd"' },
+    ]);
+  });
+
+  it('refuses a missing or empty tool and an mcp that is not an object', () => {
+    expect(issuesOf(plan([{ id: 'e', mcp: { server: 'everything' } }]))).toEqual([
+      { path: 'steps[0].mcp.tool', message: 'expected string' },
+    ]);
+    expect(issuesOf(plan([call({ tool: '' })]))[0]!.path).toBe('steps[0].mcp.tool');
+    expect(issuesOf(plan([call({ tool: 'x'.repeat(129) })]))[0]!.path).toBe('steps[0].mcp.tool');
+    expect(issuesOf(plan([{ id: 'e', mcp: 'everything/echo' }]))).toEqual([
+      { path: 'steps[0].mcp', message: 'expected object' },
+    ]);
+  });
+
+  it.each(['Everything', '-everything', '_x', 'every/thing', 'every thing', '', 'a'.repeat(64)])(
+    'refuses the server id %j',
+    (server) => {
+      expect(issuesOf(plan([call({ server })]))).toEqual([
+        { path: 'steps[0].mcp.server', message: 'expected a catalog server id' },
+      ]);
+    },
+  );
+
+  it.each(['a', '0', 'mcp-server_2', 'a'.repeat(63)])('accepts the server id %j', (server) => {
+    expect(onlyStep(validatePlan(plan([call({ server })])))).toMatchObject({ server });
+  });
+
+  it('accepts arguments of exactly 64 KiB as canonical JSON and refuses one byte more, giving the size', () => {
+    // {"s":"…"} is 8 bytes around the string.
+    const fits = { s: 'x'.repeat(PLAN_LIMITS.maxToolArgumentBytes - 8) };
+    expect(onlyStep(validatePlan(plan([call({ arguments: fits })])))).toMatchObject({ arguments: fits });
+    const over = { s: 'x'.repeat(PLAN_LIMITS.maxToolArgumentBytes - 7) };
+    expect(issuesOf(plan([call({ arguments: over })]))).toEqual([
+      { path: 'steps[0].mcp.arguments', message: 'arguments are 65537 bytes as JSON, at most 65536' },
+    ]);
+  });
+
+  it.each([
+    ['Infinity', { n: Infinity }, 'got Infinity'],
+    ['NaN in a list', { list: [1, NaN] }, 'got NaN'],
+    ['an unsafe integer', { n: 2 ** 53 }, 'got 9007199254740992'],
+  ])('refuses arguments holding %s as not plain JSON', (_what, args, detail) => {
+    expect(issuesOf(plan([call({ arguments: args })]))).toEqual([
+      {
+        path: 'steps[0].mcp.arguments',
+        message: `arguments must be plain JSON: canonical JSON takes finite numbers and safe integers only, ${detail}`,
+      },
+    ]);
+  });
+
+  it('refuses arguments holding a bigint or a function, and arguments that are not an object', () => {
+    expect(issuesOf(plan([call({ arguments: { n: 10n } })]))).toEqual([
+      {
+        path: 'steps[0].mcp.arguments',
+        message: 'arguments must be plain JSON: canonical JSON cannot encode a bigint',
+      },
+    ]);
+    expect(issuesOf(plan([call({ arguments: { f: () => 1 } })]))[0]!.message).toBe(
+      'arguments must be plain JSON: canonical JSON cannot encode a function',
+    );
+    for (const args of ['{}', [1], 3, null])
+      expect(issuesOf(plan([call({ arguments: args })]))).toEqual([
+        { path: 'steps[0].mcp.arguments', message: 'expected record' },
+      ]);
+  });
+
+  it('gives mcp steps ids in the same space as every other step', () => {
+    expect(issuesOf(plan([step('echo'), call()]))).toEqual([
+      { path: 'steps[1].id', message: 'duplicate id "echo" in this plan' },
+    ]);
+  });
+
+  it('needs a matching auto-approve rule for an auto mcp step', () => {
+    expect(issuesOf(plan([call({}, { approval: 'auto' })]))).toEqual([
+      {
+        path: 'steps[0].approval',
+        message: '"auto" needs a rule in policy.autoApprove that matches this step',
+      },
+    ]);
+  });
+
+  it('lets the rule tool "everything/echo" auto-approve that tool and no other', () => {
+    const policy = { policy: { autoApprove: [{ tool: 'everything/echo' }] } };
+    const spec = validatePlan(plan([call({}, { approval: 'auto' })], policy));
+    expect(onlyStep(spec).approval.mode).toBe('auto');
+    const refusedAt = {
+      path: 'steps[0].approval',
+      message: '"auto" needs a rule in policy.autoApprove that matches this step',
+    };
+    expect(issuesOf(plan([call({ tool: 'get-sum' }, { approval: 'auto' })], policy))).toEqual([refusedAt]);
+    expect(issuesOf(plan([call({ server: 'memory' }, { approval: 'auto' })], policy))).toEqual([refusedAt]);
+    expect(issuesOf(plan([call({ tool: 'echo2' }, { approval: 'auto' })], policy))).toEqual([refusedAt]);
+    expect(issuesOf(plan([step('s', { run: 'everything/echo', approval: 'auto' })], policy))).toEqual([
+      refusedAt,
+    ]);
+  });
+
+  it('matches a tool rule exactly, through autoRuleMatches', () => {
+    const [echo, sum, shell] = planSteps(
+      validatePlan(
+        plan([call(), call({ tool: 'get-sum' }, { id: 'sum' }), step('sh', { run: 'everything/echo' })]),
+      ),
+    );
+    const rule = { tool: 'everything/echo' };
+    expect(autoRuleMatches(rule, echo!)).toBe(true);
+    expect(autoRuleMatches(rule, sum!)).toBe(false);
+    expect(autoRuleMatches(rule, shell!)).toBe(false);
+    expect(autoRuleMatches({ tool: 'everything/ech' }, echo!)).toBe(false);
+    expect(autoRuleMatches({ tool: 'everything/echo', id: 'other' }, echo!)).toBe(false);
+  });
+
+  it('matches the kind "mcp" rule on mcp steps and not on shell steps (and "shell" the other way round)', () => {
+    const [mcp, shell] = planSteps(validatePlan(plan([call(), step('sh')])));
+    expect(autoRuleMatches({ kind: 'mcp' }, mcp!)).toBe(true);
+    expect(autoRuleMatches({ kind: 'mcp' }, shell!)).toBe(false);
+    expect(autoRuleMatches({ kind: 'shell' }, mcp!)).toBe(false);
+    expect(autoRuleMatches({ kind: 'shell' }, shell!)).toBe(true);
+    // Rules on shell commands never match an mcp step, which has no command.
+    expect(autoRuleMatches({ runPrefix: 'e' }, mcp!)).toBe(false);
+
+    const policy = { policy: { autoApprove: [{ kind: 'mcp' }] } };
+    expect(onlyStep(validatePlan(plan([call({}, { approval: 'auto' })], policy))).approval.mode).toBe('auto');
+    expect(issuesOf(plan([step('sh', { approval: 'auto' })], policy))).toEqual([
+      {
+        path: 'steps[0].approval',
+        message: '"auto" needs a rule in policy.autoApprove that matches this step',
+      },
+    ]);
+  });
+
+  it('refuses a tool rule that is not server/tool, and an unknown rule kind', () => {
+    expect(issuesOf(plan([call()], { policy: { autoApprove: [{ tool: 'echo' }] } }))).toEqual([
+      { path: 'policy.autoApprove[0].tool', message: 'expected server/tool' },
+    ]);
+    expect(issuesOf(plan([call()], { policy: { autoApprove: [{ tool: 'Everything/echo' }] } }))).toEqual([
+      { path: 'policy.autoApprove[0].tool', message: 'expected server/tool' },
+    ]);
+    expect(issuesOf(plan([call()], { policy: { autoApprove: [{ kind: 'gate' }] } }))[0]!.path).toBe(
+      'policy.autoApprove[0].kind',
     );
   });
 });

@@ -4,6 +4,7 @@
  * Pure: the CLI, the API and the workflow all call this same function.
  */
 import { z } from 'zod';
+import { utf8ToBytes } from '../bytes.js';
 import { canonicalJson } from '../canonical.js';
 import { DURATION_PATTERN } from '../duration.js';
 import { PLAN_LIMITS } from './limits.js';
@@ -79,11 +80,28 @@ const shellFields = z
     approval,
   })
   .strict();
+/** True when every object inside is a plain object or array (a YAML `!!set` or `!!timestamp` is not JSON). */
+function isPlainJson(value: unknown, depth = 0): boolean {
+  if (value === null || typeof value !== 'object') return true;
+  if (depth > 64) return false;
+  if (Array.isArray(value)) return value.every((v) => isPlainJson(v, depth + 1));
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return false;
+  return Object.values(value).every((v) => isPlainJson(v, depth + 1));
+}
+
 /** Canonical-JSON-encodable and small; the server's own schema is checked against the catalog later. */
 const toolArguments = z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
+  if (!isPlainJson(value)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'arguments must be plain JSON (no dates, sets, maps or binary values)',
+    });
+    return;
+  }
   let bytes: number;
   try {
-    bytes = canonicalJson(value).length;
+    bytes = utf8ToBytes(canonicalJson(value)).length;
   } catch (error) {
     ctx.addIssue({ code: 'custom', message: `arguments must be plain JSON: ${(error as Error).message}` });
     return;

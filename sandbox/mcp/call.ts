@@ -7,7 +7,8 @@
 import type { Readable, Writable } from 'node:stream';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
-import { toolSha256, type McpServerEntry, type PinnedTool } from '../../core/mcp/catalog.js';
+import { canonicalJson } from '../../core/canonical.js';
+import { pinnedTool, toolSha256, type McpServerEntry, type PinnedTool } from '../../core/mcp/catalog.js';
 import { quoteServerOutput, StreamTransport } from './stream-transport.js';
 
 /** A server process started for one call, in a container or a jail. */
@@ -89,6 +90,11 @@ export function checkToolsAgainstPins(
   tool: string,
 ): void {
   const byName = new Map(listed.map((t) => [t.name, t]));
+  if (!pinnedTool(entry, tool))
+    throw new McpCallRefused(
+      'tool_missing',
+      `tool "${tool}" is not pinned in the catalog entry of "${entry.id}"; nothing was called`,
+    );
   if (!byName.has(tool))
     throw new McpCallRefused(
       'tool_missing',
@@ -110,8 +116,13 @@ function whatChanged(pinned: PinnedTool, now: Pick<Tool, 'description' | 'inputS
   const changes: string[] = [];
   if ((now.description ?? '') !== pinned.description)
     changes.push(`its description now reads ${quoteServerOutput(now.description ?? '', 160)}`);
-  if (JSON.stringify(now.inputSchema) !== JSON.stringify(pinned.inputSchema))
-    changes.push('its input schema changed');
+  let schemaChanged = true;
+  try {
+    schemaChanged = canonicalJson(now.inputSchema) !== canonicalJson(pinned.inputSchema);
+  } catch {
+    // a schema canonical JSON cannot encode counts as changed
+  }
+  if (schemaChanged) changes.push('its input schema changed');
   return changes.join(', and ') || 'its definition changed';
 }
 

@@ -7,10 +7,11 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   CatalogError,
+  pinIsIntact,
   parseCatalog,
   toolSha256,
   type McpCatalog,
@@ -41,13 +42,21 @@ export async function writeCatalog(path: string, catalog: McpCatalog): Promise<v
   await rename(temporary, path);
 }
 
-/** SHA-256 of the server's package-lock.json: the jail's pin, where there is no image id. */
+/**
+ * The jail's pin, where there is no image id: SHA-256 over the server folder's own files
+ * (package.json, package-lock.json, scripts), the lock standing for every installed package.
+ */
 export async function sourceLockOf(projectRoot: string, entry: McpServerEntry): Promise<string | undefined> {
-  const lock = join(projectRoot, entry.source, 'package-lock.json');
-  if (!existsSync(lock)) return undefined;
-  return createHash('sha256')
-    .update(await readFile(lock))
-    .digest('hex');
+  const dir = join(projectRoot, entry.source);
+  if (!existsSync(dir)) return undefined;
+  const files = (await readdir(dir, { withFileTypes: true }))
+    .filter((f) => f.isFile() && /\.(json|m?js|cjs)$/.test(f.name))
+    .map((f) => f.name)
+    .sort();
+  if (!files.length) return undefined;
+  const hash = createHash('sha256');
+  for (const name of files) hash.update(`${name}\n`).update(await readFile(join(dir, name)));
+  return hash.digest('hex');
 }
 
 export interface SeedOptions {
@@ -130,9 +139,11 @@ export function repin(
       inputSchema: now.inputSchema,
     };
     tools[name] = after;
+    // A pin whose text was edited by hand no longer hashes to itself: that is a change too.
+    const intact = before !== undefined && pinIsIntact(name, before);
     const change = !before
       ? 'added'
-      : before.sha256 === after.sha256
+      : before.sha256 === after.sha256 && intact
         ? 'unchanged'
         : before.description !== after.description
           ? 'description'

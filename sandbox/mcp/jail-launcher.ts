@@ -63,7 +63,12 @@ export function createJailMcpLauncher(options: JailMcpOptions): McpLauncher {
       );
       const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
       const stderr = tailKeeper();
-      child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+      // V8's "heap out of memory" comes before a long native stack: noticed as it arrives.
+      let outOfMemory = false;
+      child.stderr.on('data', (chunk: Buffer) => {
+        outOfMemory ||= /heap out of memory/i.test(stderr.text().slice(-64) + chunk.toString('utf8'));
+        stderr.push(chunk);
+      });
       child.stdin.on('error', () => undefined);
       await Promise.race([
         once(child, 'spawn'),
@@ -81,7 +86,6 @@ export function createJailMcpLauncher(options: JailMcpOptions): McpLauncher {
           ]);
           if (!ended) return undefined;
           const [code, signal] = ended;
-          const outOfMemory = /heap out of memory/i.test(stderr.text());
           return {
             exitCode: code ?? (signal ? 128 : null),
             ...(outOfMemory

@@ -5,7 +5,9 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Docker from 'dockerode';
 import type { TestProject } from 'vitest/node';
+import { LABELS } from '../../sandbox/docker/container-policy.js';
 import { startDevServer, type DevServer } from '../../services/temporal-server.js';
 import { freePort } from './ports.js';
 
@@ -20,9 +22,36 @@ export default async function setup(project: TestProject) {
   });
   project.provide('temporalAddress', server.address);
   project.provide('temporalDir', dir);
+  const startedAtSeconds = Math.floor(Date.now() / 1000);
   return async () => {
     await server?.stop();
+    await reapMcpLeftovers(startedAtSeconds);
   };
+}
+
+/**
+ * The reaper check after the suite: an MCP server container lives exactly as long as its call,
+ * so any that this run created and that still exists is a leak. They are removed, and the run fails.
+ */
+async function reapMcpLeftovers(sinceSeconds: number): Promise<void> {
+  const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+  const found = await docker
+    .listContainers({ all: true, filters: { label: [`${LABELS.role}=mcp`] } })
+    .catch(() => []); // no Docker engine here: nothing can have leaked
+  const leaked = found.filter((c) => c.Created >= sinceSeconds - 1);
+  for (const c of leaked)
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
+  if (!leaked.length) return;
+  // Vitest only logs an error thrown here; the exit code is what fails CI.
+  process.exitCode = 1;
+  console.error(
+    `\nFAIL reaper check: MCP server containers were left behind by this run (now removed): ${leaked
+      .map((c) => `${c.Names[0]} (step ${c.Labels[LABELS.step] ?? '?'}, ${c.State})`)
+      .join(', ')}\n`,
+  );
 }
 
 declare module 'vitest' {
