@@ -134,6 +134,26 @@ describe('StreamTransport', () => {
     expect(t.received).toEqual([]);
   });
 
+  it('applies the limit to each message, not to a chunk holding several whole ones', async () => {
+    const t = await connect(MiB);
+    const padded = (id: number) => line({ jsonrpc: '2.0', id, result: { pad: 'x'.repeat(300 * 1024) } });
+    await t.serverWrites(padded(1) + padded(2) + padded(3) + padded(4));
+    expect(t.transport.failure).toBeUndefined();
+    expect(t.received.map((m) => (m as { id: number }).id)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('quotes the offending line itself, however the chunks fell', async () => {
+    const split = await connect();
+    await split.serverWrites('Server list', 'ening on stdio\n');
+    expect(split.transport.failure).toBe(
+      'the server wrote something that is not MCP to its stdout: "Server listening on stdio"',
+    );
+    const after = await connect();
+    await after.serverWrites(line(ping) + 'oops\n');
+    expect(after.received).toEqual([ping]);
+    expect(after.transport.failure).toBe('the server wrote something that is not MCP to its stdout: "oops"');
+  });
+
   it('takes a message just under maxMessageBytes', async () => {
     const t = await connect(MiB);
     const head = '{"jsonrpc":"2.0","id":1,"result":{"pad":"';

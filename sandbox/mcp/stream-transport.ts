@@ -5,7 +5,7 @@
  * session at once with the reason kept for the step's failure message.
  */
 import type { Readable, Writable } from 'node:stream';
-import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
+import { deserializeMessage, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 
@@ -16,22 +16,29 @@ export function quoteServerOutput(text: string, max = 120): string {
   return JSON.stringify(clean.length > max ? `${clean.slice(0, max)}…` : clean);
 }
 
+const sizeInWords = (bytes: number) =>
+  bytes >= 1024 ** 2 && bytes % 1024 ** 2 === 0
+    ? `${bytes / 1024 ** 2} MiB`
+    : bytes >= 1024 && bytes % 1024 === 0
+      ? `${bytes / 1024} KiB`
+      : `${bytes} bytes`;
+
 export class StreamTransport implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
   onmessage?: (message: JSONRPCMessage) => void;
   /** Why the session ended early, in words (undefined while it is fine or after a normal close). */
   failure: string | undefined;
-  private readonly buffer: ReadBuffer;
+  /** Bytes of the line being received, not yet ended by a newline. */
+  private partial: Buffer[] = [];
+  private partialBytes = 0;
   private closed = false;
 
   constructor(
     private readonly input: Readable,
     private readonly output: Writable,
     private readonly options: { maxMessageBytes: number; onClose?: () => void },
-  ) {
-    this.buffer = new ReadBuffer({ maxBufferSize: options.maxMessageBytes });
-  }
+  ) {}
 
   async start(): Promise<void> {
     this.input.on('data', (chunk: Buffer) => this.receive(chunk));
@@ -40,25 +47,31 @@ export class StreamTransport implements Transport {
     this.output.on('error', () => undefined); // a dead server's stdin: reported through `end` above
   }
 
+  /** Splits the stream into lines; the size limit applies to each message, not to a chunk. */
   private receive(chunk: Buffer): void {
-    if (this.closed) return;
-    try {
-      this.buffer.append(chunk);
-    } catch {
-      return this.fail(
-        `the server sent a message larger than ${Math.round(this.options.maxMessageBytes / 1024 ** 2)} MiB; the session was ended`,
-      );
-    }
-    for (;;) {
-      let message: JSONRPCMessage | null;
+    let rest = chunk;
+    while (!this.closed) {
+      const end = rest.indexOf(0x0a);
+      const piece = end === -1 ? rest : rest.subarray(0, end);
+      this.partialBytes += piece.length;
+      if (this.partialBytes > this.options.maxMessageBytes)
+        return this.fail(
+          `the server sent a message larger than ${sizeInWords(this.options.maxMessageBytes)}; the session was ended`,
+        );
+      this.partial.push(piece);
+      if (end === -1) return;
+      const line = Buffer.concat(this.partial).toString('utf8').replace(/\r$/, '');
+      this.partial = [];
+      this.partialBytes = 0;
+      rest = rest.subarray(end + 1);
+      let message: JSONRPCMessage;
       try {
-        message = this.buffer.readMessage();
+        message = deserializeMessage(line);
       } catch {
         return this.fail(
-          `the server wrote something that is not MCP to its stdout: ${quoteServerOutput(chunk.toString('utf8'))}`,
+          `the server wrote something that is not MCP to its stdout: ${quoteServerOutput(line)}`,
         );
       }
-      if (!message) return;
       this.onmessage?.(message);
     }
   }
@@ -81,7 +94,7 @@ export class StreamTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.buffer.clear();
+    this.partial = [];
     this.output.end();
     this.options.onClose?.();
     this.onclose?.();
