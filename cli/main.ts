@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { PlanValidationError } from '../core/plan/validate.js';
 import { UserFacingError } from '../services/errors.js';
 import { ConfigError } from '../workers/config.js';
+import { auditExport, auditVerify } from './commands/audit.js';
 import { addDevice, listDevices, pair, revoke } from './commands/devices.js';
 import { cancelCommand, decideCommand, listPlansCommand, runPlan, showPlan } from './commands/plans.js';
 import { historyCommand } from './commands/history.js';
@@ -29,6 +30,8 @@ const USAGE = `countersign — durable agent plans, countersigned step by step
   countersign approve ID STEP [--reason R]   sign and submit an approval (STEP may be sub/step)
   countersign deny ID STEP [--reason R]      sign and submit a denial
   countersign history ID [--json]     timeline with approvals re-verified from the raw history
+  countersign audit export ID [--out FILE]   the plan's histories, approvals and device records in one file
+  countersign audit verify FILE [--root KEYID] [--json]   check a bundle offline: a verdict per step
   countersign mcp catalog [--json]    the MCP servers plans may call, with their allowed tools
   countersign mcp pin SERVER [--allow T1,T2] [--dry-run]   re-read a server's tools after an
                                       upgrade, show what changed, and pin them (and its image)
@@ -56,6 +59,8 @@ async function main(argv: string[]): Promise<void> {
       allow: { type: 'string' },
       'dry-run': { type: 'boolean' },
       template: { type: 'boolean' },
+      out: { type: 'string' },
+      root: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -96,6 +101,11 @@ async function main(argv: string[]): Promise<void> {
         });
       case 'history':
         return await historyCommand(ctx, need(sub, 'plan id'), { json: values.json });
+      case 'audit':
+        if (sub === 'export') return await auditExport(ctx, need(third, 'plan id'), { out: values.out });
+        if (sub === 'verify')
+          return await auditVerify(ctx, need(third, 'bundle file'), { root: values.root, json: values.json });
+        break;
       case 'mcp':
         if (sub === 'catalog') return await catalogCommand(ctx, { json: values.json });
         if (sub === 'pin')

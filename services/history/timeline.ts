@@ -36,14 +36,31 @@ export async function planTimeline(
 ): Promise<PlanTimeline> {
   const workflowId = toWorkflowId(planRef);
   const runs = await fetchChain(client, workflowId, planRef);
+  return timelineFromRuns(workflowId, runs, options).timeline;
+}
+
+/**
+ * The timeline from histories already in hand (an audit bundle), with what it trusted: the
+ * device records as they stood at the end, and every approval envelope found, in history order.
+ */
+export function timelineFromRuns(
+  workflowId: string,
+  runs: RunHistory[],
+  options: { pinnedRootKeyId?: string | undefined } = {},
+): { timeline: PlanTimeline; deviceRecords: Envelope[]; envelopes: Envelope[]; children: string[] } {
   const builder = new TimelineBuilder(workflowId, options.pinnedRootKeyId);
   for (const run of runs) builder.run(run.runId, run.events);
-  return builder.finish();
+  return {
+    timeline: builder.finish(),
+    deviceRecords: builder.deviceRecords(),
+    envelopes: builder.envelopes,
+    children: builder.childWorkflowIds(),
+  };
 }
 
 // ---- fetching the continue-as-new chain ----
 
-interface RunHistory {
+export interface RunHistory {
   runId: string;
   events: HistoryEvent[];
 }
@@ -52,7 +69,7 @@ interface RunHistory {
  * Walks back from the latest run through `continuedExecutionRunId`. This needs no visibility
  * query (eventually consistent, and it would mix in older chains that reused the workflow id).
  */
-async function fetchChain(client: Client, workflowId: string, planRef: string): Promise<RunHistory[]> {
+export async function fetchChain(client: Client, workflowId: string, planRef: string): Promise<RunHistory[]> {
   const chain: { runId?: string; events: HistoryEvent[] }[] = [];
   let runId: string | undefined;
   for (;;) {
@@ -119,6 +136,9 @@ class TimelineBuilder {
   private readonly admitted = new Map<string, temporal.api.update.v1.IRequest>();
   private readonly runs: string[] = [];
   private registry: DeviceRegistry | DeviceRecordError = new DeviceRegistry();
+  /** Every approval envelope in the history (human and policy), in history order. */
+  readonly envelopes: Envelope[] = [];
+  private trustRecords: Envelope[] = [];
   private firstRunId = '';
   private workspaceId = '';
   private egress = false;
@@ -134,6 +154,15 @@ class TimelineBuilder {
   run(runId: string, events: HistoryEvent[]): void {
     this.runs.push(runId);
     for (const event of events) this.event(runId, event);
+  }
+
+  /** The device records the history vouches for at its end (the input's, as extended by submissions). */
+  deviceRecords(): Envelope[] {
+    return this.registry instanceof DeviceRegistry ? [...this.registry.records] : this.trustRecords;
+  }
+
+  childWorkflowIds(): string[] {
+    return [...new Set([...this.children.values()].map((c) => c.workflowId))];
   }
 
   finish(): PlanTimeline {
@@ -406,7 +435,8 @@ class TimelineBuilder {
     const input = decode<PlanWorkflowInput>(attrs.input);
     this.workspaceId = input?.workspaceId ?? '';
     this.proposer = input?.proposer ?? '';
-    this.registry = this.buildRegistry(input?.trustRecords ?? []);
+    this.trustRecords = input?.trustRecords ?? [];
+    this.registry = this.buildRegistry(this.trustRecords);
     let spec: PlanSpec | undefined;
     let invalid = '';
     try {
@@ -465,6 +495,7 @@ class TimelineBuilder {
     requestedStep?: string,
   ): void {
     this.adoptRecords(deviceRecords);
+    if (envelope) this.envelopes.push(envelope);
     const claimed = readPayload(envelope);
     const stepPath = claimed?.stepPath ?? requestedStep;
     let problem: string | undefined;

@@ -1,0 +1,248 @@
+/**
+ * Verifies an audit bundle offline, trusting only the root device it is given. For every step
+ * of the plan and its sub-plans: the digest is recomputed from the plan in the history, every
+ * approval is verified again (signature, digest, run, device chained to the root), and a step
+ * that ran must have had approvals meeting its policy before it was scheduled. The histories
+ * must be whole (event ids 1, 2, 3, … in order) and agree with the bundle's own copies and
+ * manifest. Each problem is reported with the step it touches.
+ */
+import { defaultPayloadConverter } from '@temporalio/common';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import type { temporal } from '@temporalio/proto';
+import { fromBase64, utf8Decode } from '../../core/bytes.js';
+import type { Envelope } from '../../core/approval/dsse.js';
+import { DeviceRegistry } from '../../core/devices/registry.js';
+import { timelineFromRuns, type RunHistory } from '../history/index.js';
+import { BUNDLE_FORMAT, workflowDigest, type AuditBundle, type BundledWorkflow } from './bundle.js';
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+
+export class AuditBundleError extends Error {
+  override readonly name = 'AuditBundleError';
+}
+
+export interface StepVerdict {
+  workflowId: string;
+  path: string;
+  verdict: 'ok' | 'not_run' | 'failed';
+  /** Who allowed it (ok), what became of it (not_run), or every reason it fails. */
+  text: string;
+  reasons: string[];
+}
+
+export interface BundleVerdict {
+  ok: boolean;
+  root: { keyId: string | undefined; source: 'given' | 'bundle' };
+  /** Problems that belong to no one step. */
+  problems: string[];
+  steps: StepVerdict[];
+}
+
+const sigOf = (envelope: Envelope | undefined) => envelope?.signatures?.[0]?.sig ?? '';
+
+function decode<T>(payloads: temporal.api.common.v1.IPayloads | null | undefined): T | undefined {
+  const payload = payloads?.payloads?.[0];
+  try {
+    return payload ? defaultPayloadConverter.fromPayload<T>(payload) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function stepOfEnvelope(envelope: Envelope | undefined): string | undefined {
+  try {
+    const payload = JSON.parse(utf8Decode(fromBase64(envelope!.payload))) as { stepPath?: unknown };
+    return typeof payload.stepPath === 'string' ? payload.stepPath : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The step an event belongs to, where it says (activities of a step, approvals of a step). */
+function stepIndex(events: HistoryEvent[]): Map<number, string> {
+  const byEvent = new Map<number, string>();
+  const scheduled = new Map<string, string>();
+  for (const event of events) {
+    const id = Number(event.eventId);
+    const attrs = event.activityTaskScheduledEventAttributes;
+    if (attrs) {
+      const input = decode<{ step?: { path?: string }; stepPath?: string }>(attrs.input);
+      const path = input?.stepPath ?? input?.step?.path;
+      if (path) {
+        byEvent.set(id, path);
+        scheduled.set(String(event.eventId), path);
+      }
+      continue;
+    }
+    const ref =
+      event.activityTaskStartedEventAttributes?.scheduledEventId ??
+      event.activityTaskCompletedEventAttributes?.scheduledEventId ??
+      event.activityTaskFailedEventAttributes?.scheduledEventId ??
+      event.activityTaskTimedOutEventAttributes?.scheduledEventId;
+    if (ref !== undefined && ref !== null && scheduled.has(String(ref))) {
+      byEvent.set(id, scheduled.get(String(ref))!);
+      continue;
+    }
+    const request =
+      event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest ??
+      event.workflowExecutionUpdateAdmittedEventAttributes?.request;
+    const submission = decode<{ envelope?: Envelope }>(request?.input?.args);
+    const path = stepOfEnvelope(submission?.envelope);
+    if (path) byEvent.set(id, path);
+  }
+  return byEvent;
+}
+
+/** Holes and disorder in a run's events, each with the step whose events are nearest. */
+function structuralProblems(runId: string, events: HistoryEvent[]): { step?: string; text: string }[] {
+  const steps = stepIndex(events);
+  const near = (index: number) => {
+    for (let d = 0; d < 12; d++)
+      for (const i of [index + d, index - d - 1]) {
+        const path = steps.get(Number(events[i]?.eventId));
+        if (path) return path;
+      }
+    return undefined;
+  };
+  const problems: { step?: string; text: string }[] = [];
+  if (!events[0]?.workflowExecutionStartedEventAttributes)
+    problems.push({ text: `run ${runId} does not begin with its start event` });
+  for (let i = 0; i < events.length; i++) {
+    const id = Number(events[i]!.eventId);
+    if (id === i + 1) continue;
+    const previous = i === 0 ? 0 : Number(events[i - 1]!.eventId);
+    // The expected event further on means a swap; nowhere means a hole.
+    const movedTo = events.findIndex((e, j) => j > i && Number(e.eventId) === i + 1);
+    const text =
+      movedTo > i
+        ? `run ${runId} has its events out of order at position ${i + 1} (event ${id} where event ${i + 1} belongs)`
+        : `run ${runId} is missing event${id - previous > 2 ? 's' : ''} ${previous + 1}${id - previous > 2 ? `–${id - 1}` : ''} (deleted from the history?)`;
+    const step = near(i);
+    problems.push({ ...(step ? { step } : {}), text });
+    break; // one hole or swap makes every later position wrong: the first one is the finding
+  }
+  return problems;
+}
+
+function checkShape(raw: unknown): AuditBundle {
+  const bundle = raw as Partial<AuditBundle> | undefined;
+  if (!bundle || typeof bundle !== 'object' || bundle.format !== BUNDLE_FORMAT)
+    throw new AuditBundleError(`not a Countersign audit bundle (expected format "${BUNDLE_FORMAT}")`);
+  if (
+    !Array.isArray(bundle.workflows) ||
+    !Array.isArray(bundle.approvals) ||
+    !Array.isArray(bundle.deviceRecords)
+  )
+    throw new AuditBundleError('the bundle lacks its workflows, approvals or device records');
+  if (!bundle.manifest || !Array.isArray(bundle.manifest.workflows))
+    throw new AuditBundleError('the bundle lacks its manifest');
+  return bundle as AuditBundle;
+}
+
+function runsOf(workflow: BundledWorkflow): RunHistory[] {
+  return workflow.runs.map((run) => ({
+    runId: run.runId,
+    events: historyFromJSON(run.history).events ?? [],
+  }));
+}
+
+export function verifyBundle(raw: unknown, options: { rootKeyId?: string | undefined } = {}): BundleVerdict {
+  const bundle = checkShape(raw);
+  const root = options.rootKeyId
+    ? { keyId: options.rootKeyId, source: 'given' as const }
+    : { keyId: bundle.manifest.rootKeyId, source: 'bundle' as const };
+  const problems: string[] = [];
+  const steps: StepVerdict[] = [];
+  let chainProblem: string | undefined;
+  try {
+    DeviceRegistry.fromRecords(bundle.deviceRecords, root.keyId);
+  } catch (error) {
+    chainProblem = `the bundle's device records do not chain to the root ${root.keyId?.slice(0, 12) ?? '?'}…: ${(error as Error).message}`;
+  }
+  const historyEnvelopes: Envelope[] = [];
+
+  for (const workflow of bundle.workflows) {
+    const listed = bundle.manifest.workflows.find((w) => w.workflowId === workflow.workflowId);
+    const workflowProblems: string[] = [];
+    if (!listed) workflowProblems.push(`${workflow.workflowId} is not in the manifest`);
+    else if (listed.sha256 !== workflowDigest(workflow))
+      workflowProblems.push(`the history of ${workflow.workflowId} does not match the manifest's hash`);
+    let runs: RunHistory[];
+    try {
+      runs = runsOf(workflow);
+    } catch (error) {
+      problems.push(`the history of ${workflow.workflowId} cannot be read: ${(error as Error).message}`);
+      continue;
+    }
+    const structural = runs.flatMap((run) => structuralProblems(run.runId, run.events));
+    const { timeline, deviceRecords, envelopes } = timelineFromRuns(workflow.workflowId, runs, {
+      pinnedRootKeyId: root.keyId,
+    });
+    historyEnvelopes.push(...envelopes);
+    const recordMismatch = deviceRecords.findIndex((r, i) => sigOf(r) !== sigOf(bundle.deviceRecords[i]));
+    if (recordMismatch >= 0)
+      workflowProblems.push(
+        `device record #${recordMismatch + 1} in the bundle is not the one the history of ${workflow.workflowId} holds`,
+      );
+    for (const problem of structural.filter((p) => !p.step)) workflowProblems.push(problem.text);
+
+    for (const step of timeline.steps) {
+      const entries = timeline.entries.filter((e) => e.step === step.path);
+      const reasons = [
+        ...workflowProblems,
+        ...structural.filter((p) => p.step === step.path).map((p) => p.text),
+        ...entries
+          .filter((e) => e.kind === 'approval_refused_at_audit')
+          .map((e) => `an approval does not verify (${e.approval?.problem ?? e.text})`),
+        ...entries
+          .filter((e) => e.kind === 'step_started' && e.text.includes(' — '))
+          .map((e) => e.text.slice(e.text.indexOf(' — ') + 3)),
+      ];
+      const approvals = entries.filter((e) => e.approval);
+      if (chainProblem && approvals.length) reasons.push(chainProblem);
+      const ran = step.attempts > 0 || entries.some((e) => e.kind === 'step_started');
+      const deciders = approvals
+        .filter((e) => e.approval!.verified)
+        .map((e) =>
+          e.approval!.auto
+            ? 'an auto-approve rule (policy key)'
+            : `${e.approval!.decision === 'deny' ? 'denied' : 'approved'} by "${e.approval!.device}"`,
+        );
+      if (reasons.length || (ran && !step.verified))
+        steps.push({
+          workflowId: workflow.workflowId,
+          path: step.path,
+          verdict: 'failed',
+          text: reasons.join('; ') || 'its approvals do not meet its policy',
+          reasons: reasons.length ? reasons : ['its approvals do not meet its policy'],
+        });
+      else
+        steps.push({
+          workflowId: workflow.workflowId,
+          path: step.path,
+          verdict: ran ? 'ok' : 'not_run',
+          text: ran
+            ? `ran as approved: ${deciders.join(', ')}`
+            : `did not run${deciders.length ? ` (${deciders.join(', ')})` : ''}`,
+          reasons: [],
+        });
+    }
+  }
+
+  const copyMismatch = Math.max(bundle.approvals.length, historyEnvelopes.length);
+  for (let i = 0; i < copyMismatch; i++) {
+    const copy = bundle.approvals[i];
+    const held = historyEnvelopes[i];
+    if (copy && held && sigOf(copy) === sigOf(held) && copy.payload === held.payload) continue;
+    const path = stepOfEnvelope(held) ?? stepOfEnvelope(copy);
+    const verdict = steps.find((s) => s.path === path);
+    const text = `approval #${i + 1} in the bundle's list differs from the one in the history`;
+    if (verdict) {
+      verdict.verdict = 'failed';
+      verdict.reasons.push(text);
+      verdict.text = verdict.reasons.join('; ');
+    } else problems.push(text);
+    break;
+  }
+  return { ok: problems.length === 0 && steps.every((s) => s.verdict !== 'failed'), root, problems, steps };
+}
