@@ -22,6 +22,7 @@ interface Service {
   image?: string;
   build?: { context?: string; dockerfile?: string; target?: string; args?: Record<string, string> };
   pull_policy?: string;
+  depends_on?: Record<string, { condition?: string }>;
   command?: string[];
   environment?: Record<string, string>;
   networks?: string[] | Record<string, unknown>;
@@ -145,6 +146,22 @@ describe('docker-compose.yml', () => {
     // Separate state: the control worker's policy key never sits where the executor can read it.
     const shared = mountSources(service('control')).filter((m) => mountSources(executor).includes(m));
     expect(shared).toEqual([]);
+  });
+
+  it("builds every MCP catalog server's image before the executor starts, from the catalog's own folders", () => {
+    const catalog = JSON.parse(read('sandbox/mcp/catalog.json')) as {
+      servers: { id: string; image: string; source: string }[];
+    };
+    const executor = service('executor');
+    for (const server of catalog.servers) {
+      const name = `mcp-${server.id}-image`;
+      const built = service(name);
+      expect(built.image, name).toBe(server.image);
+      expect(built.build?.context, name).toBe(server.source);
+      expect(executor.depends_on?.[name]).toEqual({
+        condition: 'service_completed_successfully',
+      });
+    }
   });
 
   it('mounts the Docker socket into the executor only', () => {
