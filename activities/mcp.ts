@@ -4,6 +4,7 @@
  * alone, and removes the server afterwards, whatever happened.
  */
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import { parseDuration } from '../core/duration.js';
@@ -50,7 +51,21 @@ export interface McpStepInput extends ApprovedStep {
 }
 
 const HEARTBEAT_MS = 1_000;
-const validators = new AjvJsonSchemaValidator();
+const ajv = new AjvJsonSchemaValidator();
+/** Compiled argument checks by tool hash: the catalog is re-read on every plan, its schemas are not recompiled. */
+const argumentChecks = new Map<string, ReturnType<AjvJsonSchemaValidator['getValidator']>>();
+function argumentCheck(toolSha: string, schema: Record<string, unknown>) {
+  let check = argumentChecks.get(toolSha);
+  if (!check) {
+    // A schema's own $id must not let one cached under that id answer for it.
+    const anonymous = { ...schema };
+    delete anonymous.$id;
+    check = ajv.getValidator(anonymous);
+    if (argumentChecks.size >= 512) argumentChecks.delete(argumentChecks.keys().next().value!);
+    argumentChecks.set(toolSha, check);
+  }
+  return check;
+}
 
 /** The same on every attempt of one approved call. */
 export function callKeyOf(
@@ -72,9 +87,11 @@ function pinDrift(entry: McpServerEntry, pin: McpPin, image: string | undefined)
   const tool = pinnedTool(entry, pin.tool);
   if (!tool) return `the tool "${pin.tool}" is no longer allowed`;
   if (tool.sha256 !== pin.toolSha256) return `the tool "${pin.tool}" was re-pinned since`;
+  if (tool.description !== pin.description)
+    return `the description approvers were shown is not the catalog's description of "${pin.tool}"`;
   if (entry.workspace !== pin.workspace) return `its workspace access is now ${entry.workspace}`;
   if (entry.network !== pin.network) return `its network is now ${entry.network}`;
-  if (pin.configSha256 && serverConfigSha256(entry) !== pin.configSha256)
+  if (serverConfigSha256(entry) !== pin.configSha256)
     return 'how its server runs (command, environment or limits) changed';
   return undefined;
 }
@@ -147,7 +164,7 @@ export function createMcpActivities(deps: McpDependencies) {
         }
         let check;
         try {
-          check = validators.getValidator(tool.inputSchema)(call.arguments);
+          check = argumentCheck(tool.sha256, tool.inputSchema)(call.arguments);
         } catch (error) {
           problem(`the pinned input schema of "${call.tool}" cannot be used: ${(error as Error).message}`);
           continue;
@@ -181,16 +198,18 @@ export function createMcpActivities(deps: McpDependencies) {
       const drift = pinDrift(entry, pin, deps.launcher.imageOf(entry));
       if (drift)
         refused(
-          `the catalog entry of "${entry.id}" changed since this call was approved (${drift}); nothing was called. Submit the step again to approve the call as it is now`,
+          `the catalog entry of "${entry.id}" on executor host ${hostname()} differs from the one this call was approved with (${drift}); nothing was called. Catalog pins are per host: submit the step again to approve the call as it is now`,
         );
 
       const callKey = callKeyOf(input);
-      const earlier = context.info.heartbeatDetails as { phase?: string } | undefined;
       if (context.info.attempt > 1) {
+        const earlier = context.info.heartbeatDetails as { phase?: string } | undefined;
         const leftovers = await deps.launcher.removeLeftovers(callKey);
-        if (earlier?.phase === 'calling' || leftovers > 0)
+        // An earlier attempt that got as far as starting its server may have sent the call (the
+        // heartbeat saying so can be lost with the executor): only one that said it never did is retried.
+        if (leftovers > 0 || (earlier !== undefined && earlier.phase !== 'not-called'))
           throw ApplicationFailure.nonRetryable(
-            `the executor stopped during attempt ${context.info.attempt - 1} of this call, after its server had started; the tool may have run, so it is not called again (approved once, run at most once). ${leftovers ? 'The server left behind was removed. ' : ''}Submit the step again if it should run`,
+            `attempt ${context.info.attempt - 1} of this call ended after its server had started (the executor stopped or lost touch); the tool may have run, so it is not called again (approved once, run at most once). ${leftovers ? 'The server left behind was removed. ' : ''}Submit the step again if it should run`,
             FAILURE_TYPES.mcpCallInterrupted,
           );
       }
@@ -220,6 +239,11 @@ export function createMcpActivities(deps: McpDependencies) {
           },
         });
       } catch (error) {
+        if (!server) {
+          // Nothing was started, so nothing was called: a retry may run it.
+          phase = 'not-called';
+          context.heartbeat({ phase });
+        }
         if (context.cancellationSignal.aborted)
           throw new CancelledFailure('MCP call cancelled; its server was removed');
         if (error instanceof McpCallRefused) refused(error.message);

@@ -2,6 +2,7 @@
 import { formatDuration } from '../core/duration.js';
 import type { PlanView, StepStatus, StepView, TreeView } from '../core/plan/state.js';
 import type { PlanListing, PlanViewTree } from '../services/plans.js';
+import { clean } from '../services/history/render.js';
 
 const useColor = process.stdout.isTTY && !process.env.NO_COLOR;
 const paint = (code: number) => (text: string) => (useColor ? `\x1b[${code}m${text}\x1b[0m` : text);
@@ -29,6 +30,24 @@ export function statusText(status: string): string {
   return STATUS[status as StepStatus] ?? status;
 }
 
+const SHOWN_VALUE_CHARS = 2000;
+
+/** Keys sorted at every level; very long strings cut with a note of how much is not shown. */
+function sortedForShow(value: unknown): unknown {
+  if (typeof value === 'string')
+    return value.length > SHOWN_VALUE_CHARS
+      ? `${value.slice(0, SHOWN_VALUE_CHARS)}… (${value.length - SHOWN_VALUE_CHARS} more characters: plan show --json has them all)`
+      : value;
+  if (Array.isArray(value)) return value.map(sortedForShow);
+  if (value && typeof value === 'object')
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((k) => [k, sortedForShow((value as Record<string, unknown>)[k])]),
+    );
+  return value;
+}
+
 /**
  * What the approver is asked to allow: the command, the gate's question, or the tool call with
  * the tool's pinned description (what it claims to do) and where its server runs.
@@ -36,16 +55,23 @@ export function statusText(status: string): string {
 export function stepWhat(step: StepView): string[] {
   switch (step.node.kind) {
     case 'shell':
-      return [`$ ${step.summary}`];
+      return [`$ ${clean(step.summary)}`];
     case 'gate':
-      return [`gate: ${step.summary}`];
+      return [`gate: ${clean(step.summary)}`];
     case 'mcp': {
+      const node = step.node;
+      // Every argument, keys sorted: what is signed must be what is shown, whatever order the proposer chose.
+      const args = JSON.stringify(sortedForShow(node.arguments), null, 2).split('\n');
+      const call = [
+        `tool: ${clean(`${node.server}/${node.tool}`)} with arguments`,
+        ...args.map((l) => `  ${clean(l)}`),
+      ];
       const pin = step.mcpPin;
-      if (!pin) return [`tool: ${step.summary}`, '  (not matched to the catalog yet)'];
-      const says = pin.description.replace(/\s+/g, ' ').trim();
+      if (!pin) return [...call, '  (not matched to the catalog yet)'];
+      const says = clean(pin.description.replace(/\s+/g, ' ').trim());
       return [
-        `tool: ${step.summary}`,
-        `  says: "${says.length > 300 ? `${says.slice(0, 300)}…` : says}"`,
+        ...call,
+        `  the tool says: "${says.length > 600 ? `${says.slice(0, 600)}…` : says}"`,
         `  image ${pin.image.slice(0, 19)}…, workspace ${pin.workspace}, network ${pin.network}, tool hash ${pin.toolSha256.slice(0, 12)}…`,
       ];
     }

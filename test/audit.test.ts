@@ -178,6 +178,20 @@ describe('an audit bundle of a real plan', () => {
     expect(failed(verdict).build).toMatch(/do(es)? not chain to/);
   });
 
+  it('does not verify without a root to trust, or with a sub-plan left out', () => {
+    const unrooted = verifyBundle(copy(), {});
+    expect(unrooted.ok).toBe(false);
+    expect(unrooted.problems[0]).toMatch(/^no root device was given to verify against/);
+    const b = copy();
+    b.workflows.splice(1, 1);
+    b.manifest.workflows.splice(1, 1);
+    const partial = verify(b);
+    expect(partial.ok).toBe(false);
+    expect(partial.problems).toContainEqual(
+      expect.stringMatching(/starts the sub-plan plan-\w+\.docs, and the bundle lacks it$/),
+    );
+  });
+
   it('works from the CLI without a server: exit 0 when it verifies, 1 when tampered', async () => {
     const cli = async (...args: string[]) =>
       promisify(execFile)(join(PROJECT_ROOT, 'bin', 'countersign'), args, {
@@ -191,7 +205,7 @@ describe('an audit bundle of a real plan', () => {
     const ok = await cli('audit', 'verify', good, '--root', stack.root.keyId);
     expect(ok.code).toBe(0);
     expect(ok.out).toContain('✓ build  ran as approved: approved by "test phone"');
-    expect(ok.out).toContain('verified: every step that ran was approved as required');
+    expect(ok.out).toContain('verified: every step the history shows as run was approved as required');
     const b = copy();
     eventsOf(b).splice(scheduledIndex(b, 'build'), 1);
     const bad = join(dir, 'bad.json');

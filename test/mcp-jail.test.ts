@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PlanView } from '../core/plan/state.js';
+import { readCatalog, writeCatalog } from '../sandbox/mcp/catalog-store.js';
 import { decide, planView, submitPlan } from '../services/plans.js';
 import { addFixtureServers } from './support/mcp.js';
 import { startTestStack, type TestStack } from './support/stack.js';
@@ -115,6 +116,19 @@ describe('fixture servers in the jail', () => {
     expect(call.error).toContain('nothing was called');
     expect(call.result).toBeUndefined();
     expect(existsSync(join(stack.paths.workspaces, view.workspaceId, 'pwned'))).toBe(false);
+  });
+
+  it('refuses to start a server whose files are not the ones pinned (its code changed since)', async () => {
+    const catalog = await readCatalog(stack.paths.mcpCatalog);
+    const honest = catalog.servers.find((s) => s.id === 'fixture')!;
+    // The pin an operator made before the code on disk changed under it.
+    catalog.servers.push({ ...honest, id: 'fixture-stale', sourceLock: 'f'.repeat(64) });
+    await writeCatalog(stack.paths.mcpCatalog, catalog);
+    const view = await callOnce({ server: 'fixture-stale', tool: 'touch', arguments: { name: 'stale' } });
+    expect(step(view, 'call').error).toContain(
+      'the files of server "fixture-stale" (test/fixtures/mcp-fixture) are not the ones pinned in the catalog',
+    );
+    expect(existsSync(join(stack.paths.workspaces, view.workspaceId, 'stale'))).toBe(false);
   });
 
   it("proves the control: the honest server's touch does leave its file", async () => {

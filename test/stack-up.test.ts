@@ -80,8 +80,11 @@ describe('countersign up', () => {
     await cli('approve', planId!, 'check-syntax');
     // The approver sees what the tool claims to do, from the catalog's pin.
     const shown = await waitForOutput(['plan', 'show', planId!], /review-source.*◆ awaiting approval/);
-    expect(shown).toContain('tool: filesystem/read_text_file {"path":"/workspace/src/index.js"}');
-    expect(shown).toContain('says: "Read the complete contents of a file from the file system as text.');
+    expect(shown).toContain('tool: filesystem/read_text_file with arguments');
+    expect(shown).toContain('"path": "/workspace/src/index.js"');
+    expect(shown).toContain(
+      'the tool says: "Read the complete contents of a file from the file system as text.',
+    );
     await cli('approve', planId!, 'review-source');
     await waitForOutput(['plan', 'show', planId!], /write-readme\s+◆ awaiting approval/);
     await cli('approve', planId!, 'docs/write-readme');

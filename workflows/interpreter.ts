@@ -203,7 +203,7 @@ export class PlanInterpreter {
       record.status = 'failed';
       record.error = `refused before anything ran: ${problem.message}`;
     }
-    for (const record of this.steps.values()) if (record.status === 'pending') record.status = 'skipped';
+    this.close(this.spec.root, 'skipped');
     return false;
   }
 

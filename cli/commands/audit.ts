@@ -79,6 +79,8 @@ export async function auditVerify(
     );
   }
   console.log(
-    verdict.ok ? green('verified: every step that ran was approved as required') : red('NOT verified'),
+    verdict.ok
+      ? green('verified: every step the history shows as run was approved as required')
+      : red('NOT verified'),
   );
 }

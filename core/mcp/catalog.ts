@@ -56,7 +56,7 @@ export interface McpPin {
   workspace: WorkspaceAccess;
   network: 'none' | 'egress';
   /** SHA-256 of how the server runs (command, env, workspace, network, limits): see `serverConfigSha256`. */
-  configSha256?: string | undefined;
+  configSha256: string;
 }
 
 const TOOL_DOMAIN = 'countersign/mcp-tool/v1\n';

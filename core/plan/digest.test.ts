@@ -167,13 +167,14 @@ describe('stepDigest: mcp steps', () => {
     description: 'Echoes back the input',
     workspace: 'none',
     network: 'none',
+    configSha256: '5'.repeat(64),
   };
   const digest = (step: McpStep = mcpStep, p: McpPin = pin, workspace = WORKSPACE) =>
     stepDigest(step, workspace, false, p);
 
   it('hashes the call as matched to the catalog, and no workspace when the server has none', () => {
     expect(canonicalJson(stepDigestInput(mcpStep, WORKSPACE, false, pin))).toBe(
-      `{"approval":"required","arguments":{"message":"hi"},"id":"echo","image":"sha256:${'1'.repeat(64)}","kind":"mcp","network":"none","quorum":1,"server":"everything","timeoutMs":120000,"tool":"echo","toolSha256":"${'2'.repeat(64)}","v":1}`,
+      `{"approval":"required","arguments":{"message":"hi"},"id":"echo","image":"sha256:${'1'.repeat(64)}","kind":"mcp","network":"none","quorum":1,"server":"everything","serverConfig":"${'5'.repeat(64)}","timeoutMs":120000,"tool":"echo","toolDescription":"Echoes back the input","toolSha256":"${'2'.repeat(64)}","v":1}`,
     );
     expect(digest()).toBe(
       createHash('sha256')
@@ -199,6 +200,8 @@ describe('stepDigest: mcp steps', () => {
     ['image', mcpStep, { ...pin, image: `sha256:${'3'.repeat(64)}` }],
     ['image (jail lock)', mcpStep, { ...pin, image: `jail:${'1'.repeat(64)}` }],
     ['tool hash', mcpStep, { ...pin, toolSha256: '4'.repeat(64) }],
+    ['tool description shown', mcpStep, { ...pin, description: 'Echoes back the input, then mails it' }],
+    ['server config', mcpStep, { ...pin, configSha256: '6'.repeat(64) }],
     ['argument value', { ...mcpStep, arguments: { message: 'ho' } }, pin],
     ['argument type', { ...mcpStep, arguments: { message: ['hi'] } }, pin],
     ['argument added', { ...mcpStep, arguments: { message: 'hi', loud: true } }, pin],

@@ -55,8 +55,9 @@ export function stepDigestInput(
         arguments: step.arguments,
         timeoutMs: parseDuration(step.timeout),
         network: mcpPin.network,
-        // Absent only in pins made before it existed: their digests stay what they were.
-        ...(mcpPin.configSha256 ? { serverConfig: mcpPin.configSha256 } : {}),
+        serverConfig: mcpPin.configSha256,
+        // The words approvers read are signed too: a control plane that shows other words fails at the executor.
+        toolDescription: mcpPin.description,
         ...(mcpPin.workspace === 'none' ? {} : { workspace: workspaceId, workspaceAccess: mcpPin.workspace }),
       };
   }

@@ -97,6 +97,9 @@ export class DockerBroker {
    */
   async admitImage(tag: string, expectedId: string): Promise<void> {
     if (this.images.get(tag) === expectedId) return;
+    // The catalog is a file: whatever it names, only images this project builds are admitted.
+    if (!/^countersign\/mcp-[a-z0-9._-]+(:[A-Za-z0-9._-]+)?$/.test(tag))
+      throw new BrokerRefused('unknown_image', `only countersign/mcp-* images run MCP servers, not ${tag}`);
     const found = await this.docker
       .getImage(tag)
       .inspect()
@@ -125,25 +128,28 @@ export class DockerBroker {
    */
   async runAttached(raw: unknown): Promise<AttachedContainer> {
     const { container, name } = await this.create({ ...(raw as object), stdio: true });
+    let stream: Duplex | undefined;
     try {
-      const stream = (await container.attach({
+      stream = (await container.attach({
         stream: true,
         stdin: true,
         stdout: true,
         stderr: true,
         hijack: true,
       })) as Duplex;
+      const attached = stream;
       const stdout = new PassThrough();
       const stderr = new PassThrough();
-      this.docker.modem.demuxStream(stream, stdout, stderr);
-      stream.on('end', () => {
+      this.docker.modem.demuxStream(attached, stdout, stderr);
+      attached.on('end', () => {
         stdout.end();
         stderr.end();
       });
-      stream.on('error', (error) => stdout.destroy(error));
+      attached.on('error', (error) => stdout.destroy(error));
       await container.start();
-      return { id: container.id, name, stdin: stream, stdout, stderr };
+      return { id: container.id, name, stdin: attached, stdout, stderr };
     } catch (error) {
+      stream?.destroy();
       await this.remove(container.id).catch(() => undefined);
       throw error;
     }

@@ -199,6 +199,13 @@ describe('checkToolsAgainstPins', () => {
   const short = (tool: Parameters<typeof toolSha256>[0]) => `${toolSha256(tool).slice(0, 12)}…`;
   const pinnedShort = `${entry.tools.echo!.sha256.slice(0, 12)}…`;
 
+  it('refuses a server that lists a tool twice (the pinned one last, a changed one first)', () => {
+    const changed = { ...echo, description: 'Echoes back the input, and mails it home' };
+    expect(() => checkToolsAgainstPins(entry, [changed, sum, echo], 'echo')).toThrow(
+      'server "everything" lists the tool "echo" more than once, so which one it would run cannot be told; nothing was called',
+    );
+  });
+
   it('lets the call through when every listed pinned tool is as approved', () => {
     expect(() => checkToolsAgainstPins(entry, [echo, sum], 'echo')).not.toThrow();
   });

@@ -90,6 +90,13 @@ export function checkToolsAgainstPins(
   tool: string,
 ): void {
   const byName = new Map(listed.map((t) => [t.name, t]));
+  if (byName.size !== listed.length) {
+    const twice = listed.find((t, i) => listed.findIndex((u) => u.name === t.name) !== i)!.name;
+    throw new McpCallRefused(
+      'tool_changed',
+      `server "${entry.id}" lists the tool "${twice}" more than once, so which one it would run cannot be told; nothing was called`,
+    );
+  }
   if (!pinnedTool(entry, tool))
     throw new McpCallRefused(
       'tool_missing',

@@ -43,8 +43,9 @@ export async function writeCatalog(path: string, catalog: McpCatalog): Promise<v
 }
 
 /**
- * The jail's pin, where there is no image id: SHA-256 over the server folder's own files
- * (package.json, package-lock.json, scripts), the lock standing for every installed package.
+ * The jail's pin, where there is no image id: SHA-256 over what runs, the server folder's own
+ * files (package.json, package-lock.json, scripts) and the bundle built from its packages.
+ * The jail recomputes it before each start, so changed code never runs under an old pin.
  */
 export async function sourceLockOf(projectRoot: string, entry: McpServerEntry): Promise<string | undefined> {
   const dir = join(projectRoot, entry.source);
@@ -53,9 +54,16 @@ export async function sourceLockOf(projectRoot: string, entry: McpServerEntry): 
     .filter((f) => f.isFile() && /\.(json|m?js|cjs)$/.test(f.name))
     .map((f) => f.name)
     .sort();
+  // The bundle a catalog command runs (scripts/bundle-mcp-server.mjs), when there is one.
+  const bundles = entry.command
+    .filter((arg) => arg.startsWith('/opt/mcp/') && arg.endsWith('.mjs') && arg.includes('/node_modules/'))
+    .map((arg) => arg.slice('/opt/mcp/'.length));
   if (!files.length) return undefined;
   const hash = createHash('sha256');
-  for (const name of files) hash.update(`${name}\n`).update(await readFile(join(dir, name)));
+  for (const name of [...files, ...bundles]) {
+    const path = join(dir, name);
+    hash.update(`${name}\n`).update(existsSync(path) ? await readFile(path) : 'missing');
+  }
   return hash.digest('hex');
 }
 

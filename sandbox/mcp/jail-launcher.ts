@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { McpServerEntry } from '../../core/mcp/catalog.js';
 import { SandboxRefused } from '../backend.js';
 import { jailSystemArgs } from '../jail/jail-backend.js';
+import { sourceLockOf } from './catalog-store.js';
 import { tailKeeper, type LaunchedServer, type McpLauncher } from './launcher.js';
 
 export interface JailMcpOptions {
@@ -49,6 +50,11 @@ export function createJailMcpLauncher(options: JailMcpOptions): McpLauncher {
         throw new SandboxRefused(
           `server "${entry.id}" needs egress, and the bubblewrap jail has no egress-only network: use the Docker sandbox`,
         );
+      const onDisk = await sourceLockOf(options.projectRoot, entry);
+      if (!entry.sourceLock || onDisk !== entry.sourceLock)
+        throw new SandboxRefused(
+          `the files of server "${entry.id}" (${entry.source}) are not the ones pinned in the catalog: review the change with \`countersign mcp pin ${entry.id}\``,
+        );
       let workspaceDir: string | undefined;
       if (entry.workspace !== 'none') {
         if (!/^[A-Za-z0-9._-]{1,200}$/.test(workspaceId) || workspaceId.startsWith('.'))
@@ -62,6 +68,7 @@ export function createJailMcpLauncher(options: JailMcpOptions): McpLauncher {
         { stdio: ['pipe', 'pipe', 'pipe'], detached: true },
       );
       const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+      exited.catch(() => undefined); // a failed spawn rejects this too; it is reported just below
       const stderr = tailKeeper();
       // V8's "heap out of memory" comes before a long native stack: noticed as it arrives.
       let outOfMemory = false;

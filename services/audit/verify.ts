@@ -32,6 +32,7 @@ export interface StepVerdict {
 
 export interface BundleVerdict {
   ok: boolean;
+  /** `bundle`: none was given, so the bundle's own claim is shown, and nothing verifies against it. */
   root: { keyId: string | undefined; source: 'given' | 'bundle' };
   /** Problems that belong to no one step. */
   problems: string[];
@@ -152,6 +153,18 @@ export function verifyBundle(raw: unknown, options: { rootKeyId?: string | undef
     ? { keyId: options.rootKeyId, source: 'given' as const }
     : { keyId: bundle.manifest.rootKeyId, source: 'bundle' as const };
   const problems: string[] = [];
+  if (root.source === 'bundle')
+    problems.push(
+      'no root device was given to verify against: a bundle names its own root, and a forger names theirs (pass --root KEYID, the root you trust)',
+    );
+  const bundled = new Set(bundle.workflows.map((w) => w.workflowId));
+  const listed = new Set(bundle.manifest.workflows.map((w) => w.workflowId));
+  if (bundle.workflows[0]?.workflowId !== bundle.manifest.planWorkflowId)
+    problems.push(`the bundle does not begin with the plan it names (${bundle.manifest.planWorkflowId})`);
+  for (const id of listed)
+    if (!bundled.has(id)) problems.push(`the manifest lists ${id}, and the bundle lacks its history`);
+  for (const id of bundled)
+    if (!listed.has(id)) problems.push(`the bundle holds ${id}, which its manifest does not list`);
   const steps: StepVerdict[] = [];
   let chainProblem: string | undefined;
   try {
@@ -162,10 +175,9 @@ export function verifyBundle(raw: unknown, options: { rootKeyId?: string | undef
   const historyEnvelopes: Envelope[] = [];
 
   for (const workflow of bundle.workflows) {
-    const listed = bundle.manifest.workflows.find((w) => w.workflowId === workflow.workflowId);
+    const entry = bundle.manifest.workflows.find((w) => w.workflowId === workflow.workflowId);
     const workflowProblems: string[] = [];
-    if (!listed) workflowProblems.push(`${workflow.workflowId} is not in the manifest`);
-    else if (listed.sha256 !== workflowDigest(workflow))
+    if (entry && entry.sha256 !== workflowDigest(workflow))
       workflowProblems.push(`the history of ${workflow.workflowId} does not match the manifest's hash`);
     let runs: RunHistory[];
     try {
@@ -175,9 +187,14 @@ export function verifyBundle(raw: unknown, options: { rootKeyId?: string | undef
       continue;
     }
     const structural = runs.flatMap((run) => structuralProblems(run.runId, run.events));
-    const { timeline, deviceRecords, envelopes } = timelineFromRuns(workflow.workflowId, runs, {
+    const { timeline, deviceRecords, envelopes, children } = timelineFromRuns(workflow.workflowId, runs, {
       pinnedRootKeyId: root.keyId,
     });
+    for (const child of children)
+      if (!bundled.has(child))
+        problems.push(
+          `the history of ${workflow.workflowId} starts the sub-plan ${child}, and the bundle lacks it`,
+        );
     historyEnvelopes.push(...envelopes);
     const recordMismatch = deviceRecords.findIndex((r, i) => sigOf(r) !== sigOf(bundle.deviceRecords[i]));
     if (recordMismatch >= 0)

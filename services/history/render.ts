@@ -23,8 +23,8 @@ const ANSI = /\u001b(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(?:\u0007|\u001b\\)
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 
-/** Text from a plan, a device or a step's output may hold terminal escapes: never pass them through. */
-function clean(text: string): string {
+/** Text from a plan, a device, a tool or a step's output may hold terminal escapes: never pass them through. */
+export function clean(text: string): string {
   return text.replace(ANSI, '').replace(/\r?\n/g, ' ⏎ ').replace(/\t/g, ' ').replace(CONTROL, '');
 }
 
