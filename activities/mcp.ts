@@ -259,7 +259,10 @@ export function createMcpActivities(deps: McpDependencies) {
         clearInterval(beat);
         const removeStarted = performance.now();
         await server?.dispose().catch((error: unknown) => {
-          context.log.warn('could not remove an MCP server; the janitor will', { error: String(error) });
+          context.log.warn(
+            'could not remove an MCP server; the janitor removes it once it outlives the longest call',
+            { error: String(error) },
+          );
         });
         removeMs = performance.now() - removeStarted;
       }

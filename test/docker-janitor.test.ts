@@ -10,6 +10,7 @@ import { DockerBroker } from '../sandbox/docker/broker.js';
 import { WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
 import { submitPlan } from '../services/plans.js';
 import { ensureJanitor } from '../workers/control.js';
+import { brokerScope } from '../workers/sandbox-choice.js';
 import { containersOf, removeDockerLeftovers } from './support/docker.js';
 import { waitUntil } from './support/process-stack.js';
 import { startTestStack, type TestStack } from './support/stack.js';
@@ -70,5 +71,27 @@ describe('the workspace janitor', () => {
     expect((await stranger.inspect(foreign.id)).State.Running).toBe(true);
     const janitor = await stack.client.workflow.getHandle(JANITOR_WORKFLOW_ID).describe();
     expect(janitor.status.name).toBe('RUNNING');
+  });
+
+  it("removes an MCP server container that outlived its call, even in an open plan, and keeps the plan's workspace", async () => {
+    const open = await planWithContainer('janitor-mcp');
+    const broker = await DockerBroker.connect(
+      [WORKSPACE_IMAGE],
+      { info: () => undefined },
+      { scope: brokerScope(stack.config) },
+    );
+    const image = 'countersign/mcp-fixture:latest';
+    await broker.admitImage(image, (await broker.currentImageId(image))!);
+    // A server its executor could not remove: started, and never disposed of.
+    const server = await broker.runAttached({
+      image,
+      owner: { plan: open.planId, step: 'call', call: 'ab'.repeat(16) },
+      command: ['node', '/opt/mcp/server.mjs', 'honest'],
+    });
+    await new Promise((resolve) => setTimeout(resolve, 2_100)); // Docker counts creation in whole seconds
+    expect(await broker.reap(new Set(plans), Date.now())).toEqual([]); // young enough
+    expect(await broker.reap(new Set(plans), Date.now(), { mcpMaxAgeMs: 0 })).toEqual([server.id]);
+    expect(await containersOf([open.planId])).toHaveLength(1); // the workspace stays
+    server.stdin.destroy();
   });
 });

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { sha256Hex } from '../bytes.js';
 import { canonicalJson } from '../canonical.js';
-import { DURATION_PATTERN } from '../duration.js';
+import { DURATION_PATTERN, parseDuration } from '../duration.js';
 
 export type WorkspaceAccess = 'none' | 'read-only' | 'read-write';
 
@@ -58,6 +58,9 @@ export interface McpPin {
   /** SHA-256 of how the server runs (command, env, workspace, network, limits): see `serverConfigSha256`. */
   configSha256: string;
 }
+
+/** The longest a call may take; a server container older than this (and a margin) is a leftover. */
+export const MAX_CALL_TIMEOUT_MS = 60 * 60 * 1000;
 
 const TOOL_DOMAIN = 'countersign/mcp-tool/v1\n';
 
@@ -130,7 +133,11 @@ const entrySchema = z
         memoryMiB: z.int().min(16).max(4096).default(256),
         cpus: z.number().min(0.1).max(2).default(1),
         pids: z.int().min(8).max(1024).default(128),
-        callTimeout: z.string().regex(DURATION_PATTERN).default('2m'),
+        callTimeout: z
+          .string()
+          .regex(DURATION_PATTERN)
+          .refine((d) => parseDuration(d) <= MAX_CALL_TIMEOUT_MS, 'a call may take at most 1h')
+          .default('2m'),
       })
       .strict()
       .prefault({}),

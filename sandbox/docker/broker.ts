@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import Docker from 'dockerode';
+import { MAX_CALL_TIMEOUT_MS } from '../../core/mcp/catalog.js';
 import {
   BrokerRefused,
   checkContainerRequest,
@@ -42,6 +43,9 @@ function demultiplex(buffer: Buffer): string {
   }
   return Buffer.concat(out).toString('utf8');
 }
+
+/** An MCP server container past this age outlived its call (the longest allowed, and a margin). */
+export const MCP_SERVER_MAX_AGE_MS = MAX_CALL_TIMEOUT_MS + 5 * 60 * 1000;
 
 const isGone = (error: unknown) => (error as { statusCode?: number }).statusCode === 404;
 
@@ -283,17 +287,25 @@ export class DockerBroker {
 
   /**
    * Removes every managed container whose plan is not in `livePlans` (and, when given, that was
-   * created before `createdBeforeMs`, so a plan started after the list was made keeps its own).
-   * Returns the ids removed.
+   * created before `createdBeforeMs`, so a plan started after the list was made keeps its own),
+   * and every MCP server container older than the longest call (whatever its plan: a server lives
+   * for one call, so an old one is one its executor could not remove). Returns the ids removed.
    */
-  async reap(livePlans: ReadonlySet<string>, createdBeforeMs = Infinity): Promise<string[]> {
+  async reap(
+    livePlans: ReadonlySet<string>,
+    createdBeforeMs = Infinity,
+    options: { mcpMaxAgeMs?: number } = {},
+  ): Promise<string[]> {
     const containers = await this.docker.listContainers({
       all: true,
       filters: { label: [`${LABELS.managed}=true`, `${LABELS.scope}=${this.scope}`] },
     });
+    const mcpBornBeforeMs = Date.now() - (options.mcpMaxAgeMs ?? MCP_SERVER_MAX_AGE_MS);
     // Docker reports creation in whole seconds: a second of margin.
     const stale = containers.filter(
-      (c) => !livePlans.has(c.Labels[LABELS.plan] ?? '') && c.Created * 1000 < createdBeforeMs - 1000,
+      (c) =>
+        (!livePlans.has(c.Labels[LABELS.plan] ?? '') && c.Created * 1000 < createdBeforeMs - 1000) ||
+        (c.Labels[LABELS.role] === 'mcp' && c.Created * 1000 < mcpBornBeforeMs - 1000),
     );
     for (const c of stale) await this.remove(c.Id);
     return stale.map((c) => c.Id);
