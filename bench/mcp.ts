@@ -15,7 +15,7 @@ import { callPinnedTool } from '../sandbox/mcp/call.js';
 import { ensureCatalog } from '../sandbox/mcp/catalog-store.js';
 import type { McpLauncher } from '../sandbox/mcp/launcher.js';
 import { PROJECT_ROOT } from '../workers/config.js';
-import { createSandbox, MCP_CATALOG_TEMPLATE } from '../workers/executor.js';
+import { createSandbox, MCP_CATALOG_TEMPLATE } from '../workers/sandbox-choice.js';
 import { line, summary } from './stats.js';
 
 const knob = (name: string, fallback: number) => Number(process.env[name] ?? fallback);

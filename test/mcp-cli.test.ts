@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toolSha256, type McpCatalog, type PinnedTool } from '../core/mcp/catalog.js';
 import { PROJECT_ROOT, statePaths } from '../workers/config.js';
-import { MCP_CATALOG_TEMPLATE } from '../workers/executor.js';
+import { MCP_CATALOG_TEMPLATE } from '../workers/sandbox-choice.js';
 
 let home: string;
 let catalogPath: string;

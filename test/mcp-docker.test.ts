@@ -4,12 +4,11 @@
  * container per call → result in the plan's history. Every server container must be gone after.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PlanView } from '../core/plan/state.js';
 import { planTimeline } from '../services/history/timeline.js';
 import { decide, planView, submitPlan } from '../services/plans.js';
 import { removeDockerLeftovers } from './support/docker.js';
-import { mcpContainers } from './support/mcp.js';
-import { waitForView } from './support/plans.js';
+import { expectRoundTrip, FILESYSTEM_ROUND_TRIP, mcpContainers } from './support/mcp.js';
+import { runApproved as runPlanApproved, stepOf, waitForView } from './support/plans.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
@@ -23,70 +22,13 @@ afterAll(async () => {
   await stack?.close();
 });
 
-/** Submits a plan, approves every step as it reaches its gate (signed by the test's root device), and returns the final view. */
-async function runApproved(plan: Record<string, unknown>): Promise<PlanView> {
-  const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
-  plans.push(planId);
-  const approved = new Set<string>();
-  const result = stack.client.workflow
-    .getHandle(workflowId)
-    .result()
-    .catch(() => undefined);
-  let done = false;
-  void result.then(() => (done = true));
-  while (!done) {
-    const view = await planView(stack.client, planId).catch(() => undefined);
-    for (const step of view?.steps ?? [])
-      if (step.status === 'awaiting_approval' && !approved.has(step.path)) {
-        approved.add(step.path);
-        await decide(stack.client, stack.root, planId, step.path, { decision: 'approve' });
-      }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return planView(stack.client, planId);
-}
+const runApproved = (plan: Record<string, unknown>) => runPlanApproved(stack.client, stack.root, plan, plans);
 
-const step = (view: PlanView, path: string) => view.steps.find((s) => s.path === path)!;
+const step = stepOf;
 
 describe('MCP steps in Docker', () => {
   it("reads and writes files in the workspace, sees a shell step's files, and the server refuses paths outside it", async () => {
-    const view = await runApproved({
-      name: 'fs',
-      steps: [
-        { id: 'make', run: 'mkdir -p notes && echo "from the shell step" > notes/shell.txt' },
-        {
-          id: 'read-shell',
-          mcp: {
-            server: 'filesystem',
-            tool: 'read_text_file',
-            arguments: { path: '/workspace/notes/shell.txt' },
-          },
-        },
-        {
-          id: 'write',
-          mcp: {
-            server: 'filesystem',
-            tool: 'write_file',
-            arguments: { path: '/workspace/notes/mcp.txt', content: 'written by the MCP server' },
-          },
-        },
-        { id: 'check', run: 'cat notes/mcp.txt' },
-        {
-          id: 'escape',
-          mcp: { server: 'filesystem', tool: 'read_text_file', arguments: { path: '/etc/passwd' } },
-        },
-      ],
-    });
-    expect(step(view, 'read-shell').status).toBe('succeeded');
-    expect(step(view, 'read-shell').result!.outputTail).toContain('from the shell step');
-    expect(step(view, 'read-shell').result!.backend).toBe('docker');
-    expect(step(view, 'write').status).toBe('succeeded');
-    expect(step(view, 'check').result!.outputTail).toContain('written by the MCP server');
-    const escape = step(view, 'escape');
-    expect(escape.status).toBe('failed');
-    expect(escape.result!.mcp!.isError).toBe(true);
-    expect(escape.error).toMatch(/the tool reported an error: .*(denied|outside allowed)/i);
-    expect(escape.result!.outputTail).not.toContain('root:x:0');
+    expectRoundTrip(await runApproved(FILESYSTEM_ROUND_TRIP), 'docker');
   });
 
   it('shows approvers the pinned tool description and binds the approval to image and tool hash', async () => {

@@ -6,11 +6,10 @@
  * After each case, no server container of this installation is left.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { PlanView } from '../core/plan/state.js';
 import { cancelPlan, decide, planView, submitPlan } from '../services/plans.js';
 import { readWorkspaceFile, removeDockerLeftovers } from './support/docker.js';
 import { addFixtureServers, mcpContainers } from './support/mcp.js';
-import { waitForView } from './support/plans.js';
+import { runApproved, waitForView } from './support/plans.js';
 import { ProcessStack, waitUntil } from './support/process-stack.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
@@ -29,28 +28,15 @@ afterAll(async () => {
   await stack?.close();
 });
 
-/** One MCP step; approves it if it reaches its gate; returns the final view. */
-async function callOnce(
-  mcp: Record<string, unknown>,
-  extra: Record<string, unknown> = {},
-): Promise<PlanView> {
-  const { planId, workflowId } = await submitPlan(
-    stack.client,
-    { name: 'hostile', steps: [{ id: 'call', mcp, ...extra }] },
-    { proposer: 'test' },
-  );
-  plans.push(planId);
-  const view = await waitForView(stack.client, planId, (v) =>
-    ['awaiting_approval', 'failed', 'skipped'].includes(v.steps[0]!.status),
-  );
-  if (view.steps[0]!.status === 'awaiting_approval')
-    await decide(stack.client, stack.root, planId, 'call', { decision: 'approve' });
-  await stack.client.workflow
-    .getHandle(workflowId)
-    .result()
-    .catch(() => undefined);
-  return planView(stack.client, planId);
-}
+/** One MCP step, approved if it reaches its gate; returns the view of the ended plan. */
+const callOnce = (mcp: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+  runApproved(stack.client, stack.root, { name: 'hostile', steps: [{ id: 'call', mcp, ...extra }] }, plans);
+
+/** A call that takes a minute: long enough to cancel it, or to kill its executor, mid-call. */
+const minuteLongCall = (name: string) => ({
+  name,
+  steps: [{ id: 'call', mcp: { server: 'fixture', tool: 'sleep', arguments: { ms: 60_000 } } }],
+});
 
 describe('a server that changed after it was approved', () => {
   it('is refused before any call when a tool description no longer matches its pin (rug pull)', async () => {
@@ -127,14 +113,9 @@ describe('servers that break', () => {
   });
 
   it('is cancelled mid-call with its plan: the server container goes', async () => {
-    const { planId, workflowId } = await submitPlan(
-      stack.client,
-      {
-        name: 'cancel',
-        steps: [{ id: 'call', mcp: { server: 'fixture', tool: 'sleep', arguments: { ms: 60_000 } } }],
-      },
-      { proposer: 'test' },
-    );
+    const { planId, workflowId } = await submitPlan(stack.client, minuteLongCall('cancel'), {
+      proposer: 'test',
+    });
     plans.push(planId);
     await waitForView(stack.client, planId, (v) => v.steps[0]!.status === 'awaiting_approval');
     await decide(stack.client, stack.root, planId, 'call', { decision: 'approve' });
@@ -159,14 +140,9 @@ describe('an executor SIGKILLed mid-call', () => {
   it('does not call the tool again: the step fails saying so, and the server container is removed', async () => {
     processes = await ProcessStack.start('mcp-kill', 'docker');
     await addFixtureServers(processes.config, 'docker');
-    const { planId, workflowId } = await submitPlan(
-      processes.client,
-      {
-        name: 'kill',
-        steps: [{ id: 'call', mcp: { server: 'fixture', tool: 'sleep', arguments: { ms: 60_000 } } }],
-      },
-      { proposer: 'test' },
-    );
+    const { planId, workflowId } = await submitPlan(processes.client, minuteLongCall('kill'), {
+      proposer: 'test',
+    });
     plans.push(planId);
     await processes.crashExecutorMidStep(planId, workflowId, 'call', async () =>
       (await mcpContainers(processes!.config)).some((c) => c.State === 'running'),

@@ -7,10 +7,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PlanView } from '../core/plan/state.js';
 import { readCatalog, writeCatalog } from '../sandbox/mcp/catalog-store.js';
-import { decide, planView, submitPlan } from '../services/plans.js';
-import { addFixtureServers } from './support/mcp.js';
+import { addFixtureServers, expectRoundTrip, FILESYSTEM_ROUND_TRIP } from './support/mcp.js';
+import { runApproved as runPlanApproved, stepOf } from './support/plans.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
@@ -21,29 +20,9 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => stack?.close());
 
-/** Submits a plan, approves every step as it reaches its gate (signed by the test's root device), and returns the final view. */
-async function runApproved(plan: Record<string, unknown>): Promise<PlanView> {
-  const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
-  const approved = new Set<string>();
-  const result = stack.client.workflow
-    .getHandle(workflowId)
-    .result()
-    .catch(() => undefined);
-  let done = false;
-  void result.then(() => (done = true));
-  while (!done) {
-    const view = await planView(stack.client, planId).catch(() => undefined);
-    for (const step of view?.steps ?? [])
-      if (step.status === 'awaiting_approval' && !approved.has(step.path)) {
-        approved.add(step.path);
-        await decide(stack.client, stack.root, planId, step.path, { decision: 'approve' });
-      }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return planView(stack.client, planId);
-}
+const runApproved = (plan: Record<string, unknown>) => runPlanApproved(stack.client, stack.root, plan);
 
-const step = (view: PlanView, path: string) => view.steps.find((s) => s.path === path)!;
+const step = stepOf;
 
 /** One MCP step, approved at its gate; returns the final view. */
 const callOnce = (mcp: Record<string, unknown>) =>
@@ -51,44 +30,7 @@ const callOnce = (mcp: Record<string, unknown>) =>
 
 describe('MCP steps in the bubblewrap jail', () => {
   it("writes a file a shell step reads, reads a shell step's file, and refuses /etc/passwd", async () => {
-    const view = await runApproved({
-      name: 'fs',
-      steps: [
-        { id: 'make', run: 'mkdir -p notes && echo "from the shell step" > notes/shell.txt' },
-        {
-          id: 'read-shell',
-          mcp: {
-            server: 'filesystem',
-            tool: 'read_text_file',
-            arguments: { path: '/workspace/notes/shell.txt' },
-          },
-        },
-        {
-          id: 'write',
-          mcp: {
-            server: 'filesystem',
-            tool: 'write_file',
-            arguments: { path: '/workspace/notes/mcp.txt', content: 'written by the jailed server' },
-          },
-        },
-        { id: 'check', run: 'cat notes/mcp.txt' },
-        {
-          id: 'escape',
-          mcp: { server: 'filesystem', tool: 'read_text_file', arguments: { path: '/etc/passwd' } },
-        },
-      ],
-    });
-    expect(step(view, 'read-shell').status).toBe('succeeded');
-    expect(step(view, 'read-shell').result!.outputTail).toContain('from the shell step');
-    expect(step(view, 'read-shell').result!.backend).toBe('jail');
-    expect(step(view, 'write').status).toBe('succeeded');
-    expect(step(view, 'write').result!.backend).toBe('jail');
-    expect(step(view, 'check').result!.outputTail).toContain('written by the jailed server');
-    const escape = step(view, 'escape');
-    expect(escape.status).toBe('failed');
-    expect(escape.result!.mcp!.isError).toBe(true);
-    expect(escape.error).toMatch(/the tool reported an error: .*(denied|outside allowed)/i);
-    expect(escape.result!.outputTail).not.toContain('root:x:0');
+    expectRoundTrip(await runApproved(FILESYSTEM_ROUND_TRIP), 'jail');
   });
 
   it('runs everything/echo', async () => {

@@ -3,22 +3,21 @@
  * secrets; trusts only approvals that chain to its pinned root device.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createExecutorActivities } from '../activities/executor.js';
 import { createMcpActivities } from '../activities/mcp.js';
 import type { McpCatalog } from '../core/mcp/catalog.js';
 import { TASK_QUEUES } from '../core/names.js';
-import { createJailBackend } from '../sandbox/jail/jail-backend.js';
 import { RunnerPool } from '../sandbox/runner/pool.js';
-import type { SandboxBackend } from '../sandbox/backend.js';
-import { createDockerBackend } from '../sandbox/docker/docker-backend.js';
 import { ensureCatalog, readCatalog } from '../sandbox/mcp/catalog-store.js';
-import { createDockerMcpLauncher } from '../sandbox/mcp/docker-launcher.js';
-import { createJailMcpLauncher } from '../sandbox/mcp/jail-launcher.js';
-import type { McpLauncher } from '../sandbox/mcp/launcher.js';
 import { loadConfig, PROJECT_ROOT, statePaths, type Config } from './config.js';
-import { chooseExecutorSandbox, connectWorkspaceBroker, type BackendName } from './sandbox-choice.js';
+import {
+  chooseExecutorSandbox,
+  createSandbox,
+  MCP_CATALOG_TEMPLATE,
+  type BackendName,
+  type Sandbox,
+} from './sandbox-choice.js';
 import { isMain, runMain } from './main.js';
 
 /** The root pin: COUNTERSIGN_ROOT_KEY_ID, else the file `countersign pair` writes. */
@@ -33,31 +32,6 @@ export function pinnedRootReader(
     } catch {
       return undefined;
     }
-  };
-}
-
-/** The shipped catalog every installation's own copy starts from. */
-export const MCP_CATALOG_TEMPLATE = join(PROJECT_ROOT, 'sandbox', 'mcp', 'catalog.json');
-
-interface Sandbox {
-  backend: SandboxBackend;
-  mcp: McpLauncher;
-  imageIdOf: (tag: string) => Promise<string | undefined>;
-}
-
-export async function createSandbox(name: BackendName, config: Config): Promise<Sandbox> {
-  const workspacesDir = statePaths(config.home).workspaces;
-  if (name === 'jail')
-    return {
-      backend: createJailBackend({ workspacesDir }),
-      mcp: createJailMcpLauncher({ projectRoot: PROJECT_ROOT, workspacesDir }),
-      imageIdOf: async () => undefined,
-    };
-  const broker = await connectWorkspaceBroker(config);
-  return {
-    backend: createDockerBackend({ broker }),
-    mcp: createDockerMcpLauncher(broker),
-    imageIdOf: (tag) => broker.currentImageId(tag),
   };
 }
 

@@ -6,10 +6,15 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import type { SandboxBackend } from '../sandbox/backend.js';
 import { DockerBroker } from '../sandbox/docker/broker.js';
-import { WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
-import { ConfigError, statePaths, type Config } from './config.js';
+import { createDockerBackend, WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
+import { createJailBackend } from '../sandbox/jail/jail-backend.js';
+import { createDockerMcpLauncher } from '../sandbox/mcp/docker-launcher.js';
+import { createJailMcpLauncher } from '../sandbox/mcp/jail-launcher.js';
+import type { McpLauncher } from '../sandbox/mcp/launcher.js';
+import { ConfigError, PROJECT_ROOT, statePaths, type Config } from './config.js';
 
 export type BackendName = 'jail' | 'docker';
 
@@ -83,4 +88,29 @@ export async function chooseExecutorSandbox(config: Config): Promise<SandboxChoi
       ),
     statePaths(config.home).sandboxChoice,
   );
+}
+
+/** The shipped MCP catalog every installation's own copy starts from. */
+export const MCP_CATALOG_TEMPLATE = join(PROJECT_ROOT, 'sandbox', 'mcp', 'catalog.json');
+
+export interface Sandbox {
+  backend: SandboxBackend;
+  mcp: McpLauncher;
+  imageIdOf: (tag: string) => Promise<string | undefined>;
+}
+
+export async function createSandbox(name: BackendName, config: Config): Promise<Sandbox> {
+  const workspacesDir = statePaths(config.home).workspaces;
+  if (name === 'jail')
+    return {
+      backend: createJailBackend({ workspacesDir }),
+      mcp: createJailMcpLauncher({ projectRoot: PROJECT_ROOT, workspacesDir }),
+      imageIdOf: async () => undefined,
+    };
+  const broker = await connectWorkspaceBroker(config);
+  return {
+    backend: createDockerBackend({ broker }),
+    mcp: createDockerMcpLauncher(broker),
+    imageIdOf: (tag) => broker.currentImageId(tag),
+  };
 }

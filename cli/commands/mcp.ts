@@ -4,8 +4,7 @@ import type { McpCatalog } from '../../core/mcp/catalog.js';
 import { pinCatalogServer } from '../../services/mcp.js';
 import { ensureCatalog, readCatalog, writeCatalog } from '../../sandbox/mcp/catalog-store.js';
 import { PROJECT_ROOT } from '../../workers/config.js';
-import { createSandbox, MCP_CATALOG_TEMPLATE } from '../../workers/executor.js';
-import { chooseExecutorSandbox } from '../../workers/sandbox-choice.js';
+import { chooseExecutorSandbox, createSandbox, MCP_CATALOG_TEMPLATE } from '../../workers/sandbox-choice.js';
 import type { CliContext } from '../context.js';
 import { bold, cyan, dim, green, red, yellow } from '../format.js';
 

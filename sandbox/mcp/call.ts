@@ -189,6 +189,22 @@ export function shapeResult(
   };
 }
 
+/** Every tool a server lists, page by page (at most 20 pages: a server cannot keep us listing). */
+export async function listAllTools(
+  client: Client,
+  options: () => { timeout: number; signal?: AbortSignal | undefined },
+): Promise<Tool[]> {
+  const tools: Tool[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page < 20; page++) {
+    const result = await client.listTools(cursor ? { cursor } : {}, options());
+    tools.push(...result.tools);
+    cursor = result.nextCursor;
+    if (!cursor) break;
+  }
+  return tools;
+}
+
 export async function callPinnedTool(
   server: McpServerHandle,
   request: ToolCallRequest,
@@ -210,17 +226,7 @@ export async function callPinnedTool(
     });
     timings.initializeMs = performance.now() - started;
     phase = 'list';
-    const listed: Tool[] = [];
-    let cursor: string | undefined;
-    for (let page = 0; page < 20; page++) {
-      const result = await client.listTools(cursor ? { cursor } : {}, {
-        timeout: remaining(),
-        signal: request.signal,
-      });
-      listed.push(...result.tools);
-      cursor = result.nextCursor;
-      if (!cursor) break;
-    }
+    const listed = await listAllTools(client, () => ({ timeout: remaining(), signal: request.signal }));
     timings.listMs = performance.now() - started - timings.initializeMs;
     checkToolsAgainstPins(request.entry, listed, request.tool);
     phase = 'call';

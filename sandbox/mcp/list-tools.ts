@@ -1,7 +1,7 @@
 /** Asks a freshly started server for its tools (for `countersign mcp pin`). */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
-import { RESULT_LIMITS, type McpServerHandle } from './call.js';
+import { listAllTools, RESULT_LIMITS, type McpServerHandle } from './call.js';
 import { StreamTransport } from './stream-transport.js';
 
 export async function listServerTools(server: McpServerHandle, timeoutMs = 30_000): Promise<Tool[]> {
@@ -11,15 +11,7 @@ export async function listServerTools(server: McpServerHandle, timeoutMs = 30_00
   const client = new Client({ name: 'countersign-pin', version: '1' }, { capabilities: {} });
   try {
     await client.connect(transport, { timeout: timeoutMs });
-    const tools: Tool[] = [];
-    let cursor: string | undefined;
-    for (let page = 0; page < 20; page++) {
-      const result = await client.listTools(cursor ? { cursor } : {}, { timeout: timeoutMs });
-      tools.push(...result.tools);
-      cursor = result.nextCursor;
-      if (!cursor) break;
-    }
-    return tools;
+    return await listAllTools(client, () => ({ timeout: timeoutMs }));
   } catch (error) {
     const stderr = server.stderrTail().trim();
     throw new Error(

@@ -1,12 +1,14 @@
 /** MCP test helpers: the misbehaving fixture server in a stack's catalog, and leftover checks. */
 import Docker from 'dockerode';
+import { expect } from 'vitest';
+import type { PlanView } from '../../core/plan/state.js';
 import type { McpServerEntry } from '../../core/mcp/catalog.js';
 import { LABELS } from '../../sandbox/docker/container-policy.js';
 import { ensureCatalog, writeCatalog } from '../../sandbox/mcp/catalog-store.js';
 import { pinCatalogServer } from '../../services/mcp.js';
 import { PROJECT_ROOT, type Config, statePaths } from '../../workers/config.js';
-import { createSandbox, MCP_CATALOG_TEMPLATE } from '../../workers/executor.js';
-import { brokerScope } from '../../workers/sandbox-choice.js';
+import { brokerScope, createSandbox, MCP_CATALOG_TEMPLATE } from '../../workers/sandbox-choice.js';
+import { stepOf } from './plans.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
@@ -67,4 +69,50 @@ export async function mcpContainers(config: Config): Promise<Docker.ContainerInf
     all: true,
     filters: { label: [`${LABELS.role}=mcp`, `${LABELS.scope}=${brokerScope(config)}`] },
   });
+}
+
+/**
+ * The filesystem server through a plan: it reads a shell step's file, writes one a shell step
+ * reads, and refuses a path outside the workspace. Check the ended plan with `expectRoundTrip`.
+ */
+export const FILESYSTEM_ROUND_TRIP = {
+  name: 'fs',
+  steps: [
+    { id: 'make', run: 'mkdir -p notes && echo "from the shell step" > notes/shell.txt' },
+    {
+      id: 'read-shell',
+      mcp: {
+        server: 'filesystem',
+        tool: 'read_text_file',
+        arguments: { path: '/workspace/notes/shell.txt' },
+      },
+    },
+    {
+      id: 'write',
+      mcp: {
+        server: 'filesystem',
+        tool: 'write_file',
+        arguments: { path: '/workspace/notes/mcp.txt', content: 'written by the MCP server' },
+      },
+    },
+    { id: 'check', run: 'cat notes/mcp.txt' },
+    {
+      id: 'escape',
+      mcp: { server: 'filesystem', tool: 'read_text_file', arguments: { path: '/etc/passwd' } },
+    },
+  ],
+};
+
+export function expectRoundTrip(view: PlanView, backend: 'docker' | 'jail'): void {
+  expect(stepOf(view, 'read-shell').status).toBe('succeeded');
+  expect(stepOf(view, 'read-shell').result!.outputTail).toContain('from the shell step');
+  expect(stepOf(view, 'read-shell').result!.backend).toBe(backend);
+  expect(stepOf(view, 'write').status).toBe('succeeded');
+  expect(stepOf(view, 'write').result!.backend).toBe(backend);
+  expect(stepOf(view, 'check').result!.outputTail).toContain('written by the MCP server');
+  const escape = stepOf(view, 'escape');
+  expect(escape.status).toBe('failed');
+  expect(escape.result!.mcp!.isError).toBe(true);
+  expect(escape.error).toMatch(/the tool reported an error: .*(denied|outside allowed)/i);
+  expect(escape.result!.outputTail).not.toContain('root:x:0');
 }
