@@ -35,3 +35,8 @@ export function verify(signature: Uint8Array, message: Uint8Array, publicKey: Ui
     return false;
   }
 }
+
+/** What two people compare when one device introduces another: the key id's first 16 hex digits, in fours. */
+export function fingerprintOf(keyId: string): string {
+  return (keyId.slice(0, 16).match(/.{1,4}/g) ?? []).join(' ');
+}

@@ -2,7 +2,6 @@
  * Executor worker (queue countersign-sandbox): runs approved steps in the sandbox. Holds no
  * secrets; trusts only approvals that chain to its pinned root device.
  */
-import { readFileSync } from 'node:fs';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createExecutorActivities } from '../activities/executor.js';
 import { createMcpActivities } from '../activities/mcp.js';
@@ -19,21 +18,7 @@ import {
   type Sandbox,
 } from './sandbox-choice.js';
 import { isMain, runMain } from './main.js';
-
-/** The root pin: COUNTERSIGN_ROOT_KEY_ID, else the file `countersign pair` writes. */
-export function pinnedRootReader(
-  pinFile: string,
-  env: NodeJS.ProcessEnv = process.env,
-): () => string | undefined {
-  return () => {
-    if (env.COUNTERSIGN_ROOT_KEY_ID) return env.COUNTERSIGN_ROOT_KEY_ID;
-    try {
-      return readFileSync(pinFile, 'utf8').trim() || undefined;
-    } catch {
-      return undefined;
-    }
-  };
-}
+import { pinnedRootReader } from './key-file.js';
 
 /** The installation's MCP catalog, made from the shipped one (images pinned as built here) on first start. */
 export async function mcpCatalogReader(config: Config, sandbox: Sandbox): Promise<() => Promise<McpCatalog>> {

@@ -1,4 +1,5 @@
-/** Ed25519 key files (mode 0600): the CLI's device key and the control worker's policy key. */
+/** Ed25519 key files (mode 0600): the CLI's device key and the control worker's policy key; and the executor's root pin. */
+import { readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fromBase64, toBase64 } from '../core/bytes.js';
@@ -56,4 +57,19 @@ export async function loadOrCreateKeyFile(path: string, name: string): Promise<K
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return (await readKeyFile(path))!;
     throw error;
   }
+}
+
+/** The root pin: COUNTERSIGN_ROOT_KEY_ID, else the file `countersign pair` writes. */
+export function pinnedRootReader(
+  pinFile: string,
+  env: NodeJS.ProcessEnv = process.env,
+): () => string | undefined {
+  return () => {
+    if (env.COUNTERSIGN_ROOT_KEY_ID) return env.COUNTERSIGN_ROOT_KEY_ID;
+    try {
+      return readFileSync(pinFile, 'utf8').trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  };
 }

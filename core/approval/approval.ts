@@ -3,9 +3,10 @@
  * Every refusal has a distinct code and a sentence that says what was wrong.
  */
 import { z } from 'zod';
-import { utf8Decode, utf8ToBytes } from '../bytes.js';
+import { utf8Decode } from '../bytes.js';
 import type { DeviceRegistry, Device } from '../devices/registry.js';
 import type { KeyPair } from '../keys.js';
+import { approvalPayloadBytes, type ApprovalRequest } from './payload.js';
 import { openEnvelope, PAYLOAD_TYPES, signEnvelope, verifyEnvelopeSignature, type Envelope } from './dsse.js';
 
 export const APPROVAL_LIMITS = {
@@ -171,31 +172,14 @@ export function verifyApproval(envelope: unknown, expect: ApprovalExpectation): 
   return { payload, device };
 }
 
-export interface ApprovalRequest {
-  workflowId: string;
-  runId: string;
-  stepPath: string;
-  stepDigest: string;
-  decision: 'approve' | 'deny';
-  reason?: string;
-  nowMs: number;
-  ttlMs?: number;
-  nonce: string;
-}
+export { approvalPayload, type ApprovalRequest } from './payload.js';
 
 /** Signs an approval on a device. The nonce comes from the caller (workflows may not use randomness). */
 export function signApproval(request: ApprovalRequest, key: KeyPair): Envelope {
-  const payload: ApprovalPayload = {
-    workflowId: request.workflowId,
-    runId: request.runId,
-    stepPath: request.stepPath,
-    stepDigest: request.stepDigest,
-    decision: request.decision,
-    reason: request.reason ?? '',
-    issuedAt: new Date(request.nowMs).toISOString(),
-    expiresAt: new Date(request.nowMs + (request.ttlMs ?? 15 * 60_000)).toISOString(),
-    nonce: request.nonce,
-    keyId: key.keyId,
-  };
-  return signEnvelope(PAYLOAD_TYPES.approval, utf8ToBytes(JSON.stringify(payload)), key.secretKey, key.keyId);
+  return signEnvelope(
+    PAYLOAD_TYPES.approval,
+    approvalPayloadBytes(request, key.keyId),
+    key.secretKey,
+    key.keyId,
+  );
 }

@@ -15,6 +15,7 @@ export interface Envelope {
 export const PAYLOAD_TYPES = {
   approval: 'application/vnd.countersign.approval+json',
   device: 'application/vnd.countersign.device+json',
+  login: 'application/vnd.countersign.login+json',
 } as const;
 
 /** DSSE v1 pre-authentication encoding. */
@@ -34,8 +35,21 @@ export function signEnvelope(
   secretKey: Uint8Array,
   keyId: string,
 ): Envelope {
-  const sig = sign(pae(payloadType, payload), secretKey);
-  return { payloadType, payload: toBase64(payload), signatures: [{ keyid: keyId, sig: toBase64(sig) }] };
+  return envelopeOf(payloadType, payload, keyId, sign(pae(payloadType, payload), secretKey));
+}
+
+/** The envelope for a signature made elsewhere (a browser's non-extractable WebCrypto key signs `pae(…)`). */
+export function envelopeOf(
+  payloadType: string,
+  payload: Uint8Array,
+  keyId: string,
+  signature: Uint8Array,
+): Envelope {
+  return {
+    payloadType,
+    payload: toBase64(payload),
+    signatures: [{ keyid: keyId, sig: toBase64(signature) }],
+  };
 }
 
 export interface OpenedEnvelope {

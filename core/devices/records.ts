@@ -3,7 +3,8 @@
  * introductions are signed by an existing device, revocations are signed too.
  */
 import { z } from 'zod';
-import { fromBase64, utf8Decode, utf8ToBytes } from '../bytes.js';
+import { fromBase64, utf8Decode } from '../bytes.js';
+import { deviceRecordBytes } from '../approval/payload.js';
 import { PAYLOAD_TYPES, signEnvelope, type Envelope } from '../approval/dsse.js';
 import type { KeyPair } from '../keys.js';
 
@@ -47,7 +48,7 @@ export type DeviceRecord = z.infer<typeof deviceRecordSchema>;
 export function signDeviceRecord(record: DeviceRecord, signer: KeyPair): Envelope {
   return signEnvelope(
     PAYLOAD_TYPES.device,
-    utf8ToBytes(JSON.stringify(record)),
+    deviceRecordBytes(record),
     signer.secretKey,
     signer.keyId,
   );

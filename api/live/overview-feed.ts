@@ -1,0 +1,80 @@
+/**
+ * The overview every open app shows: the plan list and each device's inbox. One poller serves
+ * all open event streams: it reads the visibility store once a second while anyone listens, and
+ * rebuilds the inboxes when the list changed (or every few seconds, for decisions that change
+ * no search attribute, such as the first of two approvals).
+ */
+import type { Client } from '@temporalio/client';
+import { listPlans } from '../../services/plans.js';
+import { inboxOf, listItem, type InboxItem, type PlanListItem } from './plans.js';
+
+export interface OverviewListener {
+  keyId: string;
+  plans(plans: PlanListItem[]): void;
+  inbox(items: InboxItem[]): void;
+}
+
+const POLL_MS = 1_000;
+const INBOX_REFRESH_MS = 5_000;
+
+export class OverviewFeed {
+  private readonly listeners = new Set<OverviewListener>();
+  private readonly lastInbox = new Map<OverviewListener, string>();
+  private lastPlans = '';
+  private lastInboxAt = 0;
+  private timer?: NodeJS.Timeout;
+  private polling = false;
+
+  constructor(
+    private readonly client: Client,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  add(listener: OverviewListener): () => void {
+    this.listeners.add(listener);
+    this.timer ??= setInterval(() => void this.poll(false), POLL_MS);
+    void this.poll(true);
+    return () => {
+      this.listeners.delete(listener);
+      this.lastInbox.delete(listener);
+      if (this.listeners.size === 0) {
+        clearInterval(this.timer);
+        this.timer = undefined;
+        this.lastPlans = '';
+      }
+    };
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.listeners.clear();
+  }
+
+  private async poll(force: boolean): Promise<void> {
+    if (this.polling || this.listeners.size === 0) return;
+    this.polling = true;
+    try {
+      const plans = (await listPlans(this.client, { limit: 100 })).map(listItem);
+      const text = JSON.stringify(plans);
+      const listChanged = text !== this.lastPlans;
+      this.lastPlans = text;
+      for (const listener of this.listeners) if (listChanged || force) listener.plans(plans);
+      if (!listChanged && !force && Date.now() - this.lastInboxAt < INBOX_REFRESH_MS) return;
+      this.lastInboxAt = Date.now();
+      const byKey = new Map<string, Promise<InboxItem[]>>();
+      for (const listener of this.listeners) {
+        if (!byKey.has(listener.keyId)) byKey.set(listener.keyId, inboxOf(this.client, listener.keyId));
+        const items = await byKey.get(listener.keyId)!;
+        const itemsText = JSON.stringify(items);
+        if (force || this.lastInbox.get(listener) !== itemsText) {
+          this.lastInbox.set(listener, itemsText);
+          listener.inbox(items);
+        }
+      }
+    } catch (error) {
+      this.onError(error);
+    } finally {
+      this.polling = false;
+    }
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * The API's view of the control plane: the Temporal client and the device registry, read through
+ * one in-flight query at a time so a burst of requests costs one round trip.
+ */
+import type { Client } from '@temporalio/client';
+import fp from 'fastify-plugin';
+import { DeviceRegistry } from '../../core/devices/registry.js';
+import { registryView } from '../../services/devices.js';
+import type { RegistryView } from '../../workflows/messages.js';
+import type { ApiConfig } from '../config.js';
+
+export class ControlPlane {
+  private inFlight?: Promise<{ view: RegistryView; registry: DeviceRegistry }>;
+
+  constructor(
+    readonly client: Client,
+    readonly config: ApiConfig,
+  ) {}
+
+  /** The registry as it stands now (never cached across requests: a revocation applies at once). */
+  async registry(): Promise<{ view: RegistryView; registry: DeviceRegistry }> {
+    this.inFlight ??= registryView(this.client)
+      .then((view) => ({ view, registry: DeviceRegistry.fromRecords(view.records, view.rootKeyId) }))
+      .finally(() => {
+        this.inFlight = undefined;
+      });
+    return this.inFlight;
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    controlPlane: ControlPlane;
+  }
+}
+
+export default fp<{ controlPlane: ControlPlane }>(
+  async (app, { controlPlane }) => {
+    app.decorate('controlPlane', controlPlane);
+  },
+  { name: 'control-plane' },
+);
