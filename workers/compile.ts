@@ -10,7 +10,7 @@ import { basename, join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { PROJECT_ROOT } from './project-root.js';
 
-const ALL_SOURCE_DIRS = ['core', 'workflows', 'activities', 'workers', 'sandbox', 'services', 'cli'];
+const ALL_SOURCE_DIRS = ['core', 'workflows', 'activities', 'workers', 'sandbox', 'services', 'cli', 'api'];
 const hashes = new Map<string, Promise<string>>();
 
 /** A short hash of the TypeScript sources under `dirs` and the lock file: a cache key for builds. */

@@ -5,6 +5,8 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import QRCode from 'qrcode';
+import { loadApiConfig } from '../../api/config.js';
 import { parsePlanDocument } from '../../core/plan/parse.js';
 import { TASK_QUEUES } from '../../core/names.js';
 import { openPairing, registryView } from '../../services/devices.js';
@@ -48,6 +50,20 @@ function portIsOpen(port: number): Promise<boolean> {
   });
 }
 
+/** True once the API answers its health check; it starts after the workers, so give it a moment. */
+async function waitForApi(url: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(2_000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return true;
+    await sleep(250);
+  }
+  return false;
+}
+
 async function waitForPollers(ctx: CliContext, timeoutMs: number): Promise<void> {
   const client = await ctx.client();
   const deadline = Date.now() + timeoutMs;
@@ -85,6 +101,7 @@ export async function up(ctx: CliContext, options: { example?: string }): Promis
       compiledEntry('workers/control.ts'),
       compiledEntry('workers/executor.ts'),
       compiledEntry('sandbox/runner/runner.ts'),
+      compiledEntry('api/server.ts'),
     ]);
     const child = spawn(process.execPath, [supervisor], {
       cwd: PROJECT_ROOT,
@@ -114,16 +131,24 @@ export async function up(ctx: CliContext, options: { example?: string }): Promis
     `  executor        pid ${stack.pids.executor ?? '?'}  queue ${TASK_QUEUES.sandbox}  backend: ${stack.backend}  via worker gate ${stack.gateAddress ?? '?'}`,
   );
   if (stack.sandboxWarning) console.log(yellow(`  ! ${stack.sandboxWarning}`));
+  const apiUrl = stack.apiUrl ?? loadApiConfig().publicUrl;
+  const apiUp = await waitForApi(apiUrl, 30_000);
+  console.log(
+    `  web app         ${apiUrl}${apiUp ? '' : yellow(`  (not answering yet; see ${join(ctx.paths.logs, 'api.log')})`)}`,
+  );
 
   const client = await ctx.client();
   const policyKey = await loadOrCreateKeyFile(ctx.paths.policyKey, 'policy');
   const code = await openPairing(client, policyKey.publicKey);
   const registry = await registryView(client);
   if (code) {
+    const pairingUrl = `${apiUrl}/#/pair?code=${code}`;
     console.log(
       `\n${bold('Pair your first device')} (it becomes the root of trust) with the one-time code ${cyan(bold(code))}:`,
     );
-    console.log(`  countersign pair ${code}`);
+    console.log(`  a phone: open ${cyan(pairingUrl)}  (or scan this code)`);
+    console.log(await QRCode.toString(pairingUrl, { type: 'terminal', small: true }));
+    console.log(`  this CLI: countersign pair ${code}`);
   } else {
     console.log(dim(`\n${registry.devices.length} device(s) paired; root ${registry.rootKeyId}`));
   }

@@ -1,13 +1,20 @@
 /** How the embedded stack's processes are started: the same commands for `up` and for tests. */
 import { compiledEntry } from '../../workers/compile.js';
 
-export type WorkerName = 'control' | 'executor';
+/** The long-lived processes next to Temporal: both workers and the API. */
+export type StackProcessName = 'control' | 'executor' | 'api';
 
-/** `node <bundle>` for a worker: plain JavaScript, no TypeScript loader in a long-lived process. */
-export async function workerCommand(name: WorkerName): Promise<{ file: string; args: string[] }> {
+const ENTRIES: Record<StackProcessName, string> = {
+  control: 'workers/control.ts',
+  executor: 'workers/executor.ts',
+  api: 'api/server.ts',
+};
+
+/** `node <bundle>` for a stack process: plain JavaScript, no TypeScript loader in a long-lived process. */
+export async function workerCommand(name: StackProcessName): Promise<{ file: string; args: string[] }> {
   return {
     file: process.execPath,
-    args: ['--max-semi-space-size=2', await compiledEntry(`workers/${name}.ts`)],
+    args: ['--max-semi-space-size=2', await compiledEntry(ENTRIES[name])],
   };
 }
 
@@ -21,6 +28,8 @@ export interface StackFile {
   sandboxWarning?: string | undefined;
   /** Where the executor reaches Temporal: the worker gate. */
   gateAddress?: string | undefined;
+  /** The API and web app, where phones pair and approve. */
+  apiUrl?: string | undefined;
   pids: Record<string, number>;
   startedAt: string;
   ready: boolean;

@@ -11,15 +11,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TASK_QUEUES } from '../../core/names.js';
 import { startWorkerGate, type WorkerGate } from '../../sandbox/gate/worker-gate.js';
 import { startDevServer, type DevServer } from '../../services/temporal-server.js';
+import { loadApiConfig } from '../../api/config.js';
 import { loadConfig, PROJECT_ROOT, statePaths } from '../../workers/config.js';
 import { chooseExecutorSandbox, type SandboxChoice } from '../../workers/sandbox-choice.js';
-import { workerCommand, type StackFile, type WorkerName } from './processes.js';
+import { workerCommand, type StackFile, type StackProcessName } from './processes.js';
 
 const config = loadConfig();
+// Validated here too, so a bad API setting stops `up` with its message instead of a restart loop.
+const apiConfig = loadApiConfig();
 const paths = statePaths(config.home);
 const port = Number(config.temporalAddress.split(':').pop());
 const uiPort = Number(process.env.COUNTERSIGN_TEMPORAL_UI_PORT ?? port + 1000);
-const children = new Map<WorkerName, ChildProcess>();
+const children = new Map<StackProcessName, ChildProcess>();
 let stopping = false;
 let server: DevServer | undefined;
 let gate: WorkerGate | undefined;
@@ -41,6 +44,7 @@ async function writeStackFile(ready: boolean): Promise<void> {
     backend: sandbox?.name ?? 'jail',
     sandboxWarning: sandbox?.warning,
     gateAddress: gate?.address,
+    apiUrl: apiConfig.publicUrl,
     pids,
     startedAt: new Date().toISOString(),
     ready,
@@ -48,22 +52,24 @@ async function writeStackFile(ready: boolean): Promise<void> {
   await writeFile(paths.stackFile, JSON.stringify(file, null, 2));
 }
 
-async function startWorker(name: WorkerName, restarts = 0): Promise<void> {
+async function startWorker(name: StackProcessName, restarts = 0): Promise<void> {
   const { file, args } = await workerCommand(name);
-  const out = openSync(join(paths.logs, `${name}-worker.log`), 'a');
+  const out = openSync(join(paths.logs, name === 'api' ? 'api.log' : `${name}-worker.log`), 'a');
   // The executor reaches Temporal only through the worker gate.
   // It reaches Temporal only through the worker gate, in the sandbox chosen once at start.
   const env =
     name === 'executor'
       ? { ...process.env, TEMPORAL_ADDRESS: gate!.address, COUNTERSIGN_SANDBOX: sandbox!.name }
-      : process.env;
+      : name === 'api'
+        ? { ...process.env, COUNTERSIGN_TEMPORAL_UI_URL: server?.uiUrl ?? '' }
+        : process.env;
   const child = spawn(file, args, { cwd: PROJECT_ROOT, stdio: ['ignore', out, out], env });
   children.set(name, child);
-  log(`started ${name} worker (pid ${child.pid})`);
+  log(`started ${name} (pid ${child.pid})`);
   const startedAt = Date.now();
   child.once('exit', (code, signal) => {
     if (stopping) return;
-    log(`${name} worker exited (${signal ?? code}); restarting`);
+    log(`${name} exited (${signal ?? code}); restarting`);
     // A worker that keeps dying right after start backs off, up to 30 s.
     const quick = Date.now() - startedAt < 10_000;
     const delay = quick ? Math.min(30_000, 500 * 2 ** restarts) : 500;
@@ -137,6 +143,7 @@ async function main(): Promise<void> {
   log(`sandbox: ${sandbox.name}${sandbox.warning ? ` (${sandbox.warning})` : ''}`);
   await startWorker('control');
   await startWorker('executor');
+  await startWorker('api');
   await writeStackFile(true);
 }
 

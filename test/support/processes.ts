@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { workerCommand, type WorkerName } from '../../cli/stack/processes.js';
+import { workerCommand, type StackProcessName } from '../../cli/stack/processes.js';
 import { PROJECT_ROOT, type Config } from '../../workers/config.js';
 
 export class WorkerProcess {
@@ -11,7 +11,7 @@ export class WorkerProcess {
   starts = 0;
 
   constructor(
-    readonly name: WorkerName,
+    readonly name: StackProcessName,
     private readonly config: Config,
     private readonly logDir: string,
   ) {}
