@@ -1,4 +1,4 @@
-/** Real worker processes for fault tests: started exactly like `countersign up` starts them. */
+/** Real stack processes (workers, the API) for fault tests and benchmarks: started exactly like `countersign up` starts them. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +14,8 @@ export class WorkerProcess {
     readonly name: StackProcessName,
     private readonly config: Config,
     private readonly logDir: string,
+    /** More environment for this process (the API's port, say). */
+    private readonly extraEnv: Record<string, string> = {},
   ) {}
 
   async start(): Promise<void> {
@@ -27,6 +29,7 @@ export class WorkerProcess {
         COUNTERSIGN_HOME: this.config.home,
         TEMPORAL_ADDRESS: this.config.temporalAddress,
         TEMPORAL_NAMESPACE: this.config.namespace,
+        ...this.extraEnv,
       },
     });
     this.starts++;
