@@ -1,0 +1,76 @@
+/* global self, caches, fetch, URL, Response */
+/**
+ * Countersign's service worker: keeps the app shell and the last API answers so a device can read
+ * what it already loaded while offline. Signing always needs the server; nothing here signs.
+ * Push handlers will join this file later; keep it small.
+ */
+const SHELL = 'countersign-shell-v1';
+const DATA = 'countersign-data-v1';
+const SHELL_URLS = ['/', '/manifest.webmanifest', '/icon.svg', '/icon-192.png', '/icon-512.png'];
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(
+    (async () => {
+      const cache = await caches.open(SHELL);
+      await cache.addAll(SHELL_URLS);
+      // The built page names its hashed scripts and styles: cache those too.
+      const page = await (await cache.match('/')).text();
+      const assets = [...page.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
+      await cache.addAll(assets);
+      await self.skipWaiting();
+    })(),
+  );
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(
+    (async () => {
+      for (const name of await caches.keys()) if (name !== SHELL && name !== DATA) await caches.delete(name);
+      await self.clients.claim();
+    })(),
+  );
+});
+
+self.addEventListener('fetch', (event) => {
+  const request = event.request;
+  if (request.method !== 'GET') return;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+  // The event stream is live or nothing; downloads (audit bundles) go straight to the network.
+  if (url.pathname === '/api/events' || url.pathname.endsWith('/audit')) return;
+
+  if (url.pathname.startsWith('/api/')) {
+    event.respondWith(networkFirst(request, DATA));
+  } else if (request.mode === 'navigate') {
+    event.respondWith(networkFirst(request, SHELL, '/'));
+  } else if (url.pathname.startsWith('/assets/')) {
+    // Hashed names never change content.
+    event.respondWith(cacheFirst(request));
+  } else {
+    event.respondWith(networkFirst(request, SHELL));
+  }
+});
+
+async function networkFirst(request, cacheName, fallbackUrl) {
+  const cache = await caches.open(cacheName);
+  try {
+    const response = await fetch(request);
+    if (response.ok) await cache.put(fallbackUrl ?? request, response.clone());
+    return response;
+  } catch {
+    const cached = (await cache.match(fallbackUrl ?? request)) ?? (await caches.match(fallbackUrl ?? request));
+    if (cached) return cached;
+    return new Response(
+      JSON.stringify({ error: { code: 'offline', message: 'Offline, and this was not loaded before.' } }),
+      { status: 503, headers: { 'content-type': 'application/json' } },
+    );
+  }
+}
+
+async function cacheFirst(request) {
+  const cached = await caches.match(request);
+  if (cached) return cached;
+  const response = await fetch(request);
+  if (response.ok) (await caches.open(SHELL)).put(request, response.clone());
+  return response;
+}
