@@ -7,7 +7,7 @@ import { PlanValidationError } from '../core/plan/validate.js';
 import { UserFacingError } from '../services/errors.js';
 import { ConfigError } from '../workers/config.js';
 import { auditExport, auditVerify } from './commands/audit.js';
-import { addDevice, listDevices, pair, revoke } from './commands/devices.js';
+import { addDevice, join, listDevices, pair, revoke } from './commands/devices.js';
 import { cancelCommand, decideCommand, listPlansCommand, runPlan, showPlan } from './commands/plans.js';
 import { historyCommand } from './commands/history.js';
 import { catalogCommand, pinCommand } from './commands/mcp.js';
@@ -17,9 +17,12 @@ import { red } from './format.js';
 
 const USAGE = `countersign — durable agent plans, countersigned step by step
 
-  countersign up [--example FILE]     start the embedded stack (Temporal, workers); print the pairing code
+  countersign up [--example FILE]     start the embedded stack (Temporal, workers, API and web app);
+                                      print the pairing code, link and QR code
   countersign down | status           stop the stack (plans resume on the next up) | show what runs
   countersign pair CODE [--name N]    pair this CLI as the root device with the code from \`up\`
+  countersign join CODE [--name N] [--api URL]   join as a further device with an invitation code
+                                      from a paired device (its Devices screen); it confirms the fingerprint
   countersign devices                 list devices
   countersign devices add NAME --public-key B64    introduce a device (signed by this CLI)
   countersign devices revoke KEYID [--reason R]   revoke a device (signed by this CLI)
@@ -61,6 +64,7 @@ async function main(argv: string[]): Promise<void> {
       template: { type: 'boolean' },
       out: { type: 'string' },
       root: { type: 'string' },
+      api: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -80,6 +84,8 @@ async function main(argv: string[]): Promise<void> {
         return await status(ctx);
       case 'pair':
         return await pair(ctx, need(sub, 'pairing code'), { name: values.name });
+      case 'join':
+        return await join(ctx, need(sub, 'invitation code'), { name: values.name, api: values.api });
       case 'devices':
         if (!sub || sub === 'ls' || sub === 'list') return await listDevices(ctx);
         if (sub === 'add')

@@ -7,6 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Device } from '../../core/devices/registry.js';
 import { ApiError } from '../errors.js';
+import type { ControlPlane } from './control-plane.js';
 import { InvitationStore } from '../auth/invitations.js';
 import { ChallengeStore, sameToken, SessionStore, type Session } from '../auth/sessions.js';
 
@@ -24,6 +25,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     session?: Session;
     device?: Device;
+    /** The registry as the authentication read it: routes reuse it instead of reading it again. */
+    registry?: Awaited<ReturnType<ControlPlane['registry']>>;
   }
 }
 
@@ -37,6 +40,7 @@ export default fp(
     app.decorate('invitations', new InvitationStore());
     app.decorateRequest('session', undefined);
     app.decorateRequest('device', undefined);
+    app.decorateRequest('registry', undefined);
 
     app.decorate('openSession', (reply: FastifyReply, device: Device) => {
       const session = app.sessions.open(device.keyId);
@@ -56,8 +60,8 @@ export default fp(
         throw new ApiError(401, 'not_logged_in', 'sign in with a paired device first');
       if (found === 'session_expired')
         throw new ApiError(401, 'session_expired', 'the session expired: sign the login challenge again');
-      const { registry } = await app.controlPlane.registry();
-      const device = registry.get(found.keyId);
+      const current = await app.controlPlane.registry();
+      const device = current.registry.get(found.keyId);
       if (!device || device.revoked) {
         app.sessions.closeDevice(found.keyId);
         throw new ApiError(
@@ -85,6 +89,7 @@ export default fp(
       }
       request.session = found;
       request.device = device;
+      request.registry = current;
     });
   },
   { name: 'auth', dependencies: ['control-plane'] },

@@ -2,11 +2,12 @@
  * The API's view of the control plane: the Temporal client and the device registry, read through
  * one in-flight query at a time so a burst of requests costs one round trip.
  */
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import fp from 'fastify-plugin';
 import { DeviceRegistry } from '../../core/devices/registry.js';
 import { registryView } from '../../services/devices.js';
-import type { RegistryView } from '../../workflows/messages.js';
+import { REGISTRY_WORKFLOW_ID } from '../../core/names.js';
+import { registryViewQuery, type RegistryView } from '../../workflows/messages.js';
 import type { ApiConfig } from '../config.js';
 
 export class ControlPlane {
@@ -17,9 +18,19 @@ export class ControlPlane {
     readonly config: ApiConfig,
   ) {}
 
-  /** The registry as it stands now (never cached across requests: a revocation applies at once). */
+  /**
+   * The registry as it stands now. Never cached across requests: a revocation applies at once,
+   * and an approval must travel with the newest records (a plan learns of revocations from them).
+   */
   async registry(): Promise<{ view: RegistryView; registry: DeviceRegistry }> {
-    this.inFlight ??= registryView(this.client)
+    this.inFlight ??= this.client.workflow
+      .getHandle(REGISTRY_WORKFLOW_ID)
+      .query(registryViewQuery)
+      // Only a fresh installation has no registry yet: start it then (one more round trip, once).
+      .catch((error: unknown) => {
+        if (error instanceof WorkflowNotFoundError) return registryView(this.client);
+        throw error;
+      })
       .then((view) => ({ view, registry: DeviceRegistry.fromRecords(view.records, view.rootKeyId) }))
       .finally(() => {
         this.inFlight = undefined;

@@ -59,7 +59,7 @@ const approvalsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       if (named !== workflowId)
         throw new ApiError(422, 'wrong_workflow', `approval is for plan ${String(named)}, not ${workflowId}`);
-      const { view } = await app.controlPlane.registry();
+      const { view } = request.registry ?? (await app.controlPlane.registry());
       const handle = client.workflow.getHandle(workflowId);
       const applied = await handle
         .executeUpdate(approveUpdate, { args: [{ envelope, deviceRecords: view.records }] })

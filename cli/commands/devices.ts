@@ -1,12 +1,14 @@
 /** `countersign pair`, `countersign devices [add|revoke]`. */
 import { hostname } from 'node:os';
-import { fromBase64 } from '../../core/bytes.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadApiConfig } from '../../api/config.js';
+import { fromBase64, toBase64 } from '../../core/bytes.js';
 import { introduceDevice, pairRoot, registryView, revokeDevice } from '../../services/devices.js';
 import { UserFacingError } from '../../services/errors.js';
-import { generateKeyPair } from '../../core/keys.js';
+import { fingerprintOf, generateKeyPair } from '../../core/keys.js';
 import { readKeyFile, writeKeyFile } from '../../workers/key-file.js';
 import type { CliContext } from '../context.js';
-import { bold, dim, green, red } from '../format.js';
+import { bold, cyan, dim, green, red } from '../format.js';
 
 export async function pair(ctx: CliContext, code: string, options: { name?: string }): Promise<void> {
   // A new key is written to disk only once the pairing succeeded, so a mistyped code leaves nothing behind.
@@ -65,4 +67,56 @@ export async function revoke(ctx: CliContext, keyId: string, reason: string): Pr
   console.log(
     `${red('revoked')} ${keyId}: its approvals are refused from now on; approvals it gave earlier stay in history`,
   );
+}
+
+/**
+ * `countersign join CODE`: this CLI asks to join with an invitation code from a device that is
+ * already paired (its Devices screen). That device shows this key's fingerprint and signs the
+ * introduction; the key file is kept only once it did.
+ */
+export async function join(
+  ctx: CliContext,
+  code: string,
+  options: { name?: string; api?: string },
+): Promise<void> {
+  if (await readKeyFile(ctx.paths.cliKey))
+    throw new UserFacingError(`this CLI already has a device key (${ctx.paths.cliKey})`, 'already_paired');
+  const apiUrl = (options.api ?? loadApiConfig().publicUrl).replace(/\/$/, '');
+  const key = { ...generateKeyPair(), name: options.name ?? `cli@${hostname()}` };
+  const response = await fetch(`${apiUrl}/api/pairing/requests`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ code, name: key.name, publicKey: toBase64(key.publicKey) }),
+  }).catch(() => {
+    throw new UserFacingError(
+      `cannot reach the API at ${apiUrl}: is the stack up? (--api URL to choose another)`,
+      'unavailable',
+    );
+  });
+  const body = (await response.json().catch(() => ({}))) as {
+    fingerprint?: string;
+    error?: { message: string };
+  };
+  if (!response.ok)
+    throw new UserFacingError(`join refused: ${body.error?.message ?? response.status}`, 'refused');
+  console.log(`asked to join as ${bold(key.name)}; fingerprint ${cyan(bold(fingerprintOf(key.keyId)))}`);
+  console.log(
+    dim(
+      '  on the inviting device, check that it shows this fingerprint, then confirm (waiting up to 10 minutes)',
+    ),
+  );
+  for (;;) {
+    await sleep(1_000);
+    const status = await fetch(`${apiUrl}/api/pairing/requests/${key.keyId}`)
+      .then((r) => r.json() as Promise<{ status?: string }>)
+      .catch(() => ({ status: 'waiting' }));
+    if (status.status === 'introduced') break;
+    if (status.status === 'expired')
+      throw new UserFacingError(
+        'the invitation expired before it was confirmed: ask for a new code (nothing was kept)',
+        'expired',
+      );
+  }
+  await writeKeyFile(ctx.paths.cliKey, key);
+  console.log(`${green('joined')} ${bold(key.name)} ${dim(`(key ${key.keyId}, file ${ctx.paths.cliKey})`)}`);
 }
