@@ -22,7 +22,8 @@ export type SessionState =
 
 export class Session {
   state = $state<SessionState>('starting');
-  device = $state<StoredDevice | undefined>(undefined);
+  // Raw, not a deep proxy: it holds CryptoKeys and is stored in IndexedDB by structured clone.
+  device = $state.raw<StoredDevice | undefined>(undefined);
   /** The server's view of this device (role, who introduced it). */
   info = $state<DeviceInfo | undefined>(undefined);
   message = $state('');
