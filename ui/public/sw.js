@@ -36,8 +36,15 @@ self.addEventListener('fetch', (event) => {
   if (request.method !== 'GET') return;
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
-  // The event stream is live or nothing; downloads (audit bundles) go straight to the network.
-  if (url.pathname === '/api/events' || url.pathname.endsWith('/audit')) return;
+  // The event stream is live or nothing; downloads (audit bundles) go straight to the network;
+  // session and pairing answers (a CSRF token among them) are never kept.
+  if (
+    url.pathname === '/api/events' ||
+    url.pathname.endsWith('/audit') ||
+    url.pathname.startsWith('/api/session') ||
+    url.pathname.startsWith('/api/pairing')
+  )
+    return;
 
   if (url.pathname.startsWith('/api/')) {
     event.respondWith(networkFirst(request, DATA));

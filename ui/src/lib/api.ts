@@ -16,7 +16,8 @@ export class ApiError extends Error {
 
   /** The request never reached the server (offline, server down). */
   get offline(): boolean {
-    return this.status === 0;
+    // status 0: fetch failed; 503 `offline`: the service worker had nothing cached for it.
+    return this.status === 0 || this.code === 'offline';
   }
 }
 
