@@ -33,6 +33,8 @@ export async function buildApp({ controlPlane, logger = false }: AppOptions): Pr
     // Wrong types are refused, not coerced; unknown fields are refused, not silently dropped.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // JSON only: text/plain is what a cross-site form can send without a preflight.
+  app.removeContentTypeParser('text/plain');
 
   await app.register(helmet, {
     contentSecurityPolicy: {

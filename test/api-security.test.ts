@@ -502,7 +502,7 @@ describe('once paired', () => {
       const roots = await burst(11, () =>
         post(fresh, undefined, '/api/pairing/root', { code: 'AAAA-AAAA', enrollment: enrollment() }),
       );
-      expectLimitedAfter(roots, 10, 403);
+      expectLimitedAfter(roots, 10, 409); // paired already: refused, and still limited
     });
 
     it('login: 20 a minute on the challenge and on the signed login, the 21st is 429', async () => {

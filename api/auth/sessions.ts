@@ -52,11 +52,6 @@ export class SessionStore {
   close(id: string): void {
     this.sessions.delete(id);
   }
-
-  /** Ends every session of a device (after it is revoked). */
-  closeDevice(keyId: string): void {
-    for (const [id, session] of this.sessions) if (session.keyId === keyId) this.sessions.delete(id);
-  }
 }
 
 export function sameToken(given: string, expected: string): boolean {

@@ -24,6 +24,8 @@ export class OverviewFeed {
   private lastInboxAt = 0;
   private timer?: NodeJS.Timeout;
   private polling = false;
+  /** A stream opened while a poll ran: it still needs its first full answer. */
+  private forceNext = false;
 
   constructor(
     private readonly client: Client,
@@ -51,7 +53,11 @@ export class OverviewFeed {
   }
 
   private async poll(force: boolean): Promise<void> {
-    if (this.polling || this.listeners.size === 0) return;
+    if (this.listeners.size === 0) return;
+    if (this.polling) {
+      this.forceNext ||= force;
+      return;
+    }
     this.polling = true;
     try {
       const plans = (await listPlans(this.client, { limit: 100 })).map(listItem);
@@ -75,6 +81,10 @@ export class OverviewFeed {
       this.onError(error);
     } finally {
       this.polling = false;
+      if (this.forceNext) {
+        this.forceNext = false;
+        void this.poll(true);
+      }
     }
   }
 }

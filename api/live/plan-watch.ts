@@ -33,8 +33,12 @@ export class PlanWatch {
     while (!this.signal.aborted) {
       let token: Uint8Array | undefined;
       do {
+        // One controller per poll: the SDK leaves a listener on the signal it is given.
+        const poll = new AbortController();
+        const stop = () => poll.abort();
+        this.signal.addEventListener('abort', stop, { once: true });
         const page = await this.client
-          .withAbortSignal(this.signal, () =>
+          .withAbortSignal(poll.signal, () =>
             workflowService.getWorkflowExecutionHistory({
               namespace: options.namespace,
               execution: { workflowId },
@@ -46,7 +50,8 @@ export class PlanWatch {
           .catch((error: unknown) => {
             if (!this.signal.aborted) this.onError(error);
             return undefined;
-          });
+          })
+          .finally(() => this.signal.removeEventListener('abort', stop));
         if (!page) return;
         if (page.history?.events?.length) this.refresh();
         token = page.nextPageToken?.length ? page.nextPageToken : undefined;

@@ -63,13 +63,13 @@ export default fp(
       const current = await app.controlPlane.registry();
       const device = current.registry.get(found.keyId);
       if (!device || device.revoked) {
-        app.sessions.closeDevice(found.keyId);
+        // The session stays, refused on every request, so the device keeps hearing why.
         throw new ApiError(
           401,
           'device_revoked',
           device?.revoked
-            ? `this device was revoked at ${device.revoked.at} (${device.revoked.reason}); its session is closed`
-            : 'this device is no longer in the registry; its session is closed',
+            ? `this device was revoked at ${device.revoked.at} (${device.revoked.reason}); its session is refused`
+            : 'this device is no longer in the registry; its session is refused',
         );
       }
       if (WRITE_METHODS.has(request.method)) {

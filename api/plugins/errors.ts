@@ -13,9 +13,25 @@ export interface ErrorBody {
   error: { code: string; message: string; issues?: { path: string; message: string }[] };
 }
 
+type ValidationIssue = NonNullable<FastifyError['validation']>[number];
+
+/**
+ * The issue that says most about what was wrong: an unknown field first, else the deepest path.
+ * A body that may take one of several shapes fails every branch; the first branch's complaint
+ * ("must have property plan") would mislead someone who sent the other shape.
+ */
+function mostSpecific(issues: ValidationIssue[]): ValidationIssue | undefined {
+  const useful = issues.filter((i) => i.keyword !== 'anyOf' && i.keyword !== 'oneOf');
+  return (
+    useful.find((i) => (i.params as { additionalProperty?: string }).additionalProperty) ??
+    [...useful].sort((a, b) => b.instancePath.length - a.instancePath.length)[0] ??
+    issues[0]
+  );
+}
+
 function fastifyCode(error: FastifyError): { status: number; code: string; message: string } | undefined {
   if (error.validation) {
-    const first = error.validation[0];
+    const first = mostSpecific(error.validation);
     const where = `${error.validationContext ?? 'body'}${first?.instancePath ?? ''}`;
     const extra = (first?.params as { additionalProperty?: string } | undefined)?.additionalProperty;
     return {

@@ -67,7 +67,6 @@ const devicesRoutes: FastifyPluginAsyncTypebox = async (app) => {
         .getHandle(REGISTRY_WORKFLOW_ID)
         .executeUpdate(addDeviceRecordUpdate, { args: [{ record: request.body.record }] })
         .catch((e: unknown) => explain(e, record.type === 'revoke' ? 'revoke device' : 'introduce device'));
-      if (record.type === 'revoke') app.sessions.closeDevice(record.keyId);
       return deviceList(view);
     },
   );

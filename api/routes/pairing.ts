@@ -71,6 +71,12 @@ const pairingRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const { code, enrollment, policyIntroduction } = request.body;
+      if ((await app.controlPlane.registry()).view.rootKeyId)
+        throw new ApiError(
+          409,
+          'already_paired',
+          'a root device is already paired: ask a paired device for an invitation (Devices → Introduce a device)',
+        );
       const handle = client.workflow.getHandle(REGISTRY_WORKFLOW_ID);
       let view = await handle
         .executeUpdate(enrollRootUpdate, { args: [{ record: enrollment, pairingCode: code }] })
