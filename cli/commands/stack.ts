@@ -92,6 +92,13 @@ export async function up(ctx: CliContext, options: { example?: string }): Promis
         'port_in_use',
       );
     }
+    const apiPort = loadApiConfig().port;
+    if (await portIsOpen(apiPort)) {
+      throw new UserFacingError(
+        `port ${apiPort} is already in use, so the API and web app cannot start there: stop that process, or choose another port with COUNTERSIGN_API_PORT=<port>`,
+        'port_in_use',
+      );
+    }
     await mkdir(ctx.paths.logs, { recursive: true });
     const log = openSync(join(ctx.paths.logs, 'supervisor.log'), 'a');
     // Built before the workers start, so no long-lived process ever loads webpack or a TS loader.
