@@ -11,6 +11,7 @@ const ENTRIES = {
   control: 'workers/control.ts',
   executor: 'workers/executor.ts',
   gate: 'sandbox/gate/main.ts',
+  api: 'api/server.ts',
   // Found again at run time by RunnerPool through compiledEntry's content hash.
   runner: 'sandbox/runner/runner.ts',
 };

@@ -189,12 +189,12 @@ describe('docker-compose.yml', () => {
   });
 
   it('keeps PostgreSQL and Temporal off the sandbox network and publishes only on loopback', () => {
-    for (const name of ['postgres', 'temporal', 'temporal-schema', 'temporal-namespace', 'control'])
+    for (const name of ['postgres', 'temporal', 'temporal-schema', 'temporal-namespace', 'control', 'api'])
       expect(networksOf(service(name)), name).not.toContain('sandbox');
     for (const [name, s] of services)
       for (const port of s.ports ?? [])
         expect(typeof port === 'string' ? port : port.host_ip, name).toMatch(/^127\.0\.0\.1/);
-    expect(services.filter(([, s]) => s.ports?.length).map(([name]) => name)).toEqual(['temporal-ui']);
+    expect(services.filter(([, s]) => s.ports?.length).map(([name]) => name)).toEqual(['temporal-ui', 'api']);
   });
 
   it('builds every image of its own from a BASE_IMAGE argument, and never pulls one by that name', () => {

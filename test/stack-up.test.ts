@@ -16,6 +16,7 @@ import { freePort } from './support/ports.js';
 let home: string;
 const startedPlans: string[] = [];
 let env: NodeJS.ProcessEnv;
+let apiPort: number;
 
 async function cli(...args: string[]): Promise<string> {
   const { stdout, stderr } = await promisify(execFile)(join(PROJECT_ROOT, 'bin', 'countersign'), args, {
@@ -39,8 +40,10 @@ async function waitForOutput(args: string[], pattern: RegExp, timeoutMs = 60_000
 
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'countersign-up-'));
+  apiPort = await freePort();
   env = {
     ...process.env,
+    COUNTERSIGN_API_PORT: String(apiPort),
     COUNTERSIGN_HOME: home,
     TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
     COUNTERSIGN_TEMPORAL_UI_PORT: String(await freePort()),
@@ -65,6 +68,17 @@ describe('countersign up', () => {
     expect(up).toMatch(/Temporal\s+127\.0\.0\.1:\d+/);
     expect(up).toContain('backend: docker');
     expect(up).toMatch(/via worker gate 127\.0\.0\.1:\d+/);
+
+    // The phone's way in: the web app answers, and the pairing link carries the same code.
+    const web = `http://127.0.0.1:${apiPort}`;
+    expect(up).toMatch(new RegExp(`web app\\s+${web}\\n`));
+    expect(up).toContain(`a phone: open ${web}/#/pair?code=${code}`);
+    expect(up).toMatch(/[▄▀█]{10}/); // the QR code, drawn in the terminal
+    expect(await (await fetch(`${web}/`)).text()).toContain('<title>Countersign</title>');
+    expect(await (await fetch(`${web}/api/pairing`)).json()).toMatchObject({
+      rootPaired: false,
+      pairingOpen: true,
+    });
 
     await cli('pair', code!);
     await cli('approve', planId!, 'scaffold');
