@@ -17,6 +17,8 @@ export interface ApiConfig extends Config {
   /** The built web app (`npm run build:ui`). */
   uiDir: string;
   sessionTtlMs: number;
+  /** Signed decisions one client may submit per minute (COUNTERSIGN_API_APPROVALS_PER_MINUTE, default 30). */
+  approvalsPerMinute: number;
 }
 
 export const DEFAULT_API_PORT = 7780;
@@ -47,8 +49,14 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
   const temporalUiUrl = env.COUNTERSIGN_TEMPORAL_UI_URL
     ? originOf(env.COUNTERSIGN_TEMPORAL_UI_URL, 'COUNTERSIGN_TEMPORAL_UI_URL')
     : null;
+  const approvalsPerMinute = Number(env.COUNTERSIGN_API_APPROVALS_PER_MINUTE ?? 30);
+  if (!Number.isInteger(approvalsPerMinute) || approvalsPerMinute < 1)
+    throw new ConfigError(
+      `COUNTERSIGN_API_APPROVALS_PER_MINUTE must be a whole number above 0, got "${env.COUNTERSIGN_API_APPROVALS_PER_MINUTE}"`,
+    );
   return {
     ...base,
+    approvalsPerMinute,
     host,
     port,
     publicUrl,

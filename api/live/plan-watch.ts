@@ -5,9 +5,8 @@
  * make no events, and sub-plans have histories of their own, so while either is in play a
  * one-second tick rebuilds too. Rebuilds are coalesced and only a changed view is sent.
  */
-import type { Client } from '@temporalio/client';
 import { toWorkflowId } from '../../services/plans.js';
-import { planDetail, type PlanDetail } from './plans.js';
+import type { PlanDetail, PlanReader } from './plans.js';
 
 const TICK_MS = 1_000;
 
@@ -18,9 +17,8 @@ export class PlanWatch {
   private tick?: NodeJS.Timeout;
 
   constructor(
-    private readonly client: Client,
+    private readonly plans: PlanReader,
     private readonly planRef: string,
-    private readonly temporalUiUrl: string | null,
     private readonly send: (detail: PlanDetail) => void,
     private readonly signal: AbortSignal,
     private readonly onError: (error: unknown) => void,
@@ -29,7 +27,7 @@ export class PlanWatch {
   async run(): Promise<void> {
     this.signal.addEventListener('abort', () => clearInterval(this.tick), { once: true });
     const workflowId = toWorkflowId(this.planRef);
-    const { workflowService, options } = this.client;
+    const { workflowService, options } = this.plans.client;
     while (!this.signal.aborted) {
       let token: Uint8Array | undefined;
       do {
@@ -37,7 +35,7 @@ export class PlanWatch {
         const poll = new AbortController();
         const stop = () => poll.abort();
         this.signal.addEventListener('abort', stop, { once: true });
-        const page = await this.client
+        const page = await this.plans.client
           .withAbortSignal(poll.signal, () =>
             workflowService.getWorkflowExecutionHistory({
               namespace: options.namespace,
@@ -58,7 +56,7 @@ export class PlanWatch {
       } while (token && !this.signal.aborted);
       // No token: this run closed. It may have continued as new; otherwise the plan is over.
       this.refresh();
-      const description = await this.client.workflow
+      const description = await this.plans.client.workflow
         .getHandle(workflowId)
         .describe()
         .catch(() => undefined);
@@ -80,7 +78,7 @@ export class PlanWatch {
       do {
         this.dirty = false;
         try {
-          const detail = await planDetail(this.client, this.planRef, this.temporalUiUrl);
+          const detail = await this.plans.detail(this.planRef);
           if (this.signal.aborted) return;
           const text = JSON.stringify(detail);
           if (text !== this.lastSent) {

@@ -9,6 +9,7 @@ import {
   liveOutput,
   planView,
   planViewTree,
+  toWorkflowId,
   type PlanListing,
   type PlanViewTree,
 } from '../../services/plans.js';
@@ -76,21 +77,63 @@ async function collectOutput(
   }
 }
 
-export async function planDetail(
-  client: Client,
-  planRef: string,
+/** A link to the raw events of a workflow in the Temporal Web UI, when there is one. */
+export function temporalUiLink(
   temporalUiUrl: string | null,
-): Promise<PlanDetail> {
-  const tree = await planViewTree(client, planRef);
-  const output: Record<string, string> = {};
-  if (hasRunningStep(tree)) await collectOutput(client, tree, '', output);
-  return {
-    tree,
-    output,
-    temporalUiUrl:
-      temporalUiUrl &&
-      `${temporalUiUrl}/namespaces/${encodeURIComponent(client.options.namespace)}/workflows/${encodeURIComponent(tree.view.workflowId)}`,
-  };
+  namespace: string,
+  workflowId: string,
+): string | null {
+  return (
+    temporalUiUrl &&
+    `${temporalUiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`
+  );
+}
+
+const CLOSED_PLAN_STATUSES: readonly string[] = ['succeeded', 'failed', 'cancelled'];
+
+/**
+ * Reads plan details. The view of a plan whose workflows have all closed never changes, and
+ * asking a closed workflow means replaying its whole history on the control worker, so those
+ * are kept (the most recent few hundred).
+ */
+export class PlanReader {
+  private readonly closed = new Map<string, PlanDetail>();
+
+  constructor(
+    readonly client: Client,
+    private readonly temporalUiUrl: string | null,
+    private readonly keep = 300,
+  ) {}
+
+  async detail(planRef: string): Promise<PlanDetail> {
+    const workflowId = toWorkflowId(planRef);
+    const kept = this.closed.get(workflowId);
+    if (kept) return kept;
+    const tree = await planViewTree(this.client, planRef);
+    const output: Record<string, string> = {};
+    if (hasRunningStep(tree)) await collectOutput(this.client, tree, '', output);
+    const detail = {
+      tree,
+      output,
+      temporalUiUrl: temporalUiLink(this.temporalUiUrl, this.client.options.namespace, tree.view.workflowId),
+    };
+    if (await this.allClosed(tree)) {
+      if (this.closed.size >= this.keep) this.closed.delete(this.closed.keys().next().value!);
+      this.closed.set(workflowId, detail);
+    }
+    return detail;
+  }
+
+  private async allClosed(tree: PlanViewTree): Promise<boolean> {
+    if (!CLOSED_PLAN_STATUSES.includes(tree.view.status)) return false;
+    for (const child of tree.children) if (!(await this.allClosed(child))) return false;
+    // The status is final a moment before the workflow ends: only a closed execution is kept.
+    const description = await this.client.workflow
+      .getHandle(tree.view.workflowId)
+      .describe()
+      .catch(() => undefined);
+    return !!description && description.status.name !== 'RUNNING';
+  }
 }
 
 /** Gates awaiting a decision that this device has not given yet, oldest first. */

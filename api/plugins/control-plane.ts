@@ -9,14 +9,19 @@ import { registryView } from '../../services/devices.js';
 import { REGISTRY_WORKFLOW_ID } from '../../core/names.js';
 import { registryViewQuery, type RegistryView } from '../../workflows/messages.js';
 import type { ApiConfig } from '../config.js';
+import { PlanReader } from '../live/plans.js';
 
 export class ControlPlane {
   private inFlight?: Promise<{ view: RegistryView; registry: DeviceRegistry }>;
 
+  readonly plans: PlanReader;
+
   constructor(
     readonly client: Client,
     readonly config: ApiConfig,
-  ) {}
+  ) {
+    this.plans = new PlanReader(client, config.temporalUiUrl);
+  }
 
   /**
    * The registry as it stands now. Never cached across requests: a revocation applies at once,

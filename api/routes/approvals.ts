@@ -26,7 +26,7 @@ const approvalsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/api/plans/:plan/approvals',
     {
-      config: { rateLimit: { max: 30, timeWindow: '1 minute' } },
+      config: { rateLimit: { max: app.controlPlane.config.approvalsPerMinute, timeWindow: '1 minute' } },
       schema: {
         params: PlanParams,
         body: Type.Object({ envelope: Envelope }, { additionalProperties: false }),

@@ -12,7 +12,7 @@ import { AUTH_ERRORS } from '../schemas/common.js';
 const PING_MS = 20_000;
 
 const eventsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { client, config } = app.controlPlane;
+  const { client } = app.controlPlane;
   const overview = new OverviewFeed(client, (error) => app.log.warn({ err: error }, 'overview feed failed'));
   app.addHook('onClose', async () => overview.close());
 
@@ -67,9 +67,8 @@ const eventsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       request.raw.once('close', end);
       if (request.query.plan) {
         const watch = new PlanWatch(
-          client,
+          app.controlPlane.plans,
           request.query.plan,
-          config.temporalUiUrl,
           (detail) => send('plan', detail),
           aborter.signal,
           (error) => {

@@ -10,7 +10,7 @@ import { statePaths } from '../../workers/config.js';
 import {
   inboxOf,
   listItem,
-  planDetail,
+  temporalUiLink,
   type InboxItem,
   type PlanDetail,
   type PlanListItem,
@@ -111,7 +111,7 @@ const plansRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: DomainObject<PlanDetail>('the live plan tree'), ...NOT_FOUND },
       },
     },
-    async (request) => planDetail(client, request.params.plan, config.temporalUiUrl),
+    async (request) => app.controlPlane.plans.detail(request.params.plan),
   );
 
   app.post(
@@ -148,9 +148,7 @@ const plansRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const workflowId = toWorkflowId(request.params.plan);
       return {
         timeline,
-        temporalUiUrl:
-          config.temporalUiUrl &&
-          `${config.temporalUiUrl}/namespaces/${encodeURIComponent(config.namespace)}/workflows/${encodeURIComponent(workflowId)}`,
+        temporalUiUrl: temporalUiLink(config.temporalUiUrl, config.namespace, workflowId),
       };
     },
   );

@@ -47,25 +47,28 @@ self.addEventListener('fetch', (event) => {
     return;
 
   if (url.pathname.startsWith('/api/')) {
-    event.respondWith(networkFirst(request, DATA));
+    event.respondWith(networkFirst(event, DATA));
   } else if (request.mode === 'navigate') {
-    event.respondWith(networkFirst(request, SHELL, '/'));
+    event.respondWith(networkFirst(event, SHELL, '/'));
   } else if (url.pathname.startsWith('/assets/')) {
     // Hashed names never change content.
     event.respondWith(cacheFirst(request));
   } else {
-    event.respondWith(networkFirst(request, SHELL));
+    event.respondWith(networkFirst(event, SHELL));
   }
 });
 
-async function networkFirst(request, cacheName, fallbackUrl) {
+/** The network's answer as soon as it comes (kept for later without making the page wait), else the kept one. */
+async function networkFirst(event, cacheName, fallbackUrl) {
+  const request = event.request;
   const cache = await caches.open(cacheName);
   try {
     const response = await fetch(request);
-    if (response.ok) await cache.put(fallbackUrl ?? request, response.clone());
+    if (response.ok) event.waitUntil(cache.put(fallbackUrl ?? request, response.clone()));
     return response;
   } catch {
-    const cached = (await cache.match(fallbackUrl ?? request)) ?? (await caches.match(fallbackUrl ?? request));
+    const cached =
+      (await cache.match(fallbackUrl ?? request)) ?? (await caches.match(fallbackUrl ?? request));
     if (cached) return cached;
     return new Response(
       JSON.stringify({ error: { code: 'offline', message: 'Offline, and this was not loaded before.' } }),
