@@ -165,6 +165,22 @@ describe('the web app on a phone', () => {
     await saveScreenshot(first, '07-history');
   });
 
+  it('shows what it already loaded when the phone goes offline, and says it is offline', async () => {
+    const historyUrl = `${url}/#/plans/${workflowId}/history`;
+    await first.evaluate('navigator.serviceWorker.ready');
+    await first.reload(); // loaded once under the service worker, so it keeps the answers
+    await testId(first, 'history-entry').first().waitFor();
+    await first.context().setOffline(true);
+    try {
+      await first.goto(historyUrl);
+      await testId(first, 'offline-banner').waitFor();
+      await expect.poll(() => testId(first, 'history-signature').count()).toBe(3);
+      await saveScreenshot(first, '07b-history-offline');
+    } finally {
+      await first.context().setOffline(false);
+    }
+  });
+
   let second: Page;
 
   it('introduces a second phone: same fingerprint on both screens, signed by the first', async () => {
