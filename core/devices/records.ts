@@ -46,12 +46,7 @@ export const deviceRecordSchema = z.discriminatedUnion('type', [
 export type DeviceRecord = z.infer<typeof deviceRecordSchema>;
 
 export function signDeviceRecord(record: DeviceRecord, signer: KeyPair): Envelope {
-  return signEnvelope(
-    PAYLOAD_TYPES.device,
-    deviceRecordBytes(record),
-    signer.secretKey,
-    signer.keyId,
-  );
+  return signEnvelope(PAYLOAD_TYPES.device, deviceRecordBytes(record), signer.secretKey, signer.keyId);
 }
 
 export function decodeDeviceRecord(payloadBytes: Uint8Array): DeviceRecord | string {

@@ -5,7 +5,13 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
+import {
+  chromium,
+  type Browser,
+  type BrowserContext,
+  type BrowserContextOptions,
+  type Page,
+} from 'playwright-core';
 
 export const PHONE = {
   viewport: { width: 390, height: 844 },
@@ -49,7 +55,10 @@ export async function launchPhone(options: LaunchPhoneOptions = {}): Promise<Pho
       `Chromium is not installed at ${executablePath}: run ./scripts/setup (it installs Debian's chromium), ` +
         'or point CHROMIUM_PATH at a Chromium binary.',
     );
-  const browser = await chromium.launch({ executablePath, args: [...CHROMIUM_ARGS, ...(options.args ?? [])] });
+  const browser = await chromium.launch({
+    executablePath,
+    args: [...CHROMIUM_ARGS, ...(options.args ?? [])],
+  });
   const newContext = (contextOptions: BrowserContextOptions = {}): Promise<BrowserContext> =>
     browser.newContext({ ...PHONE, ...contextOptions });
   return {

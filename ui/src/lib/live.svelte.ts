@@ -60,7 +60,10 @@ export class Live {
   }
 
   async loadPlans(): Promise<void> {
-    await load(this.plans, async () => (await api.get<{ plans: PlanListing[] }>('/api/plans?filter=all')).plans);
+    await load(
+      this.plans,
+      async () => (await api.get<{ plans: PlanListing[] }>('/api/plans?filter=all')).plans,
+    );
   }
 
   async loadPlan(planId: string): Promise<PlanBody> {

@@ -36,9 +36,15 @@ export function checkDigest(view: PlanView, step: StepView): DigestCheck {
     const digest = stepDigest(step.node, view.workspaceId, view.egress, step.mcpPin);
     return digest === step.digest
       ? { ok: true, digest }
-      : { ok: false, reason: `the server shows a step that does not match its digest (recomputed ${digest})` };
+      : {
+          ok: false,
+          reason: `the server shows a step that does not match its digest (recomputed ${digest})`,
+        };
   } catch (e) {
-    return { ok: false, reason: `the step's digest cannot be recomputed here: ${e instanceof Error ? e.message : String(e)}` };
+    return {
+      ok: false,
+      reason: `the step's digest cannot be recomputed here: ${e instanceof Error ? e.message : String(e)}`,
+    };
   }
 }
 

@@ -90,7 +90,8 @@ export class Session {
       if (e instanceof ApiError && e.offline) this.state = 'offline';
       else if (e instanceof ApiError && (e.code === 'device_revoked' || e.code === 'revoked_device'))
         this.markRevoked(e.message);
-      else this.fail(`Signing in with this device's key failed: ${e instanceof Error ? e.message : String(e)}`);
+      else
+        this.fail(`Signing in with this device's key failed: ${e instanceof Error ? e.message : String(e)}`);
       return false;
     }
   }

@@ -6,7 +6,14 @@ import type { Envelope } from '../../../core/approval/dsse.js';
 import type { PlanView } from '../../../core/plan/state.js';
 
 export type { Envelope };
-export type { PlanView, StepView, StepResult, TreeView, StepStatus, ApprovalRecord } from '../../../core/plan/state.js';
+export type {
+  PlanView,
+  StepView,
+  StepResult,
+  TreeView,
+  StepStatus,
+  ApprovalRecord,
+} from '../../../core/plan/state.js';
 export type { PlanTimeline, TimelineEntry, TimelineStep } from '../../../services/history/types.js';
 
 export interface ApiErrorBody {
