@@ -8,7 +8,7 @@ import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import authPlugin from './plugins/auth.js';
+import authPlugin, { SESSION_COOKIE } from './plugins/auth.js';
 import controlPlanePlugin, { type ControlPlane } from './plugins/control-plane.js';
 import errorsPlugin from './plugins/errors.js';
 import approvalsRoutes from './routes/approvals.js';
@@ -30,6 +30,8 @@ export async function buildApp({ controlPlane, logger = false }: AppOptions): Pr
   const app = Fastify({
     logger,
     bodyLimit: BODY_LIMIT_BYTES,
+    // Believe X-Forwarded-For only through the configured number of proxy hops.
+    trustProxy: (_address: string, hop: number) => hop < controlPlane.config.trustProxyHops,
     // Wrong types are refused, not coerced; unknown fields are refused, not silently dropped.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -57,10 +59,19 @@ export async function buildApp({ controlPlane, logger = false }: AppOptions): Pr
     strictTransportSecurity: false,
   });
   await app.register(cookie);
-  await app.register(rateLimit, { max: 600, timeWindow: '1 minute' });
   await app.register(controlPlanePlugin, { controlPlane });
   await app.register(errorsPlugin);
   await app.register(authPlugin);
+  await app.register(rateLimit, {
+    max: 600,
+    timeWindow: '1 minute',
+    // A signed-in device has its own bucket (many phones may share one address); anyone else is
+    // counted by address, so inventing cookies buys nothing.
+    keyGenerator: (request) => {
+      const session = app.sessions.find(request.cookies[SESSION_COOKIE]);
+      return typeof session === 'object' ? `device:${session.keyId}` : `ip:${request.ip}`;
+    },
+  });
 
   app.get('/api/health', async () => ({ ok: true }));
   await app.register(pairingRoutes);

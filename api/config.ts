@@ -17,8 +17,14 @@ export interface ApiConfig extends Config {
   /** The built web app (`npm run build:ui`). */
   uiDir: string;
   sessionTtlMs: number;
-  /** Signed decisions one client may submit per minute (COUNTERSIGN_API_APPROVALS_PER_MINUTE, default 30). */
+  /** Signed decisions one device may submit per minute (COUNTERSIGN_API_APPROVALS_PER_MINUTE, default 30). */
   approvalsPerMinute: number;
+  /**
+   * Proxies in front of the API whose X-Forwarded-For to believe (COUNTERSIGN_API_TRUST_PROXY: a
+   * hop count; default 0). Behind a TLS proxy, set 1, or every client shares the proxy's address
+   * and with it one bucket of the login and pairing rate limits.
+   */
+  trustProxyHops: number;
 }
 
 export const DEFAULT_API_PORT = 7780;
@@ -54,9 +60,15 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     throw new ConfigError(
       `COUNTERSIGN_API_APPROVALS_PER_MINUTE must be a whole number above 0, got "${env.COUNTERSIGN_API_APPROVALS_PER_MINUTE}"`,
     );
+  const trustProxyHops = Number(env.COUNTERSIGN_API_TRUST_PROXY ?? 0);
+  if (!Number.isInteger(trustProxyHops) || trustProxyHops < 0 || trustProxyHops > 10)
+    throw new ConfigError(
+      `COUNTERSIGN_API_TRUST_PROXY must be a number of proxy hops from 0 to 10, got "${env.COUNTERSIGN_API_TRUST_PROXY}"`,
+    );
   return {
     ...base,
     approvalsPerMinute,
+    trustProxyHops,
     host,
     port,
     publicUrl,

@@ -15,7 +15,7 @@ export class ApiError extends Error {
   }
 }
 
-/** Refusals that mean "this approval is wrong" (422) rather than "the plan is not in that state" (409). */
+/** Refusals that mean "the plan is not in that state" (409), rather than "this approval is wrong" (422). */
 const CONFLICT_REFUSALS: ReadonlySet<ApprovalRefusal | string> = new Set([
   'not_awaiting',
   'deadline_passed',

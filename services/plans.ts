@@ -6,7 +6,7 @@ import { signApproval } from '../core/approval/approval.js';
 import type { KeyPair } from '../core/keys.js';
 import { planWorkflowId, SEARCH_ATTRIBUTES, TASK_QUEUES } from '../core/names.js';
 import { stepDigest } from '../core/plan/digest.js';
-import type { PlanView, StepView } from '../core/plan/state.js';
+import type { PlanView, PlanViewTree, StepView } from '../core/plan/state.js';
 import { validatePlan } from '../core/plan/validate.js';
 import {
   approveUpdate,
@@ -70,10 +70,7 @@ export async function planView(client: Client, planRef: string): Promise<PlanVie
     .catch((e: unknown) => explain(e, `show ${planRef}`));
 }
 
-export interface PlanViewTree {
-  view: PlanView;
-  children: PlanViewTree[];
-}
+export type { PlanViewTree };
 
 /** The view of a plan and, recursively, of its sub-plans that have started. */
 export async function planViewTree(client: Client, planRef: string): Promise<PlanViewTree> {

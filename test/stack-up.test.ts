@@ -112,5 +112,5 @@ describe('countersign up', () => {
     expect(created).toContain('answer = 42');
     const history = await cli('history', planId!);
     expect(history.match(/step finished\s+scaffold/g)).toHaveLength(1); // ran once, across the restart
-  });
+  }, 300_000); // processes start, stop and start again: minutes on a loaded two-core machine
 });

@@ -6,18 +6,11 @@
  */
 import { randomInt } from 'node:crypto';
 import { fingerprintOf } from '../../core/keys.js';
+import type { PairingRequest } from '../types.js';
 
 const ALPHABET = 'ABCDEFGHJKMNPQRSTVWXYZ23456789';
 const TTL_MS = 10 * 60_000;
 const MAX_REQUESTS = 5;
-
-export interface PairingRequest {
-  keyId: string;
-  name: string;
-  publicKey: string;
-  fingerprint: string;
-  requestedAt: string;
-}
 
 interface Invitation {
   code: string;
@@ -65,6 +58,12 @@ export class InvitationStore {
       requestedAt: new Date(this.now()).toISOString(),
     });
     return invitation;
+  }
+
+  /** Closes the invitation that asked for this key, once it was introduced: a code serves one device. */
+  closeFor(publicKey: string): void {
+    for (const [code, invitation] of this.invitations)
+      if (invitation.requests.some((r) => r.publicKey === publicKey)) this.invitations.delete(code);
   }
 
   /** The open invitation holding a request from this key, if any. */

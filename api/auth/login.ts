@@ -47,13 +47,14 @@ export function verifyLogin(
     );
   const device = context.registry.get(payload.keyId);
   if (!device) throw refuse('unknown_device', `key ${payload.keyId} is not a paired device`);
+  // The signature first: only the key's holder learns whether it was revoked, and why.
+  if (!verifyEnvelopeSignature(opened, PAYLOAD_TYPES.login, device.publicKey))
+    throw refuse('bad_signature', 'the signature does not verify against that device key');
   if (device.revoked)
     throw refuse(
       'device_revoked',
       `this device was revoked at ${device.revoked.at}: ${device.revoked.reason}`,
     );
   if (device.role === 'policy') throw refuse('unknown_device', 'the policy key cannot open a session');
-  if (!verifyEnvelopeSignature(opened, PAYLOAD_TYPES.login, device.publicKey))
-    throw refuse('bad_signature', `the signature does not verify against device "${device.name}"`);
   return device;
 }

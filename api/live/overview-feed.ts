@@ -6,7 +6,7 @@
  */
 import type { Client } from '@temporalio/client';
 import { listPlans } from '../../services/plans.js';
-import { inboxOf, listItem, type InboxItem, type PlanListItem } from './plans.js';
+import { awaitingViews, inboxFrom, listItem, type InboxItem, type PlanListItem } from './plans.js';
 
 export interface OverviewListener {
   keyId: string;
@@ -19,13 +19,15 @@ const INBOX_REFRESH_MS = 5_000;
 
 export class OverviewFeed {
   private readonly listeners = new Set<OverviewListener>();
-  private readonly lastInbox = new Map<OverviewListener, string>();
+  /** Streams that have not had their first plans and inbox yet. */
+  private readonly fresh = new Set<OverviewListener>();
+  private readonly lastInbox = new WeakMap<OverviewListener, string>();
   private lastPlans = '';
   private lastInboxAt = 0;
   private timer?: NodeJS.Timeout;
   private polling = false;
-  /** A stream opened while a poll ran: it still needs its first full answer. */
-  private forceNext = false;
+  /** A stream opened while a poll ran: poll again right after. */
+  private again = false;
 
   constructor(
     private readonly client: Client,
@@ -34,11 +36,12 @@ export class OverviewFeed {
 
   add(listener: OverviewListener): () => void {
     this.listeners.add(listener);
-    this.timer ??= setInterval(() => void this.poll(false), POLL_MS);
-    void this.poll(true);
+    this.fresh.add(listener);
+    this.timer ??= setInterval(() => void this.poll(), POLL_MS);
+    void this.poll();
     return () => {
       this.listeners.delete(listener);
-      this.lastInbox.delete(listener);
+      this.fresh.delete(listener);
       if (this.listeners.size === 0) {
         clearInterval(this.timer);
         this.timer = undefined;
@@ -52,10 +55,10 @@ export class OverviewFeed {
     this.listeners.clear();
   }
 
-  private async poll(force: boolean): Promise<void> {
+  private async poll(): Promise<void> {
     if (this.listeners.size === 0) return;
     if (this.polling) {
-      this.forceNext ||= force;
+      this.again = true;
       return;
     }
     this.polling = true;
@@ -64,15 +67,18 @@ export class OverviewFeed {
       const text = JSON.stringify(plans);
       const listChanged = text !== this.lastPlans;
       this.lastPlans = text;
-      for (const listener of this.listeners) if (listChanged || force) listener.plans(plans);
-      if (!listChanged && !force && Date.now() - this.lastInboxAt < INBOX_REFRESH_MS) return;
+      const fresh = [...this.fresh];
+      this.fresh.clear();
+      for (const listener of this.listeners)
+        if (listChanged || fresh.includes(listener)) listener.plans(plans);
+      if (!listChanged && !fresh.length && Date.now() - this.lastInboxAt < INBOX_REFRESH_MS) return;
       this.lastInboxAt = Date.now();
-      const byKey = new Map<string, Promise<InboxItem[]>>();
+      const views = await awaitingViews(this.client);
+      // Streams that closed meanwhile are gone from the set: nothing is kept for them.
       for (const listener of this.listeners) {
-        if (!byKey.has(listener.keyId)) byKey.set(listener.keyId, inboxOf(this.client, listener.keyId));
-        const items = await byKey.get(listener.keyId)!;
+        const items = inboxFrom(views, listener.keyId);
         const itemsText = JSON.stringify(items);
-        if (force || this.lastInbox.get(listener) !== itemsText) {
+        if (fresh.includes(listener) || this.lastInbox.get(listener) !== itemsText) {
           this.lastInbox.set(listener, itemsText);
           listener.inbox(items);
         }
@@ -81,9 +87,9 @@ export class OverviewFeed {
       this.onError(error);
     } finally {
       this.polling = false;
-      if (this.forceNext) {
-        this.forceNext = false;
-        void this.poll(true);
+      if (this.again) {
+        this.again = false;
+        void this.poll();
       }
     }
   }

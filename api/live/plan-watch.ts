@@ -62,6 +62,9 @@ export class PlanWatch {
         .catch(() => undefined);
       if (!description || description.status.name !== 'RUNNING') {
         await this.settle();
+        // Over: a view that still shows a running step (a terminated plan) has nothing left to tick for.
+        clearInterval(this.tick);
+        this.tick = undefined;
         return;
       }
     }
@@ -99,7 +102,8 @@ export class PlanWatch {
       tree.view.steps.some((s) => s.status === 'running') ||
       tree.view.subPlans.some((s) => s.status === 'running' || s.status === 'awaiting_approval') ||
       tree.children.some(live);
-    if (live(detail.tree) && !this.tick) this.tick = setInterval(() => this.refresh(), TICK_MS);
+    if (live(detail.tree) && !this.tick && !this.signal.aborted)
+      this.tick = setInterval(() => this.refresh(), TICK_MS);
     if (!live(detail.tree) && this.tick) {
       clearInterval(this.tick);
       this.tick = undefined;

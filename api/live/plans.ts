@@ -3,7 +3,7 @@
  * one plan (its live tree with running output), and the inbox of gates awaiting one device.
  */
 import type { Client } from '@temporalio/client';
-import type { PlanView, StepView } from '../../core/plan/state.js';
+import type { PlanView } from '../../core/plan/state.js';
 import {
   listPlans,
   liveOutput,
@@ -13,36 +13,9 @@ import {
   type PlanListing,
   type PlanViewTree,
 } from '../../services/plans.js';
+import type { InboxItem, PlanDetail, PlanListItem } from '../types.js';
 
-export interface PlanDetail {
-  tree: PlanViewTree;
-  /** Output tail of each running step, keyed by its path from the top plan (`docs/write`). */
-  output: Record<string, string>;
-  temporalUiUrl: string | null;
-}
-
-export interface InboxItem {
-  workflowId: string;
-  runId: string;
-  planId: string;
-  planName: string;
-  stepPath: string;
-  kind: StepView['kind'];
-  summary: string;
-  awaitingSince: string | null;
-  deadlineMs: number | null;
-  approvals: number;
-  quorum: number;
-}
-
-export interface PlanListItem {
-  workflowId: string;
-  name: string;
-  status: string;
-  awaiting: string[];
-  startTime: string;
-  closeTime: string | null;
-}
+export type { InboxItem, PlanDetail, PlanListItem };
 
 export function listItem(plan: PlanListing): PlanListItem {
   return {
@@ -136,12 +109,17 @@ export class PlanReader {
   }
 }
 
-/** Gates awaiting a decision that this device has not given yet, oldest first. */
-export async function inboxOf(client: Client, keyId: string): Promise<InboxItem[]> {
+/** The views of every plan that awaits a decision: read once, then filtered for each device. */
+export async function awaitingViews(client: Client): Promise<PlanView[]> {
   const awaiting = await listPlans(client, { awaitingOnly: true, limit: 200 });
   const views = await Promise.all(awaiting.map((p) => planView(client, p.workflowId).catch(() => undefined)));
+  return views.filter((v): v is PlanView => !!v);
+}
+
+/** Gates in `views` awaiting a decision that this device has not given yet, oldest first. */
+export function inboxFrom(views: readonly PlanView[], keyId: string): InboxItem[] {
   const items: InboxItem[] = [];
-  for (const view of views.filter((v): v is PlanView => !!v)) {
+  for (const view of views) {
     for (const step of view.steps) {
       if (step.status !== 'awaiting_approval' || step.approvals.some((a) => a.keyId === keyId)) continue;
       items.push({
@@ -160,4 +138,8 @@ export async function inboxOf(client: Client, keyId: string): Promise<InboxItem[
     }
   }
   return items.sort((a, b) => (a.awaitingSince ?? '').localeCompare(b.awaitingSince ?? ''));
+}
+
+export async function inboxOf(client: Client, keyId: string): Promise<InboxItem[]> {
+  return inboxFrom(await awaitingViews(client), keyId);
 }

@@ -89,7 +89,6 @@ export default fp(
           };
         }
       }
-      if (status >= 500 && !(error instanceof ApiError) && status !== 503) request.log.error({ err: error });
       return reply.status(status).send(body);
     });
     app.setNotFoundHandler((request, reply) =>

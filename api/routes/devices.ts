@@ -67,6 +67,7 @@ const devicesRoutes: FastifyPluginAsyncTypebox = async (app) => {
         .getHandle(REGISTRY_WORKFLOW_ID)
         .executeUpdate(addDeviceRecordUpdate, { args: [{ record: request.body.record }] })
         .catch((e: unknown) => explain(e, record.type === 'revoke' ? 'revoke device' : 'introduce device'));
+      if (record.type === 'introduce') app.invitations.closeFor(record.publicKey);
       return deviceList(view);
     },
   );

@@ -1,7 +1,7 @@
 /**
  * Server-sent events for the open app: `plans` and `inbox` for the overview, `plan` for the plan
- * the app is looking at, `ping` every 20 s so proxies keep the stream open. A device revoked
- * while its stream is open loses the stream at the next ping.
+ * the app is looking at, `ping` every 20 s so proxies keep the stream open. A device revoked,
+ * or whose session ended, while its stream is open loses the stream at the next ping.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
@@ -51,7 +51,8 @@ const eventsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         void app.controlPlane.registry().then(
           ({ registry }) => {
             const now = registry.get(device.keyId);
-            if (!now || now.revoked) aborter.abort();
+            const session = app.sessions.find(request.session!.id);
+            if (!now || now.revoked || typeof session !== 'object') aborter.abort();
             else send('ping', { at: new Date().toISOString() });
           },
           () => send('ping', { at: new Date().toISOString() }),

@@ -81,15 +81,16 @@ const pairingRoutes: FastifyPluginAsyncTypebox = async (app) => {
       let view = await handle
         .executeUpdate(enrollRootUpdate, { args: [{ record: enrollment, pairingCode: code }] })
         .catch((e: unknown) => explain(e, 'pair'));
+      // Pinned at once: the executor on this host trusts approvals chaining to this root, even
+      // if introducing the policy key below fails (it can be introduced later).
+      const pinFile = statePaths(config.home).pinnedRoot;
+      await mkdir(dirname(pinFile), { recursive: true });
+      await writeFile(pinFile, `${view.rootKeyId}\n`, { mode: 0o644 });
       if (policyIntroduction) {
         view = await handle
           .executeUpdate(addDeviceRecordUpdate, { args: [{ record: policyIntroduction }] })
           .catch((e: unknown) => explain(e, 'introduce the policy key'));
       }
-      // The executor on this host trusts approvals chaining to this root from now on.
-      const pinFile = statePaths(config.home).pinnedRoot;
-      await mkdir(dirname(pinFile), { recursive: true });
-      await writeFile(pinFile, `${view.rootKeyId}\n`, { mode: 0o644 });
       const root = view.devices.find((d) => d.keyId === view.rootKeyId);
       if (!root) throw new ApiError(500, 'internal', 'the root device is missing after pairing');
       return reply.status(201).send({ device: deviceInfo(root) });

@@ -129,3 +129,9 @@ export interface PlanResult {
   steps: { path: string; status: StepStatus; exitCode?: number | null }[];
   subPlans: SubPlanRecord[];
 }
+
+/** A plan's view with the views of its sub-plans that have started (each a workflow of its own). */
+export interface PlanViewTree {
+  view: PlanView;
+  children: PlanViewTree[];
+}

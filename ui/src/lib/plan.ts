@@ -1,4 +1,5 @@
 /** Finding steps in a plan body: sub-plans are separate views under `tree.children`. */
+import { planWorkflowId } from '../../../core/names.js';
 import { stepDigest } from '../../../core/plan/digest.js';
 import type { PlanView, PlanViewTree, StepView } from './types.js';
 
@@ -30,8 +31,23 @@ export function childTree(tree: PlanViewTree, path: string): PlanViewTree | unde
 
 export type DigestCheck = { ok: true; digest: string } | { ok: false; reason: string };
 
-/** Recomputes the step's digest here, from the step as shown: a mismatch means do not sign. */
-export function checkDigest(view: PlanView, step: StepView): DigestCheck {
+/** The workflow id a route names (`abc123` or `plan-abc123`, or a sub-plan's `plan-abc123.docs`). */
+export function routeWorkflowId(ref: string): string {
+  return ref.startsWith('plan-') ? ref : planWorkflowId(ref);
+}
+
+/**
+ * Recomputes the step's digest here, from the step as shown, and checks that the step belongs to
+ * the plan the person opened (the workflow the signature will name is that plan or one of its
+ * sub-plans): a server that answers with another plan's step, relabelled, gets no signature.
+ */
+export function checkDigest(view: PlanView, step: StepView, openedWorkflowId: string): DigestCheck {
+  const opened = routeWorkflowId(openedWorkflowId);
+  if (view.workflowId !== opened && !view.workflowId.startsWith(`${opened}.`))
+    return {
+      ok: false,
+      reason: `the server answered with a step of ${view.workflowId}, not of the plan you opened (${opened})`,
+    };
   try {
     const digest = stepDigest(step.node, view.workspaceId, view.egress, step.mcpPin);
     return digest === step.digest

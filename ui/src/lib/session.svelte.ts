@@ -34,6 +34,10 @@ export class Session {
       relogin: () => this.login(),
       revoked: (message) => this.markRevoked(message),
     });
+    // Back online: ask the server again, so signing comes back without a reload.
+    window.addEventListener('online', () => {
+      if (this.state === 'offline') void this.start();
+    });
   }
 
   async start(): Promise<void> {
@@ -113,6 +117,7 @@ export class Session {
   /** Drops the key from this browser (after revocation, or to pair again). */
   async forget(): Promise<void> {
     await forgetDevice();
+    await dropKeptAnswers();
     api.csrfToken = '';
     this.device = undefined;
     this.info = undefined;
@@ -128,6 +133,7 @@ export class Session {
   }
 
   private markRevoked(message: string): void {
+    void dropKeptAnswers();
     api.csrfToken = '';
     this.state = 'revoked';
     this.message = message;
@@ -137,6 +143,11 @@ export class Session {
     this.state = 'error';
     this.message = message;
   }
+}
+
+/** The service worker's copies of API answers (commands, arguments, outputs) go with the key. */
+async function dropKeptAnswers(): Promise<void> {
+  if (typeof caches !== 'undefined') await caches.delete('countersign-data-v1').catch(() => false);
 }
 
 export const session = new Session();

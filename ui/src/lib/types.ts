@@ -1,9 +1,8 @@
 /**
- * Bodies of the API as the web app reads them (see api/README.md). Plan and history bodies are
- * the domain types themselves; the rest are written here from the contract.
+ * Bodies of the API as the web app reads them (see api/README.md): the domain types and
+ * api/types.ts, imported as types; the small schema-only bodies are written here.
  */
 import type { Envelope } from '../../../core/approval/dsse.js';
-import type { PlanView } from '../../../core/plan/state.js';
 
 export type { Envelope };
 export type {
@@ -15,6 +14,15 @@ export type {
   ApprovalRecord,
 } from '../../../core/plan/state.js';
 export type { PlanTimeline, TimelineEntry, TimelineStep } from '../../../services/history/types.js';
+export type { ApprovalApplied } from '../../../workflows/messages.js';
+import type { PairingRequest, PlanDetail, PlanListItem } from '../../../api/types.js';
+export type {
+  InboxItem,
+  PairingRequest,
+  PlanDetail,
+  PlanListItem,
+  PlanViewTree,
+} from '../../../api/types.js';
 
 export interface ApiErrorBody {
   error: { code: string; message: string };
@@ -26,7 +34,6 @@ export interface DeviceInfo {
   role: 'root' | 'approver' | 'policy' | string;
   introducedBy?: string | undefined;
   revoked?: { by: string; at: string; reason: string } | undefined;
-  fingerprint?: string | undefined;
 }
 
 export interface SessionBody {
@@ -47,16 +54,6 @@ export interface JoinRequestAccepted {
   expiresAt: string;
 }
 
-export interface PairingRequest {
-  keyId: string;
-  name: string;
-  /** Base64 of the raw 32-byte Ed25519 public key: what an introduction signs. */
-  publicKey: string;
-  fingerprint?: string | undefined;
-  requestedAt?: string | undefined;
-  status?: string | undefined;
-}
-
 export interface Invitation {
   code: string;
   url: string;
@@ -74,45 +71,6 @@ export interface DevicesBody {
   devices: DeviceInfo[];
 }
 
-export interface PlanListing {
-  workflowId: string;
-  name: string;
-  status: string;
-  awaiting: string[];
-  startTime: string;
-  closeTime?: string | null | undefined;
-}
-
-/** A gate awaiting this device's decision (api/live/plans.ts). */
-export interface InboxItem {
-  /** The workflow that holds the step (a sub-plan's own id for its steps). */
-  workflowId: string;
-  runId?: string | undefined;
-  planId?: string | undefined;
-  planName?: string | undefined;
-  stepPath: string;
-  kind?: string | undefined;
-  summary?: string | undefined;
-  awaitingSince?: string | null | undefined;
-  deadlineMs?: number | null | undefined;
-  approvals?: number | undefined;
-  quorum?: number | undefined;
-}
-
-export interface PlanViewTree {
-  view: PlanView;
-  children: PlanViewTree[];
-}
-
-export interface PlanBody {
-  tree: PlanViewTree;
-  output: Record<string, string>;
-  temporalUiUrl: string | null;
-}
-
-export interface ApprovalApplied {
-  stepPath: string;
-  decision: 'approve' | 'deny';
-  device: string;
-  stepStatus: string;
-}
+/** The plan list's entries. */
+export type PlanListing = PlanListItem;
+export type PlanBody = PlanDetail;
