@@ -11,6 +11,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PlanDetail } from '../api/types.js';
+import { toBase64 } from '../core/bytes.js';
+import { fingerprintOf, generateKeyPair } from '../core/keys.js';
 import { openPairing, registryView } from '../services/devices.js';
 import { planView, submitPlan } from '../services/plans.js';
 import { PROJECT_ROOT } from '../workers/config.js';
@@ -40,6 +43,29 @@ let code: string;
 let workflowId: string;
 
 const testId = (page: Page, id: string) => page.getByTestId(id);
+
+/** `joining` asks with an invitation from `introducer`; both show the same fingerprint; the introducer confirms. */
+async function joinThrough(
+  introducer: Page,
+  joining: Page,
+  name: string,
+  screenshot?: string,
+): Promise<void> {
+  await introducer.goto(`${url}/#/devices`);
+  await introducer.reload(); // a fresh Devices screen, without the last invitation's card
+  await testId(introducer, 'introduce-button').click();
+  const invite = (await testId(introducer, 'invite-code').textContent())!.trim();
+  await joining.goto(`${url}/#/join?invite=${invite}`);
+  await testId(joining, 'device-name-input').fill(name);
+  await testId(joining, 'join-submit').click();
+  const fingerprint = (await testId(joining, 'device-fingerprint').textContent())!.trim();
+  const request = testId(introducer, 'pairing-request');
+  await expect.poll(() => request.textContent(), { timeout: 10_000 }).toContain(fingerprint);
+  if (screenshot) await saveScreenshot(introducer, screenshot);
+  await testId(introducer, 'confirm-request').click();
+  await testId(introducer, 'request-introduced').waitFor();
+  await testId(joining, 'tab-inbox').waitFor({ timeout: 15_000 });
+}
 
 beforeAll(async () => {
   if (!existsSync(join(PROJECT_ROOT, 'ui', 'dist', 'index.html')))
@@ -184,20 +210,8 @@ describe('the web app on a phone', () => {
   let second: Page;
 
   it('introduces a second phone: same fingerprint on both screens, signed by the first', async () => {
-    await testId(first, 'tab-devices').click();
-    await testId(first, 'introduce-button').click();
-    const invite = (await testId(first, 'invite-code').textContent())!.trim();
     second = await phone.newPage();
-    await second.goto(`${url}/#/join?invite=${invite}`);
-    await testId(second, 'device-name-input').fill('second phone');
-    await testId(second, 'join-submit').click();
-    const fingerprint = (await testId(second, 'device-fingerprint').textContent())!.trim();
-    const request = testId(first, 'pairing-request');
-    await expect.poll(() => request.textContent(), { timeout: 10_000 }).toContain(fingerprint);
-    await saveScreenshot(first, '08-devices-introduce');
-    await testId(first, 'confirm-request').click();
-    await testId(first, 'request-introduced').waitFor();
-    await testId(second, 'tab-inbox').waitFor({ timeout: 15_000 });
+    await joinThrough(first, second, 'second phone', '08-devices-introduce');
   });
 
   it('revokes the second phone; its next approval is refused and the step still waits', async () => {
@@ -224,5 +238,79 @@ describe('the web app on a phone', () => {
     expect(shown).toMatch(/revoked/i);
     await saveScreenshot(second, '10-revoked-device');
     expect((await planView(stack.client, later.planId)).steps[0]!.status).toBe('awaiting_approval');
+  });
+
+  let attacked: Page;
+
+  it("refuses to sign what a lying server shows: a changed command, or another plan's step under this plan's name", async () => {
+    const shown = await submitPlan(
+      stack.client,
+      { name: 'shown', steps: [{ id: 'tidy', run: 'echo tidy' }] },
+      { proposer: 'test' },
+    );
+    const hidden = await submitPlan(
+      stack.client,
+      { name: 'hidden', steps: [{ id: 'tidy', run: 'rm -rf /workspace/*' }] },
+      { proposer: 'test' },
+    );
+    await waitForStep(stack.client, shown.planId, 'tidy', 'awaiting_approval');
+    await waitForStep(stack.client, hidden.planId, 'tidy', 'awaiting_approval');
+    // The attacker is the server: every answer about the plan is rewritten, and no live update
+    // corrects it. This phone runs without the service worker, whose own fetches the browser's
+    // interception would miss.
+    attacked = await (await phone.newContext({ serviceWorkers: 'block' })).newPage();
+    await joinThrough(first, attacked, 'attacked phone');
+    await attacked.route('**/api/events**', (route) => route.abort());
+
+    await attacked.route(`**/api/plans/${shown.workflowId}`, async (route) => {
+      const response = await route.fetch();
+      const body = (await response.json()) as PlanDetail;
+      body.tree.view.steps[0]!.node = { ...body.tree.view.steps[0]!.node, run: 'echo harmless' } as never;
+      await route.fulfill({ response, json: body });
+    });
+    await attacked.goto(`${url}/#/approve/${shown.workflowId}/tidy`);
+    await testId(attacked, 'digest-mismatch').waitFor();
+    expect(await testId(attacked, 'approve-button').isDisabled()).toBe(true);
+    await attacked.unroute(`**/api/plans/${shown.workflowId}`);
+
+    await attacked.route(`**/api/plans/${shown.workflowId}`, async (route) => {
+      const response = await attacked.request.get(`${url}/api/plans/${hidden.workflowId}`);
+      const body = (await response.json()) as PlanDetail;
+      body.tree.view.name = 'shown'; // relabelled: the digest of the hidden step is genuine
+      await route.fulfill({ response, json: body });
+    });
+    await attacked.reload();
+    await testId(attacked, 'digest-mismatch').waitFor();
+    expect(await testId(attacked, 'digest-mismatch').textContent()).toContain('not of the plan you opened');
+    expect(await testId(attacked, 'approve-button').isDisabled()).toBe(true);
+    await attacked.unroute(`**/api/plans/${shown.workflowId}`);
+    await attacked.unroute('**/api/events**');
+    for (const plan of [shown, hidden])
+      expect((await planView(stack.client, plan.planId)).steps[0]!.approvals).toEqual([]);
+  });
+
+  it('shows the fingerprint of the key it will sign, not the one the server names', async () => {
+    await testId(attacked, 'tab-devices').click();
+    await testId(attacked, 'introduce-button').click();
+    const invite = (await testId(attacked, 'invite-code').textContent())!.trim();
+    const attacker = generateKeyPair();
+    // The server pairs its own key with the joining phone's key id (and so its fingerprint).
+    await attacked.route('**/api/devices/invitations/*', async (route) => {
+      const response = await route.fetch();
+      const body = (await response.json()) as { requests: { publicKey: string }[] };
+      for (const request of body.requests) request.publicKey = toBase64(attacker.publicKey);
+      await route.fulfill({ response, json: body });
+    });
+    const third = await phone.newPage();
+    await third.goto(`${url}/#/join?invite=${invite}`);
+    await testId(third, 'device-name-input').fill('third phone');
+    await testId(third, 'join-submit').click();
+    const real = (await testId(third, 'device-fingerprint').textContent())!.trim();
+    const request = testId(attacked, 'pairing-request');
+    await expect
+      .poll(() => request.textContent(), { timeout: 10_000 })
+      .toContain(fingerprintOf(attacker.keyId));
+    expect(await request.textContent()).not.toContain(real);
+    await attacked.unroute('**/api/devices/invitations/*');
   });
 });
