@@ -11,7 +11,7 @@ const ENTRIES: Record<StackProcessName, string> = {
 };
 
 /** `node <bundle>` for a stack process: plain JavaScript, no TypeScript loader in a long-lived process. */
-export async function workerCommand(name: StackProcessName): Promise<{ file: string; args: string[] }> {
+export async function stackProcessCommand(name: StackProcessName): Promise<{ file: string; args: string[] }> {
   return {
     file: process.execPath,
     args: ['--max-semi-space-size=2', await compiledEntry(ENTRIES[name])],

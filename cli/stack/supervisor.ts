@@ -14,7 +14,7 @@ import { startDevServer, type DevServer } from '../../services/temporal-server.j
 import { loadApiConfig } from '../../api/config.js';
 import { loadConfig, PROJECT_ROOT, statePaths } from '../../workers/config.js';
 import { chooseExecutorSandbox, type SandboxChoice } from '../../workers/sandbox-choice.js';
-import { workerCommand, type StackFile, type StackProcessName } from './processes.js';
+import { stackProcessCommand, type StackFile, type StackProcessName } from './processes.js';
 
 const config = loadConfig();
 // Validated here too, so a bad API setting stops `up` with its message instead of a restart loop.
@@ -53,7 +53,7 @@ async function writeStackFile(ready: boolean): Promise<void> {
 }
 
 async function startWorker(name: StackProcessName, restarts = 0): Promise<void> {
-  const { file, args } = await workerCommand(name);
+  const { file, args } = await stackProcessCommand(name);
   const out = openSync(join(paths.logs, name === 'api' ? 'api.log' : `${name}-worker.log`), 'a');
   // The executor reaches Temporal only through the worker gate.
   // It reaches Temporal only through the worker gate, in the sandbox chosen once at start.

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { workerCommand, type StackProcessName } from '../../cli/stack/processes.js';
+import { stackProcessCommand, type StackProcessName } from '../../cli/stack/processes.js';
 import { PROJECT_ROOT, type Config } from '../../workers/config.js';
 
 export class WorkerProcess {
@@ -19,7 +19,7 @@ export class WorkerProcess {
   ) {}
 
   async start(): Promise<void> {
-    const { file, args } = await workerCommand(this.name);
+    const { file, args } = await stackProcessCommand(this.name);
     const log = openSync(join(this.logDir, `${this.name}-worker.log`), 'a');
     this.child = spawn(file, args, {
       cwd: PROJECT_ROOT,
