@@ -11,6 +11,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import authPlugin, { SESSION_COOKIE } from './plugins/auth.js';
 import controlPlanePlugin, { type ControlPlane } from './plugins/control-plane.js';
 import errorsPlugin from './plugins/errors.js';
+import agentMcpRoutes from './routes/agent-mcp.js';
 import approvalsRoutes from './routes/approvals.js';
 import devicesRoutes from './routes/devices.js';
 import eventsRoutes from './routes/events.js';
@@ -76,6 +77,7 @@ export async function buildApp({ controlPlane, logger = false }: AppOptions): Pr
   app.get('/api/health', async () => ({ ok: true }));
   await app.register(pairingRoutes);
   await app.register(loginRoutes);
+  await app.register(agentMcpRoutes);
   await app.register(async (authenticated) => {
     authenticated.addHook('onRequest', authenticated.authenticate);
     await authenticated.register(sessionRoutes);

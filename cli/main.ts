@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { PlanValidationError } from '../core/plan/validate.js';
 import { UserFacingError } from '../services/errors.js';
 import { ConfigError } from '../workers/config.js';
+import { agentConfig, issueAgent, listAgents, revokeAgent, serveAgent } from './commands/agents.js';
 import { auditExport, auditVerify } from './commands/audit.js';
 import { addDevice, join, listDevices, pair, revoke } from './commands/devices.js';
 import { cancelCommand, decideCommand, listPlansCommand, runPlan, showPlan } from './commands/plans.js';
@@ -35,6 +36,12 @@ const USAGE = `countersign — durable agent plans, countersigned step by step
   countersign history ID [--json]     timeline with approvals re-verified from the raw history
   countersign audit export ID [--out FILE]   the plan's histories, approvals and device records in one file
   countersign audit verify FILE [--root KEYID] [--json]   check a bundle offline: a verdict per step
+  countersign agents                  list agent tokens
+  countersign agents issue NAME       issue an agent token (shown once; signed by this CLI's device key)
+  countersign agents revoke ID [--reason R]   revoke an agent token
+  countersign mcp serve               Countersign as an MCP server on stdio, for the agent whose
+                                      token is in COUNTERSIGN_AGENT_TOKEN (HTTP: POST <web app>/mcp)
+  countersign mcp config opencode|claude|codex   the configuration snippet for that agent
   countersign mcp catalog [--json]    the MCP servers plans may call, with their allowed tools
   countersign mcp pin SERVER [--allow T1,T2] [--dry-run]   re-read a server's tools after an
                                       upgrade, show what changed, and pin them (and its image)
@@ -112,7 +119,15 @@ async function main(argv: string[]): Promise<void> {
         if (sub === 'verify')
           return await auditVerify(ctx, need(third, 'bundle file'), { root: values.root, json: values.json });
         break;
+      case 'agents':
+        if (!sub || sub === 'ls' || sub === 'list') return await listAgents(ctx);
+        if (sub === 'issue') return await issueAgent(ctx, need(third, 'agent name'));
+        if (sub === 'revoke')
+          return await revokeAgent(ctx, need(third, 'agent id'), values.reason ?? 'revoked from the CLI');
+        break;
       case 'mcp':
+        if (sub === 'serve') return await serveAgent(ctx, {});
+        if (sub === 'config') return agentConfig(need(third, 'client (opencode, claude or codex)'));
         if (sub === 'catalog') return await catalogCommand(ctx, { json: values.json });
         if (sub === 'pin')
           return await pinCommand(ctx, need(third, 'server id'), {

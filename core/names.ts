@@ -27,6 +27,8 @@ export const SEARCH_ATTRIBUTES = {
   status: { name: 'CountersignStatus', type: 'Keyword' },
   awaiting: { name: 'CountersignAwaiting', type: 'KeywordList' },
   planName: { name: 'CountersignPlanName', type: 'Keyword' },
+  /** The agent token that proposed the plan ('' for people): an agent lists only its own plans. */
+  agent: { name: 'CountersignAgent', type: 'Keyword' },
 } as const;
 
 /** `type` values of non-retryable ApplicationFailures: stable, so callers can branch on them. */

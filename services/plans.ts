@@ -31,7 +31,13 @@ export function newPlanId(): string {
 export async function submitPlan(
   client: Client,
   raw: unknown,
-  options: { proposer: string; planId?: string; continueAsNewAfterEvents?: number },
+  options: {
+    proposer: string;
+    planId?: string;
+    continueAsNewAfterEvents?: number;
+    /** The agent token proposing it: recorded in the plan, and only that agent may read it. */
+    agentId?: string;
+  },
 ): Promise<SubmittedPlan> {
   const spec = validatePlan(raw);
   const planId = options.planId ?? newPlanId();
@@ -41,6 +47,7 @@ export async function submitPlan(
     plan: raw,
     workspaceId: planId,
     proposer: options.proposer,
+    agentId: options.agentId,
     trustRecords: records,
     options: options.continueAsNewAfterEvents
       ? { continueAsNewAfterEvents: options.continueAsNewAfterEvents }
@@ -53,6 +60,7 @@ export async function submitPlan(
     searchAttributes: {
       [SEARCH_ATTRIBUTES.status.name]: ['running'],
       [SEARCH_ATTRIBUTES.planName.name]: [spec.name],
+      ...(options.agentId ? { [SEARCH_ATTRIBUTES.agent.name]: [options.agentId] } : {}),
     },
   });
   return { planId, workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
@@ -178,9 +186,11 @@ function listing(info: WorkflowExecutionInfo): PlanListing {
 /** Lists plans from the visibility store (search attributes), without reading any history. */
 export async function listPlans(
   client: Client,
-  filter: { awaitingOnly?: boolean; limit?: number } = {},
+  filter: { awaitingOnly?: boolean; limit?: number; agentId?: string } = {},
 ): Promise<PlanListing[]> {
   const query = [`WorkflowType = 'planWorkflow'`];
+  if (filter.agentId)
+    query.push(`${SEARCH_ATTRIBUTES.agent.name} = '${filter.agentId.replace(/[^0-9a-f]/g, '')}'`);
   if (filter.awaitingOnly)
     query.push(`${SEARCH_ATTRIBUTES.status.name} = 'awaiting_approval'`, `ExecutionStatus = 'Running'`);
   const out: PlanListing[] = [];

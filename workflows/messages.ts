@@ -1,6 +1,7 @@
 /** Typed workflow messages and inputs, imported by workflows, workers, the CLI and the API alike. */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { Envelope } from '../core/approval/dsse.js';
+import type { Agent } from '../core/devices/registry.js';
 import type { PlanView, StepRecord, SubPlanRecord } from '../core/plan/state.js';
 
 export interface PlanWorkflowInput {
@@ -10,6 +11,8 @@ export interface PlanWorkflowInput {
   workspaceId: string;
   /** Who proposed the plan (a CLI device, an agent token). Shown in history. */
   proposer: string;
+  /** The agent token that proposed it, when an agent did: only that agent may read the plan. */
+  agentId?: string | undefined;
   /** A sub-plan that runs in its parent's workspace: the parent releases it, not the child. */
   sharesParentWorkspace?: boolean | undefined;
   /** Device records from the registry when the plan was started; approvals bring newer ones. */
@@ -63,6 +66,8 @@ export interface RegistryView {
     introducedBy?: string | undefined;
     revoked?: { by: string; at: string; reason: string } | undefined;
   }[];
+  /** Agent tokens issued by devices (their secrets' hashes only). Absent in views of older registries. */
+  agents?: Agent[] | undefined;
 }
 
 export const enrollRootUpdate = defineUpdate<RegistryView, [{ record: Envelope; pairingCode: string }]>(

@@ -53,6 +53,7 @@ export async function deviceRegistryWorkflow(input: RegistryWorkflowInput): Prom
       introducedBy: d.introducedBy,
       revoked: d.revoked,
     })),
+    agents: registry.listAgents(),
   });
   // Applying to a copy first keeps the live registry untouched when a record is refused.
   const tryApply = (record: Envelope): DeviceRegistry => {

@@ -42,6 +42,25 @@ export const deviceRecordSchema = z.discriminatedUnion('type', [
       at: isoTime,
     })
     .strict(),
+  // An agent token: the device made its secret and keeps only a hash here, so the registry's
+  // history (readable by the server) can check a token but never mint one.
+  z
+    .object({
+      type: z.literal('issue-agent'),
+      agentId: z.string().regex(/^[0-9a-f]{16}$/),
+      name,
+      secretSha256: z.string().regex(/^[0-9a-f]{64}$/),
+      at: isoTime,
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('revoke-agent'),
+      agentId: z.string().regex(/^[0-9a-f]{16}$/),
+      reason: z.string().max(500),
+      at: isoTime,
+    })
+    .strict(),
 ]);
 export type DeviceRecord = z.infer<typeof deviceRecordSchema>;
 

@@ -16,6 +16,17 @@ export interface Device {
   revoked?: { by: string; at: string; reason: string };
 }
 
+/** An agent allowed to propose plans and read its own: never to approve or to change devices. */
+export interface Agent {
+  agentId: string;
+  name: string;
+  /** SHA-256 (hex) of the token's secret part. */
+  secretSha256: string;
+  issuedBy: string;
+  issuedAt: string;
+  revoked?: { by: string; at: string; reason: string };
+}
+
 export class DeviceRecordError extends Error {
   constructor(
     readonly code: 'malformed_record' | 'bad_signature' | 'not_allowed' | 'untrusted_root',
@@ -28,6 +39,7 @@ export class DeviceRecordError extends Error {
 
 export class DeviceRegistry {
   private readonly devices = new Map<string, Device>();
+  private readonly agents = new Map<string, Agent>();
   private readonly accepted: Envelope[] = [];
 
   /** Rebuilds a registry from its records. With `pinnedRootKeyId`, the first record must enrol that key. */
@@ -54,8 +66,16 @@ export class DeviceRegistry {
     return [...this.devices.values()];
   }
 
+  agent(agentId: string): Agent | undefined {
+    return this.agents.get(agentId);
+  }
+
+  listAgents(): Agent[] {
+    return [...this.agents.values()];
+  }
+
   /** Checks and applies one signed record; throws DeviceRecordError with the reason it is refused. */
-  apply(envelope: Envelope, pinnedRootKeyId?: string): Device {
+  apply(envelope: Envelope, pinnedRootKeyId?: string): void {
     const opened = openEnvelope(envelope, PAYLOAD_TYPES.device);
     if (typeof opened === 'string') throw new DeviceRecordError('malformed_record', opened);
     const record = decodeDeviceRecord(opened.payloadBytes);
@@ -90,6 +110,29 @@ export class DeviceRegistry {
           `${record.type} record signature by ${signer.name} does not verify`,
         );
       }
+      if (record.type === 'issue-agent') {
+        if (this.agents.has(record.agentId))
+          throw new DeviceRecordError('not_allowed', `agent ${record.agentId} is already issued`);
+        this.agents.set(record.agentId, {
+          agentId: record.agentId,
+          name: record.name,
+          secretSha256: record.secretSha256,
+          issuedBy: signer.keyId,
+          issuedAt: record.at,
+        });
+        this.accepted.push(envelope);
+        return;
+      }
+      if (record.type === 'revoke-agent') {
+        const agent = this.agents.get(record.agentId);
+        if (!agent)
+          throw new DeviceRecordError('not_allowed', `cannot revoke unknown agent ${record.agentId}`);
+        if (agent.revoked)
+          throw new DeviceRecordError('not_allowed', `agent ${agent.name} is already revoked`);
+        agent.revoked = { by: signer.keyId, at: record.at, reason: record.reason };
+        this.accepted.push(envelope);
+        return;
+      }
       if (record.type === 'introduce') {
         const publicKey = fromBase64(record.publicKey);
         const keyId = keyIdOf(publicKey);
@@ -109,12 +152,11 @@ export class DeviceRegistry {
           throw new DeviceRecordError('not_allowed', `device ${target.name} is already revoked`);
         target.revoked = { by: signer.keyId, at: record.at, reason: record.reason };
         this.accepted.push(envelope);
-        return target;
+        return;
       }
     }
     this.devices.set(device.keyId, device);
     this.accepted.push(envelope);
-    return device;
   }
 
   /** A device that may sign device records: known, not revoked, and a person's (not the policy key). */
@@ -124,7 +166,10 @@ export class DeviceRegistry {
     if (signer.revoked)
       throw new DeviceRecordError('not_allowed', `record is signed by revoked device ${signer.name}`);
     if (signer.role === 'policy')
-      throw new DeviceRecordError('not_allowed', 'the policy key cannot introduce or revoke devices');
+      throw new DeviceRecordError(
+        'not_allowed',
+        'the policy key cannot introduce or revoke devices or agents',
+      );
     return signer;
   }
 }

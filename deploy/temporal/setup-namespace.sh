@@ -38,3 +38,4 @@ attribute() { # attribute NAME TYPE (a new namespace may take a moment to accept
 attribute CountersignStatus Keyword
 attribute CountersignAwaiting KeywordList
 attribute CountersignPlanName Keyword
+attribute CountersignAgent Keyword

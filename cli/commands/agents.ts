@@ -1,0 +1,108 @@
+/** `countersign agents`, `agents issue NAME`, `agents revoke ID`; `countersign mcp serve` and `mcp config CLIENT`. */
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { catalogReader } from '../../agent/catalog.js';
+import { createAgentServer } from '../../agent/server.js';
+import { loadApiConfig } from '../../api/config.js';
+import { agentOfToken, issueAgentToken, revokeAgentToken } from '../../services/agents.js';
+import { registryView } from '../../services/devices.js';
+import { UserFacingError } from '../../services/errors.js';
+import type { CliContext } from '../context.js';
+import { bold, dim, green, red } from '../format.js';
+
+export async function listAgents(ctx: CliContext): Promise<void> {
+  const view = await registryView(await ctx.client());
+  if (!view.agents?.length) {
+    console.log('no agent tokens yet: countersign agents issue NAME');
+    return;
+  }
+  for (const a of view.agents) {
+    const state = a.revoked ? red(`revoked ${a.revoked.at} (${a.revoked.reason})`) : green('active');
+    console.log(
+      `${a.agentId}  ${bold(a.name.padEnd(24))} ${state}  ${dim(`issued by ${a.issuedBy.slice(0, 12)}… at ${a.issuedAt}`)}`,
+    );
+  }
+}
+
+export async function issueAgent(ctx: CliContext, name: string): Promise<void> {
+  const { agentId, token } = await issueAgentToken(await ctx.client(), await ctx.deviceKey(), name);
+  console.log(
+    `${green('issued')} agent token ${bold(name)} ${dim(`(id ${agentId})`)}; shown once, kept nowhere:`,
+  );
+  console.log(`\n  ${token}\n`);
+  console.log(
+    dim(
+      'It may propose plans and read its own; it can never approve. Revoke: countersign agents revoke ' +
+        agentId,
+    ),
+  );
+}
+
+export async function revokeAgent(ctx: CliContext, agentId: string, reason: string): Promise<void> {
+  await revokeAgentToken(await ctx.client(), await ctx.deviceKey(), agentId, reason);
+  console.log(
+    `${red('revoked')} agent ${agentId}: its token is refused from now on; its plans stay in history`,
+  );
+}
+
+/** The agent's MCP server over stdio. stdout belongs to the protocol: nothing else is printed there. */
+export async function serveAgent(ctx: CliContext, options: { token?: string }): Promise<void> {
+  const token = options.token ?? process.env.COUNTERSIGN_AGENT_TOKEN;
+  if (!token)
+    throw new UserFacingError(
+      'no agent token: set COUNTERSIGN_AGENT_TOKEN (a paired device issues one: countersign agents issue NAME)',
+      'agent_token_missing',
+    );
+  const client = await ctx.client();
+  const agent = agentOfToken(await registryView(client), token);
+  const server = createAgentServer({ client, agent, readCatalog: catalogReader(ctx.config.home) });
+  const transport = new StdioServerTransport();
+  const closed = new Promise<void>((resolve) => (transport.onclose = resolve));
+  process.stdin.once('end', () => void transport.close());
+  await server.connect(transport);
+  process.stderr.write(`countersign: MCP server for agent "${agent.name}" on stdio\n`);
+  await closed;
+}
+
+const CLIENTS = ['opencode', 'claude', 'codex'] as const;
+
+/** Configuration snippets for agents that speak MCP: stdio (local) and streamable HTTP (remote). */
+export function agentConfig(client: string): void {
+  const bin = `${process.cwd()}/bin/countersign`;
+  const url = `${loadApiConfig().publicUrl}/mcp`;
+  const env = { COUNTERSIGN_AGENT_TOKEN: '<token from countersign agents issue>' };
+  switch (client) {
+    case 'opencode':
+      console.log(
+        JSON.stringify(
+          {
+            $schema: 'https://opencode.ai/config.json',
+            mcp: {
+              countersign: { type: 'local', command: [bin, 'mcp', 'serve'], environment: env, enabled: true },
+            },
+          },
+          null,
+          2,
+        ),
+      );
+      console.log(
+        dim(
+          `\n# opencode.json. Remote instead: { "type": "remote", "url": "${url}", "headers": { "Authorization": "Bearer <token>" } }`,
+        ),
+      );
+      return;
+    case 'claude':
+      console.log(`claude mcp add countersign --env COUNTERSIGN_AGENT_TOKEN=<token> -- ${bin} mcp serve`);
+      console.log(
+        dim(
+          `\n# or over HTTP: claude mcp add --transport http countersign ${url} --header "Authorization: Bearer <token>"`,
+        ),
+      );
+      return;
+    case 'codex':
+      console.log(
+        `# ~/.codex/config.toml\n[mcp_servers.countersign]\ncommand = "${bin}"\nargs = ["mcp", "serve"]\nenv = { COUNTERSIGN_AGENT_TOKEN = "<token>" }`,
+      );
+      return;
+  }
+  throw new UserFacingError(`no configuration for "${client}": choose one of ${CLIENTS.join(', ')}`, 'usage');
+}

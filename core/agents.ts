@@ -1,0 +1,26 @@
+/**
+ * Agent tokens: `csa_<agentId>_<secret>`. A device makes the secret, signs an `issue-agent`
+ * record holding only its SHA-256, and shows the token once. The token lets an agent propose
+ * plans and read its own; it can never approve (it signs nothing) nor change devices.
+ */
+import { sha256Hex } from './bytes.js';
+
+const TOKEN = /^csa_([0-9a-f]{16})_([A-Za-z0-9_-]{32,64})$/;
+
+export interface AgentToken {
+  agentId: string;
+  secret: string;
+}
+
+export function formatAgentToken(token: AgentToken): string {
+  return `csa_${token.agentId}_${token.secret}`;
+}
+
+export function parseAgentToken(text: string): AgentToken | undefined {
+  const match = TOKEN.exec(text.trim());
+  return match ? { agentId: match[1]!, secret: match[2]! } : undefined;
+}
+
+export function agentSecretSha256(secret: string): string {
+  return sha256Hex(`countersign/agent-token/v1\n${secret}`);
+}
