@@ -4,6 +4,8 @@ import type { PlanView, PlanViewTree, StepView } from '../core/plan/state.js';
 export interface StepReport {
   path: string;
   status: string;
+  /** The step's gate: `required` waits for a person, `auto` is signed by the plan's auto-approve rule. */
+  approval: 'required' | 'auto';
   summary: string;
   exitCode?: number | null;
   output?: string;
@@ -20,7 +22,7 @@ export interface PlanReport {
   status: string;
   done: boolean;
   steps: StepReport[];
-  /** Steps waiting for a person's decision right now. */
+  /** Steps waiting for a person's decision right now (auto-approved steps never are). */
   awaitingApproval: string[];
 }
 
@@ -30,6 +32,7 @@ function stepReport(step: StepView, prefix: string): StepReport {
   return {
     path: `${prefix}${step.path}`,
     status: step.status,
+    approval: step.node.approval.mode,
     summary: step.summary,
     ...(step.result ? { exitCode: step.result.exitCode, output: step.result.outputTail } : {}),
     ...(approvals.length
@@ -63,6 +66,9 @@ export function planReport(tree: PlanViewTree): PlanReport {
     status: view.status,
     done: DONE.includes(view.status),
     steps,
-    awaitingApproval: steps.filter((s) => s.status === 'awaiting_approval').map((s) => s.path),
+    // A step under an auto rule passes its gate without anyone: it is not waiting for a person.
+    awaitingApproval: steps
+      .filter((s) => s.status === 'awaiting_approval' && s.approval === 'required')
+      .map((s) => s.path),
   };
 }

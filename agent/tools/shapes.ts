@@ -4,6 +4,7 @@ import { z } from 'zod';
 const stepReport = z.object({
   path: z.string(),
   status: z.string(),
+  approval: z.enum(['required', 'auto']),
   summary: z.string(),
   exitCode: z.number().nullable().optional(),
   output: z.string().optional(),

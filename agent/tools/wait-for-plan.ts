@@ -8,7 +8,7 @@ import { planReport } from '../report.js';
 import { PLAN_ID } from './plan-status.js';
 import { PLAN_REPORT_SHAPE } from './shapes.js';
 
-const POLL_MS = 250;
+const POLL_MS = 100;
 
 export function registerWaitForPlan(server: McpServer, context: AgentContext): void {
   server.registerTool(

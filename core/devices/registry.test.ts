@@ -161,7 +161,7 @@ describe('DeviceRegistry: refusals', () => {
     ]) {
       const error = refusal(registry, envelope);
       expect(error.code).toBe('not_allowed');
-      expect(error.message).toBe('the policy key cannot introduce or revoke devices');
+      expect(error.message).toBe('the policy key cannot introduce or revoke devices or agents');
     }
   });
 
@@ -327,5 +327,35 @@ describe('DeviceRegistry: refusals', () => {
       refusal(new DeviceRegistry(), enrollRoot(stranger), root.keyId).code,
     ]);
     expect([...codes].sort()).toEqual(['bad_signature', 'malformed_record', 'not_allowed', 'untrusted_root']);
+  });
+});
+
+describe('agent tokens in the registry', () => {
+  const issue = (agentId: string, signer: KeyPair) =>
+    signDeviceRecord(
+      { type: 'issue-agent', agentId, name: 'agent', secretSha256: 'ab'.repeat(32), at: AT },
+      signer,
+    );
+  const revokeAgent = (agentId: string, signer: KeyPair) =>
+    signDeviceRecord({ type: 'revoke-agent', agentId, reason: 'leaked', at: AT }, signer);
+
+  it('are issued and revoked by a device, and kept as hashes', () => {
+    const registry = fixture();
+    registry.apply(issue('0123456789abcdef', approver));
+    expect(registry.agent('0123456789abcdef')).toMatchObject({
+      issuedBy: approver.keyId,
+      secretSha256: 'ab'.repeat(32),
+    });
+    registry.apply(revokeAgent('0123456789abcdef', root));
+    expect(registry.agent('0123456789abcdef')?.revoked?.by).toBe(root.keyId);
+  });
+
+  it('are refused from the policy key, from strangers, twice, or when unknown', () => {
+    expect(refusal(fixture(), issue('0123456789abcdef', policyKey)).code).toBe('not_allowed');
+    expect(refusal(fixture(), issue('0123456789abcdef', stranger)).code).toBe('not_allowed');
+    const registry = fixture();
+    registry.apply(issue('0123456789abcdef', approver));
+    expect(refusal(registry, issue('0123456789abcdef', approver)).code).toBe('not_allowed');
+    expect(refusal(fixture(), revokeAgent('fedcba9876543210', root)).code).toBe('not_allowed');
   });
 });
