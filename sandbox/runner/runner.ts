@@ -43,10 +43,16 @@ async function run(job: RunnerJob): Promise<void> {
   // rolling tail and write it beside the transcript.
   let rollingTail = '';
   let tailDirty = false;
+  // One write at a time: the timer's write and the final one share a temp file, and two renames
+  // of it crashed the runner before it could record the result (seen as "vanished" under load).
+  let tailWrites: Promise<void> = Promise.resolve();
   const flushTail = () => {
-    if (!tailDirty) return Promise.resolve();
-    tailDirty = false;
-    return writeAtomic(join(job.runDir, 'tail.log'), rollingTail);
+    tailWrites = tailWrites.then(() => {
+      if (!tailDirty) return;
+      tailDirty = false;
+      return writeAtomic(join(job.runDir, 'tail.log'), rollingTail);
+    });
+    return tailWrites;
   };
   const tailTimer = setInterval(() => void flushTail(), 1_000);
   tailTimer.unref();
