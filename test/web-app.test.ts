@@ -14,6 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PlanDetail } from '../api/types.js';
 import { toBase64 } from '../core/bytes.js';
 import { fingerprintOf, generateKeyPair } from '../core/keys.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { agentOfToken } from '../services/agents.js';
 import { openPairing, registryView } from '../services/devices.js';
 import { planView, submitPlan } from '../services/plans.js';
 import { PROJECT_ROOT } from '../workers/config.js';
@@ -312,5 +315,36 @@ describe('the web app on a phone', () => {
       .toContain(fingerprintOf(attacker.keyId));
     expect(await request.textContent()).not.toContain(real);
     await attacked.unroute('**/api/devices/invitations/*');
+  });
+
+  it('issues an agent token on the phone (secret made there, shown once) that an MCP client can use, then revokes it', async () => {
+    await first.goto(`${url}/#/devices`);
+    await first.reload();
+    await testId(first, 'agent-name').fill('claude on the laptop');
+    await testId(first, 'issue-agent').click();
+    const token = (await testId(first, 'agent-token').textContent())!.trim();
+    expect(token).toMatch(/^csa_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
+    await saveScreenshot(first, '11-agent-token');
+    const agent = agentOfToken(await registryView(stack.client), token);
+    expect(agent).toMatchObject({
+      name: 'claude on the laptop',
+      issuedBy: (await registryView(stack.client)).rootKeyId,
+    });
+    const mcp = new Client({ name: 'e2e agent', version: '1.0.0' });
+    await mcp.connect(
+      new StreamableHTTPClientTransport(new URL(`${url}/mcp`), {
+        requestInit: { headers: { Authorization: `Bearer ${token}` } },
+      }),
+    );
+    expect((await mcp.listTools()).tools.map((t) => t.name)).toContain('run_command');
+    await mcp.close();
+
+    await testId(first, 'agent-row')
+      .filter({ hasText: 'claude on the laptop' })
+      .getByTestId('revoke-agent')
+      .click();
+    await testId(first, 'agent-revoked').waitFor();
+    const after = await registryView(stack.client);
+    expect(() => agentOfToken(after, token)).toThrow(/revoked/);
   });
 });

@@ -25,7 +25,17 @@ export function deviceInfo(
 }
 
 export function deviceList(view: RegistryView): DeviceList {
-  return { rootKeyId: view.rootKeyId ?? null, devices: view.devices.map(deviceInfo) };
+  return {
+    rootKeyId: view.rootKeyId ?? null,
+    devices: view.devices.map(deviceInfo),
+    agents: (view.agents ?? []).map((a) => ({
+      agentId: a.agentId,
+      name: a.name,
+      issuedBy: a.issuedBy,
+      issuedAt: a.issuedAt,
+      ...(a.revoked ? { revoked: a.revoked } : {}),
+    })),
+  };
 }
 
 const PairingRequest = Type.Object({

@@ -42,9 +42,20 @@ export const DeviceInfo = Type.Object({
 });
 export type DeviceInfo = Static<typeof DeviceInfo>;
 
+/** An agent token as devices see it: never its secret, nor the secret's hash. */
+export const AgentInfo = Type.Object({
+  agentId: Type.String(),
+  name: Type.String(),
+  issuedBy: Type.String(),
+  issuedAt: Type.String(),
+  revoked: Type.Optional(Type.Object({ by: Type.String(), at: Type.String(), reason: Type.String() })),
+});
+export type AgentInfo = Static<typeof AgentInfo>;
+
 export const DeviceList = Type.Object({
   rootKeyId: Type.Union([Type.String(), Type.Null()]),
   devices: Type.Array(DeviceInfo),
+  agents: Type.Array(AgentInfo),
 });
 export type DeviceList = Static<typeof DeviceList>;
 

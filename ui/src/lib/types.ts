@@ -66,9 +66,18 @@ export interface InvitationStatus {
   requests: PairingRequest[];
 }
 
+export interface AgentInfo {
+  agentId: string;
+  name: string;
+  issuedBy: string;
+  issuedAt: string;
+  revoked?: { by: string; at: string; reason: string } | undefined;
+}
+
 export interface DevicesBody {
   rootKeyId: string | null;
   devices: DeviceInfo[];
+  agents: AgentInfo[];
 }
 
 /** The plan list's entries. */
