@@ -17,9 +17,9 @@ import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { issueAgentToken } from '../services/agents.js';
 import { submitPlan } from '../services/plans.js';
-import { freePort } from '../test/support/ports.js';
-import { WorkerProcess } from '../test/support/processes.js';
-import { autoPlan, startBenchStack, until, warmup, type BenchStack } from './harness.js';
+import type { WorkerProcess } from '../test/support/processes.js';
+import { autoPlan, startBenchStack, warmup, type BenchStack } from './harness.js';
+import { startApiProcess } from './http.js';
 import { line, summary } from './stats.js';
 
 const knob = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -33,18 +33,6 @@ interface Report {
   status: string;
   done: boolean;
   awaitingApproval: string[];
-}
-
-async function startApiProcess(stack: BenchStack): Promise<{ url: string; api: WorkerProcess }> {
-  const port = await freePort();
-  const api = new WorkerProcess('api', stack.config, stack.dir, {
-    COUNTERSIGN_API_PORT: String(port),
-    COUNTERSIGN_API_APPROVALS_PER_MINUTE: '100000',
-  });
-  await api.start();
-  const url = `http://127.0.0.1:${port}`;
-  await until(async () => ((await fetch(`${url}/api/health`)).ok ? true : undefined), 100);
-  return { url, api };
 }
 
 /** Keeps the bench's own `POST /mcp` requests under the route's rate limit; waits outside timing. */

@@ -18,11 +18,10 @@ import { RunDir } from '../sandbox/runner/run-dir.js';
 import { planView } from '../services/plans.js';
 import { signDecision } from '../test/support/api.js';
 import { launchPhone, type Phone } from '../test/support/browser.js';
-import { freePort } from '../test/support/ports.js';
-import { WorkerProcess } from '../test/support/processes.js';
+import type { WorkerProcess } from '../test/support/processes.js';
 import { PROJECT_ROOT } from '../workers/config.js';
 import { approvalLatency, startBenchStack, until, warmup, type BenchStack } from './harness.js';
-import { apiPost, httpLogin, type HttpSession } from './http.js';
+import { apiPost, httpLogin, startApiProcess, type HttpSession } from './http.js';
 import { line } from './stats.js';
 import { measureScreens } from './web-app-screens.js';
 
@@ -31,19 +30,6 @@ const APPROVALS = knob('BENCH_API_APPROVALS', 100);
 const LIVE_STEPS = knob('BENCH_API_LIVE_STEPS', 40);
 const SCREEN_LOADS = knob('BENCH_API_SCREEN_LOADS', 15);
 const STEPS_PER_PLAN = 10;
-
-async function startApiProcess(stack: BenchStack): Promise<{ url: string; api: WorkerProcess }> {
-  const port = await freePort();
-  // The bench approves far faster than a person: the approval rate limit is lifted for it.
-  const api = new WorkerProcess('api', stack.config, stack.dir, {
-    COUNTERSIGN_API_PORT: String(port),
-    COUNTERSIGN_API_APPROVALS_PER_MINUTE: '100000',
-  });
-  await api.start();
-  const url = `http://127.0.0.1:${port}`;
-  await until(async () => ((await fetch(`${url}/api/health`)).ok ? true : undefined), 100);
-  return { url, api };
-}
 
 /** (1) HTTP POST of a signed approval → started.json of the step's run. */
 async function approvalsThroughApi(stack: BenchStack, session: HttpSession) {

@@ -2,6 +2,9 @@
 import { PAYLOAD_TYPES, signEnvelope } from '../core/approval/dsse.js';
 import { loginPayloadBytes } from '../core/approval/payload.js';
 import type { KeyPair } from '../core/keys.js';
+import { freePort } from '../test/support/ports.js';
+import { WorkerProcess } from '../test/support/processes.js';
+import { until, type BenchStack } from './harness.js';
 
 export interface HttpSession {
   url: string;
@@ -40,4 +43,17 @@ export async function apiPost(session: HttpSession, path: string, body: unknown)
     },
     body: JSON.stringify(body),
   });
+}
+
+/** The API as its own process, started like `countersign up` starts it; the approval rate limit lifted (a bench approves faster than a person). */
+export async function startApiProcess(stack: BenchStack): Promise<{ url: string; api: WorkerProcess }> {
+  const port = await freePort();
+  const api = new WorkerProcess('api', stack.config, stack.dir, {
+    COUNTERSIGN_API_PORT: String(port),
+    COUNTERSIGN_API_APPROVALS_PER_MINUTE: '100000',
+  });
+  await api.start();
+  const url = `http://127.0.0.1:${port}`;
+  await until(async () => ((await fetch(`${url}/api/health`)).ok ? true : undefined), 100);
+  return { url, api };
 }

@@ -5,8 +5,9 @@ import { agentSecretSha256, formatAgentToken, parseAgentToken } from '../core/ag
 import type { Agent } from '../core/devices/registry.js';
 import { signDeviceRecord } from '../core/devices/records.js';
 import type { KeyPair } from '../core/keys.js';
-import { REGISTRY_WORKFLOW_ID, SEARCH_ATTRIBUTES } from '../core/names.js';
-import { addDeviceRecordUpdate, type RegistryView } from '../workflows/messages.js';
+import { SEARCH_ATTRIBUTES } from '../core/names.js';
+import type { RegistryView } from '../workflows/messages.js';
+import { addDeviceRecord } from './devices.js';
 import { explain, UserFacingError } from './errors.js';
 import { toWorkflowId } from './plans.js';
 
@@ -28,10 +29,7 @@ export async function issueAgentToken(
     },
     by,
   );
-  const view = await client.workflow
-    .getHandle(REGISTRY_WORKFLOW_ID)
-    .executeUpdate(addDeviceRecordUpdate, { args: [{ record }] })
-    .catch((e: unknown) => explain(e, 'issue agent token'));
+  const view = await addDeviceRecord(client, record, 'issue agent token');
   return { agentId, token: formatAgentToken({ agentId, secret }), view };
 }
 
@@ -45,10 +43,7 @@ export async function revokeAgentToken(
     { type: 'revoke-agent', agentId, reason, at: new Date().toISOString() },
     by,
   );
-  return client.workflow
-    .getHandle(REGISTRY_WORKFLOW_ID)
-    .executeUpdate(addDeviceRecordUpdate, { args: [{ record }] })
-    .catch((e: unknown) => explain(e, 'revoke agent token'));
+  return addDeviceRecord(client, record, 'revoke agent token');
 }
 
 /** The agent a presented token belongs to; a UserFacingError (`agent_token_*`) says why not. */

@@ -3,6 +3,7 @@ import { randomInt } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Client } from '@temporalio/client';
+import type { Envelope } from '../core/approval/dsse.js';
 import { toBase64 } from '../core/bytes.js';
 import { pairingCodeHash } from '../core/devices/pairing.js';
 import { signDeviceRecord } from '../core/devices/records.js';
@@ -79,14 +80,9 @@ export async function pairRoot(
       },
       key,
     );
-    view = await handle
-      .executeUpdate(addDeviceRecordUpdate, { args: [{ record: intro }] })
-      .catch((e: unknown) => explain(e, 'introduce policy key'));
+    view = await addDeviceRecord(client, intro, 'introduce policy key');
   }
-  if (pinFile) {
-    await mkdir(dirname(pinFile), { recursive: true });
-    await writeFile(pinFile, `${key.keyId}\n`, { mode: 0o644 });
-  }
+  if (pinFile) await pinRootDevice(pinFile, key.keyId);
   return view;
 }
 
@@ -105,10 +101,7 @@ export async function introduceDevice(
     },
     by,
   );
-  return client.workflow
-    .getHandle(REGISTRY_WORKFLOW_ID)
-    .executeUpdate(addDeviceRecordUpdate, { args: [{ record }] })
-    .catch((e: unknown) => explain(e, 'introduce device'));
+  return addDeviceRecord(client, record, 'introduce device');
 }
 
 export async function revokeDevice(
@@ -118,8 +111,19 @@ export async function revokeDevice(
   reason: string,
 ): Promise<RegistryView> {
   const record = signDeviceRecord({ type: 'revoke', keyId, reason, at: new Date().toISOString() }, by);
+  return addDeviceRecord(client, record, 'revoke device');
+}
+
+/** Applies one signed device record (introduce, revoke, issue or revoke an agent) to the registry. */
+export async function addDeviceRecord(client: Client, record: Envelope, what: string): Promise<RegistryView> {
   return client.workflow
     .getHandle(REGISTRY_WORKFLOW_ID)
     .executeUpdate(addDeviceRecordUpdate, { args: [{ record }] })
-    .catch((e: unknown) => explain(e, 'revoke device'));
+    .catch((e: unknown) => explain(e, what));
+}
+
+/** The executor on this host trusts approvals chaining to this root from now on. */
+export async function pinRootDevice(pinFile: string, rootKeyId: string): Promise<void> {
+  await mkdir(dirname(pinFile), { recursive: true });
+  await writeFile(pinFile, `${rootKeyId}\n`, { mode: 0o644 });
 }

@@ -1,11 +1,10 @@
 /** Devices: the registry as it stands, records signed by this device, and invitations for new ones. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { decodeDeviceRecord } from '../../core/devices/records.js';
-import { openEnvelope, PAYLOAD_TYPES } from '../../core/approval/dsse.js';
-import { REGISTRY_WORKFLOW_ID } from '../../core/names.js';
-import { explain } from '../../services/errors.js';
-import { addDeviceRecordUpdate, type RegistryView } from '../../workflows/messages.js';
+import { decodeDeviceRecord, type DeviceRecord } from '../../core/devices/records.js';
+import { addDeviceRecord } from '../../services/devices.js';
+import { openEnvelope, PAYLOAD_TYPES, type Envelope as SignedEnvelope } from '../../core/approval/dsse.js';
+import type { RegistryView } from '../../workflows/messages.js';
 import { ApiError } from '../errors.js';
 import type { DeviceInfo } from '../schemas/common.js';
 import { AUTH_ERRORS, DeviceList, Envelope, ErrorBody } from '../schemas/common.js';
@@ -37,6 +36,15 @@ export function deviceList(view: RegistryView): DeviceList {
     })),
   };
 }
+
+/** What each record does, as refusals name it. */
+const RECORD_ACTIONS: Record<DeviceRecord['type'], string> = {
+  'enroll-root': 'pair',
+  introduce: 'introduce device',
+  revoke: 'revoke device',
+  'issue-agent': 'issue agent token',
+  'revoke-agent': 'revoke agent token',
+};
 
 const PairingRequest = Type.Object({
   keyId: Type.String(),
@@ -73,10 +81,11 @@ const devicesRoutes: FastifyPluginAsyncTypebox = async (app) => {
         );
       const record = decodeDeviceRecord(opened.payloadBytes);
       if (typeof record === 'string') throw new ApiError(400, 'malformed_record', record);
-      const view = await client.workflow
-        .getHandle(REGISTRY_WORKFLOW_ID)
-        .executeUpdate(addDeviceRecordUpdate, { args: [{ record: request.body.record }] })
-        .catch((e: unknown) => explain(e, record.type === 'revoke' ? 'revoke device' : 'introduce device'));
+      const view = await addDeviceRecord(
+        client,
+        request.body.record as SignedEnvelope,
+        RECORD_ACTIONS[record.type],
+      );
       if (record.type === 'introduce') app.invitations.closeFor(record.publicKey);
       return deviceList(view);
     },

@@ -2,16 +2,16 @@
  * Pairing without a session: the first device becomes the root with the one-time code that
  * `countersign up` printed; further devices ask to join with an invitation code.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import type { Envelope as SignedEnvelope } from '../../core/approval/dsse.js';
 import { fromBase64 } from '../../core/bytes.js';
 import { fingerprintOf, keyIdOf } from '../../core/keys.js';
 import { REGISTRY_WORKFLOW_ID } from '../../core/names.js';
 import { explain } from '../../services/errors.js';
 import { statePaths } from '../../workers/config.js';
-import { addDeviceRecordUpdate, enrollRootUpdate } from '../../workflows/messages.js';
+import { enrollRootUpdate } from '../../workflows/messages.js';
+import { addDeviceRecord, pinRootDevice } from '../../services/devices.js';
 import { ApiError } from '../errors.js';
 import { DeviceInfo, Envelope, ErrorBody, KeyId } from '../schemas/common.js';
 import { deviceInfo } from './devices.js';
@@ -83,14 +83,13 @@ const pairingRoutes: FastifyPluginAsyncTypebox = async (app) => {
         .catch((e: unknown) => explain(e, 'pair'));
       // Pinned at once: the executor on this host trusts approvals chaining to this root, even
       // if introducing the policy key below fails (it can be introduced later).
-      const pinFile = statePaths(config.home).pinnedRoot;
-      await mkdir(dirname(pinFile), { recursive: true });
-      await writeFile(pinFile, `${view.rootKeyId}\n`, { mode: 0o644 });
-      if (policyIntroduction) {
-        view = await handle
-          .executeUpdate(addDeviceRecordUpdate, { args: [{ record: policyIntroduction }] })
-          .catch((e: unknown) => explain(e, 'introduce the policy key'));
-      }
+      if (view.rootKeyId) await pinRootDevice(statePaths(config.home).pinnedRoot, view.rootKeyId);
+      if (policyIntroduction)
+        view = await addDeviceRecord(
+          client,
+          policyIntroduction as SignedEnvelope,
+          'introduce the policy key',
+        );
       const root = view.devices.find((d) => d.keyId === view.rootKeyId);
       if (!root) throw new ApiError(500, 'internal', 'the root device is missing after pairing');
       return reply.status(201).send({ device: deviceInfo(root) });

@@ -60,8 +60,20 @@ export function signApproval(device: StoredDevice, request: ApprovalRequest): Pr
   return signed(device, PAYLOAD_TYPES.approval, approvalPayloadBytes(request, device.keyId));
 }
 
-/** 18 random bytes, base64url: the approval's one-time nonce. */
-export function newNonce(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(18));
+/** `count` random bytes, base64url without padding. */
+export function randomBase64url(count: number): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(count));
   return toBase64(bytes).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** 18 random bytes: the approval's one-time nonce. */
+export function newNonce(): string {
+  return randomBase64url(18);
+}
+
+/** What to tell a person when making the device key failed: an old browser, or the error itself. */
+export function keyFailureText(error: unknown, otherwise: (error: unknown) => string): string {
+  return error instanceof DOMException && error.name === 'NotSupportedError'
+    ? 'This browser cannot make Ed25519 keys (WebCrypto). Use a current Chrome, Edge, Safari or Firefox.'
+    : otherwise(error);
 }
