@@ -1,13 +1,17 @@
 /**
- * Control-zone activities: sign auto-approvals with the policy key, and record that a gate
- * was reached (push delivery comes later; for now the record is a line in the state folder).
+ * Control-zone activities: sign auto-approvals with the policy key, and tell devices that a gate
+ * was reached (ntfy, Web Push, FCM) and what became of it.
  */
 import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { planIdOf } from '../core/names.js';
+import { FAILURE_TYPES, planIdOf } from '../core/names.js';
+import type { ChannelOutcome } from '../core/notify/types.js';
+import { noticeKey, type GateNoticeRequest, type Notifier } from '../services/notify/notifier.js';
+
+export type { GateNoticeRequest };
 import { signApproval } from '../core/approval/approval.js';
 import type { Envelope } from '../core/approval/dsse.js';
 import type { KeyPair } from '../core/keys.js';
@@ -18,6 +22,8 @@ export interface ControlDependencies {
   gateLogPath: string;
   /** Lists open plan workflows; only the janitor needs it. */
   client?: Client;
+  /** Sends notices; without it, reached gates are only recorded. */
+  notifier?: Notifier | undefined;
 }
 
 /** The workspaces of every open plan, and when that was true (for the reaper's race guard). */
@@ -35,14 +41,12 @@ export interface AutoApprovalRequest {
   rule: number;
 }
 
-export interface GateReached {
-  workflowId: string;
-  planName: string;
-  stepPath: string;
-  kind: string;
-  /** 0 for the first notice, then one per reminder. With workflow and step, the idempotency key. */
-  attempt: number;
-  deadline: string;
+/** What a notice did, returned into the plan's history. */
+export interface GateNoticeResult {
+  key: string;
+  outcomes: ChannelOutcome[];
+  /** Approver names the plan gives that match no active device. */
+  unknown: string[];
 }
 
 export function createControlActivities(deps: ControlDependencies) {
@@ -77,15 +81,49 @@ export function createControlActivities(deps: ControlDependencies) {
       );
     },
 
-    async gateReached(gate: GateReached): Promise<{ recorded: true }> {
-      const key = `${gate.workflowId}/${gate.stepPath}/${gate.attempt}`;
-      Context.current().log.info('gate reached', { key, plan: gate.planName, deadline: gate.deadline });
-      await mkdir(dirname(deps.gateLogPath), { recursive: true });
-      await appendFile(
-        deps.gateLogPath,
-        `${JSON.stringify({ key, ...gate, recordedAt: new Date().toISOString() })}\n`,
-      );
-      return { recorded: true };
+    /**
+     * Records that a gate was reached (or reminded, escalated, decided) and tells the devices.
+     * Idempotent per notice: a retried attempt sends only what earlier attempts did not. Channels
+     * that failed in a way worth retrying fail the attempt, so Temporal retries it with backoff;
+     * the plan never waits for this.
+     */
+    async gateReached(request: GateNoticeRequest): Promise<GateNoticeResult> {
+      const context = Context.current();
+      const key = noticeKey(request);
+      if (context.info.attempt === 1) {
+        context.log.info('gate notice', { key, plan: request.planName, deadline: request.gate.deadline });
+        await mkdir(dirname(deps.gateLogPath), { recursive: true });
+        await appendFile(
+          deps.gateLogPath,
+          `${JSON.stringify({ key, kind: request.kind, stepPath: request.gate.stepPath, workflowId: request.gate.workflowId, recordedAt: new Date().toISOString() })}\n`,
+        );
+      }
+      if (!deps.notifier) return { key, outcomes: [], unknown: [] };
+      const beat = setInterval(() => context.heartbeat(), 1000);
+      try {
+        const report = await deps.notifier.notifyGate(request);
+        const result = { key, outcomes: report.outcomes, unknown: report.unknown };
+        if (report.retry.targets.length > 0) {
+          throw ApplicationFailure.create({
+            message: `notice ${key}: ${report.retry.targets.length} of ${report.outcomes.length} deliveries failed and will be retried: ${report.outcomes
+              .filter((o) => o.status === 'failed')
+              .map((o) => `${o.target}: ${o.detail}`)
+              .join('; ')}`,
+            type: FAILURE_TYPES.notifyChannelFailed,
+            details: [result],
+            ...(report.retry.afterMs !== undefined ? { nextRetryDelay: report.retry.afterMs } : {}),
+          });
+        }
+        return result;
+      } finally {
+        clearInterval(beat);
+      }
+    },
+
+    /** A test notice to one device's channels (the app's button and `countersign notify test`). */
+    async notifyTest(request: { keyId: string }): Promise<ChannelOutcome[]> {
+      if (!deps.notifier) return [];
+      return deps.notifier.notifyTest(request.keyId);
     },
   };
 }

@@ -14,6 +14,7 @@ import errorsPlugin from './plugins/errors.js';
 import agentMcpRoutes from './routes/agent-mcp.js';
 import approvalsRoutes from './routes/approvals.js';
 import devicesRoutes from './routes/devices.js';
+import notifyRoutes from './routes/notify.js';
 import eventsRoutes from './routes/events.js';
 import pairingRoutes from './routes/pairing.js';
 import plansRoutes from './routes/plans.js';
@@ -85,6 +86,7 @@ export async function buildApp({ controlPlane, logger = false }: AppOptions): Pr
     await authenticated.register(plansRoutes);
     await authenticated.register(approvalsRoutes);
     await authenticated.register(eventsRoutes);
+    await authenticated.register(notifyRoutes);
   });
   await app.register(uiRoutes, { dir: controlPlane.config.uiDir });
   return app;

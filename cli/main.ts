@@ -7,6 +7,7 @@ import { PlanValidationError } from '../core/plan/validate.js';
 import { UserFacingError } from '../services/errors.js';
 import { ConfigError } from '../workers/config.js';
 import { agentConfig, issueAgent, listAgents, revokeAgent, serveAgent } from './commands/agents.js';
+import { notifyNtfy, notifyStatus, notifyTest } from './commands/notify.js';
 import { auditExport, auditVerify } from './commands/audit.js';
 import { addDevice, join, listDevices, pair, revoke } from './commands/devices.js';
 import { cancelCommand, decideCommand, listPlansCommand, runPlan, showPlan } from './commands/plans.js';
@@ -39,6 +40,10 @@ const USAGE = `countersign — durable agent plans, countersigned step by step
   countersign agents                  list agent tokens
   countersign agents issue NAME       issue an agent token (shown once; signed by this CLI's device key)
   countersign agents revoke ID [--reason R]   revoke an agent token
+  countersign notify                  which channels this installation sends by, and each device's
+  countersign notify test [DEVICE]    send a test notice to a device's channels (default: every device
+                                      with one) and print what each channel answered
+  countersign notify ntfy on|off      ntfy for this CLI's device; prints the topic to subscribe to
   countersign mcp serve               Countersign as an MCP server on stdio, for the agent whose
                                       token is in COUNTERSIGN_AGENT_TOKEN (HTTP: POST <web app>/mcp)
   countersign mcp config opencode|claude|codex   the configuration snippet for that agent
@@ -124,6 +129,11 @@ async function main(argv: string[]): Promise<void> {
         if (sub === 'issue') return await issueAgent(ctx, need(third, 'agent name'));
         if (sub === 'revoke')
           return await revokeAgent(ctx, need(third, 'agent id'), values.reason ?? 'revoked from the CLI');
+        break;
+      case 'notify':
+        if (!sub) return await notifyStatus(ctx);
+        if (sub === 'test') return await notifyTest(ctx, third);
+        if (sub === 'ntfy') return await notifyNtfy(ctx, need(third, 'on or off'));
         break;
       case 'mcp':
         if (sub === 'serve') return await serveAgent(ctx, {});

@@ -6,6 +6,8 @@ export const TASK_QUEUES = {
 } as const;
 
 export const REGISTRY_WORKFLOW_ID = 'countersign-devices';
+/** Each device's notification channels and quiet hours, and what this installation can send. */
+export const NOTIFY_SETTINGS_WORKFLOW_ID = 'countersign-notify-settings';
 /** The workflow that has leftover workspaces of ended plans removed. */
 export const JANITOR_WORKFLOW_ID = 'countersign-workspace-janitor';
 
@@ -48,4 +50,7 @@ export const FAILURE_TYPES = {
   mcpServerFailed: 'McpServerFailed',
   /** The executor died during an earlier attempt of an MCP call that may have run: it is not repeated. */
   mcpCallInterrupted: 'McpCallInterrupted',
+  notifySettingsRefused: 'NotifySettingsRefused',
+  /** A notification channel failed in a way worth another try (down, 429, 5xx). */
+  notifyChannelFailed: 'NotifyChannelFailed',
 } as const;

@@ -175,10 +175,13 @@ describe('deadlines', () => {
     const view = await planView(stack.client, planId);
     expect(stepStatus(view, 'late')).toBe('timed_out');
     expect(view.steps[0]!.remindersSent).toBeGreaterThanOrEqual(2);
-    const gates = (await readFile(stack.paths.gateLog, 'utf8'))
+    const notices = (await readFile(stack.paths.gateLog, 'utf8'))
       .split('\n')
-      .filter((l) => l.includes(workflowId));
-    expect(gates.length).toBe(view.steps[0]!.remindersSent + 1);
+      .filter((l) => l.includes(workflowId))
+      .map((l) => JSON.parse(l) as { kind: string });
+    // The first notice, one per reminder, and the "decided" one that says the deadline denied it.
+    expect(notices.filter((n) => n.kind !== 'decided').length).toBe(view.steps[0]!.remindersSent + 1);
+    expect(notices.filter((n) => n.kind === 'decided').length).toBe(1);
     const lateApproval = signApproval(
       {
         workflowId,

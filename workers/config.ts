@@ -39,6 +39,10 @@ export function statePaths(home: string) {
     stackFile: resolve(home, 'stack.json'),
     policyKey: resolve(home, 'control', 'policy-key.json'),
     gateLog: resolve(home, 'control', 'gates.jsonl'),
+    /** The Web Push (VAPID) key pair; browsers' subscriptions are bound to its public half. */
+    vapidKeys: resolve(home, 'control', 'vapid-keys.json'),
+    /** What was sent for each notice, so a retried notice sends nothing twice. */
+    notifyLedger: resolve(home, 'control', 'notify-ledger'),
     pinnedRoot: resolve(home, 'executor', 'pinned-root'),
     sandboxChoice: resolve(home, 'executor', 'sandbox'),
     runs: resolve(home, 'executor', 'runs'),

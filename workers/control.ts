@@ -11,6 +11,9 @@ import { workflowBundlePath } from './bundle.js';
 import { loadConfig, statePaths, type Config } from './config.js';
 import { loadOrCreateKeyFile } from './key-file.js';
 import { isMain, runMain } from './main.js';
+import { loadNotifyConfig, type NotifyConfig } from '../services/notify/config.js';
+import { Notifier, type NotifierDependencies } from '../services/notify/notifier.js';
+import { loadOrCreateVapidKeys } from '../services/notify/vapid.js';
 
 /**
  * Starts the workspace janitor unless it already runs (one per namespace). It looks for
@@ -28,7 +31,18 @@ export async function ensureJanitor(
   });
 }
 
-export async function createControlWorker(config: Config, connection?: NativeConnection): Promise<Worker> {
+export interface ControlWorkerOptions {
+  /** Notification settings; from the environment by default. */
+  notify?: NotifyConfig | undefined;
+  /** Extra notifier wiring (tests route firebase-admin to a local server, or inject a fault). */
+  notifier?: Pick<NotifierDependencies, 'fcmHttpAgent' | 'webPushAgent' | 'afterSend'> | undefined;
+}
+
+export async function createControlWorker(
+  config: Config,
+  connection?: NativeConnection,
+  options: ControlWorkerOptions = {},
+): Promise<Worker> {
   const paths = statePaths(config.home);
   const policyKey = await loadOrCreateKeyFile(paths.policyKey, 'policy');
   const client = new Client({
@@ -36,18 +50,45 @@ export async function createControlWorker(config: Config, connection?: NativeCon
     namespace: config.namespace,
   });
   await ensureJanitor(client);
-  return Worker.create({
+  const notifier = new Notifier({
+    client,
+    config: options.notify ?? loadNotifyConfig(),
+    vapid: await loadOrCreateVapidKeys(paths.vapidKeys),
+    ledgerDir: paths.notifyLedger,
+    ...options.notifier,
+  });
+  await notifier.ledger.prune();
+  const worker = await Worker.create({
     connection: connection ?? (await NativeConnection.connect({ address: config.temporalAddress })),
     namespace: config.namespace,
     taskQueue: TASK_QUEUES.control,
     workflowBundle: { codePath: await workflowBundlePath(paths.build) },
-    activities: createControlActivities({ policyKey, gateLogPath: paths.gateLog, client }),
+    activities: createControlActivities({ policyKey, gateLogPath: paths.gateLog, client, notifier }),
   });
+  // The settings workflow runs on this worker: the offer is published once it polls, not before.
+  void notifier.publishOffer().catch((error: unknown) => {
+    console.error(`control worker: could not publish the notification offer: ${(error as Error).message}`);
+  });
+  return worker;
+}
+
+/**
+ * Fault injection for the crash test, from the environment of a worker process only: the process
+ * dies the moment a channel accepted a notice, before the ledger records it.
+ */
+function faultHooks(): ControlWorkerOptions['notifier'] {
+  if (process.env.COUNTERSIGN_FAULT_NOTIFY !== 'die-after-send') return undefined;
+  return {
+    afterSend: () => {
+      console.error('fault injection: dying after a notice was sent, before it was recorded');
+      process.kill(process.pid, 'SIGKILL');
+    },
+  };
 }
 
 if (isMain(import.meta.url)) {
   runMain('control worker', async () => {
-    const worker = await createControlWorker(loadConfig());
+    const worker = await createControlWorker(loadConfig(), undefined, { notifier: faultHooks() });
     console.error(`control worker polling ${TASK_QUEUES.control}`);
     await worker.run();
   });

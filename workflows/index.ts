@@ -2,3 +2,5 @@
 export { planWorkflow } from './plan.js';
 export { deviceRegistryWorkflow } from './registry.js';
 export { workspaceJanitorWorkflow } from './janitor.js';
+export { notifySettingsWorkflow } from './notify-settings.js';
+export { notifyTestWorkflow } from './notify-test.js';

@@ -16,15 +16,18 @@ import {
   proxyActivities,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
-import type { createControlActivities } from '../activities/control.js';
+import type { createControlActivities, GateNoticeRequest, GateNoticeResult } from '../activities/control.js';
 import type { createExecutorActivities } from '../activities/executor.js';
 import type { createMcpActivities } from '../activities/mcp.js';
+import { offersOneTap, stepRisk } from '../core/notify/risk.js';
 import { stepDigest } from '../core/plan/digest.js';
 import { stepSummary } from '../core/plan/summary.js';
 import { parseDuration } from '../core/duration.js';
 import { childPlanWorkflowId, FAILURE_TYPES, SEARCH_ATTRIBUTES, TASK_QUEUES } from '../core/names.js';
 import {
+  NOTICE_RECORDS_KEPT,
   TERMINAL_STEP_STATUSES,
+  type NoticeRecord,
   type PlanStatus,
   type PlanView,
   type StepRecord,
@@ -53,6 +56,17 @@ const control = proxyActivities<ReturnType<typeof createControlActivities>>({
   taskQueue: TASK_QUEUES.control,
   startToCloseTimeout: '30s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+});
+
+// Notices never hold a plan up: they run beside it, retry with backoff, and are given up with a
+// record of why. A heartbeat timeout finds a control worker that died mid-delivery within seconds.
+const notices = proxyActivities<ReturnType<typeof createControlActivities>>({
+  taskQueue: TASK_QUEUES.control,
+  startToCloseTimeout: '2m',
+  heartbeatTimeout: '10s',
+  // A delivery under way when its gate closes finishes and is recorded; one waiting to retry stops.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
 });
 
 function executorFor(step: StepNode) {
@@ -106,6 +120,8 @@ export class PlanInterpreter {
   /** Executor activities and child plans under way. */
   inFlight = 0;
   private readonly stepNodes = new Map<string, StepNode>();
+  /** Per awaiting gate: its notices still in flight, stopped when the gate closes. */
+  private readonly noticeScopes = new Map<string, CancellationScope>();
   private lastPublished = '';
 
   constructor(
@@ -352,27 +368,59 @@ export class PlanInterpreter {
     }
     if (node.approval.mode === 'auto' && !record.approvals.some((a) => a.auto))
       await this.autoApprove(node, record);
-    if (this.verdict(record) === undefined && record.remindersSent === 0) this.notify(node, record, 0);
+    if (this.verdict(record) === undefined && record.remindersSent === 0 && !record.escalatedAt)
+      this.notify(node, record, 'gate', 0);
     const remindMs = node.approval.remind ? parseDuration(node.approval.remind) : undefined;
+    const escalateMs = node.approval.escalate ? parseDuration(node.approval.escalate.after) : undefined;
     for (;;) {
       const verdict = this.verdict(record);
-      if (verdict) return verdict;
+      if (verdict) return this.closeGate(node, record, verdict);
       const now = Date.now();
       const deadline = record.deadlineMs!;
-      if (now >= deadline) return 'timed_out';
-      const nextReminder = remindMs
-        ? Date.parse(record.awaitingSince!) + (record.remindersSent + 1) * remindMs
-        : Infinity;
+      if (now >= deadline) return this.closeGate(node, record, 'timed_out');
+      const since = Date.parse(record.awaitingSince!);
+      const nextReminder = remindMs ? since + (record.remindersSent + 1) * remindMs : Infinity;
+      const escalation = escalateMs !== undefined && !record.escalatedAt ? since + escalateMs : Infinity;
       const decided = await condition(
         () => this.verdict(record) !== undefined || this.draining,
-        Math.max(1, Math.min(deadline, nextReminder) - now),
+        Math.max(1, Math.min(deadline, nextReminder, escalation) - now),
       );
       if (this.draining && this.verdict(record) === undefined) await condition(() => false); // parked: this run continues as new
-      if (!decided && Date.now() >= nextReminder && Date.now() < deadline) {
+      if (decided || Date.now() >= deadline) continue;
+      if (Date.now() >= escalation) {
+        record.escalatedAt = iso(Date.now());
+        log.info('gate escalated', { step: node.path, to: node.approval.escalate!.to });
+        this.notify(node, record, 'escalation', 0);
+      } else if (Date.now() >= nextReminder) {
         record.remindersSent++;
-        this.notify(node, record, record.remindersSent);
+        this.notify(node, record, 'reminder', record.remindersSent);
       }
     }
+  }
+
+  /**
+   * The gate closed: notices still being retried are stopped, and every device that was told gets
+   * the outcome (replacing the request where the channel allows). Plans recorded before this
+   * existed replay without it, hence the patch marker.
+   */
+  private closeGate(node: StepNode, record: StepRecord, decision: Decision): Decision {
+    const scope = this.noticeScopes.get(node.path);
+    if (!scope || !patched('notify-gate-closed')) return decision;
+    scope.cancel();
+    this.noticeScopes.delete(node.path);
+    const by = (choice: 'approve' | 'deny') =>
+      record.approvals
+        .filter((a) => a.decision === choice)
+        .map((a) => a.deviceName)
+        .join(', ');
+    const outcome =
+      decision === 'approved'
+        ? `${node.path} approved by ${by('approve') || 'policy'}`
+        : decision === 'denied'
+          ? `${node.path} denied by ${by('deny')}`
+          : `${node.path}: no decision by the deadline, denied (fail-closed)`;
+    this.notify(node, record, 'decided', 0, outcome);
+    return decision;
   }
 
   private verdict(record: StepRecord): 'approved' | 'denied' | undefined {
@@ -407,21 +455,74 @@ export class PlanInterpreter {
     }
   }
 
-  private notify(node: StepNode, record: StepRecord, attempt: number): void {
-    const request = {
-      workflowId: this.workflowId,
-      planName: this.spec.name,
-      stepPath: node.path,
-      kind: node.kind,
+  /**
+   * Sends a notice about the step's gate beside the plan, never in its way; what each channel did
+   * (or why delivery was given up) is kept on the step record for the history and the app.
+   */
+  private notify(
+    node: StepNode,
+    record: StepRecord,
+    kind: GateNoticeRequest['kind'],
+    attempt: number,
+    outcome?: string,
+  ): void {
+    const risk = stepRisk(node, this.spec.egress);
+    const escalate = node.approval.escalate;
+    const request: GateNoticeRequest = {
+      kind,
       attempt,
-      deadline: iso(record.deadlineMs!),
+      planName: this.spec.name,
+      gate: {
+        workflowId: this.workflowId,
+        runId: this.runId,
+        stepPath: node.path,
+        stepDigest: record.digest,
+        deadline: iso(record.deadlineMs!),
+        risk,
+        oneTap: offersOneTap(risk, this.spec.policy),
+      },
+      audience: {
+        approvers: node.approval.approvers,
+        ...(escalate && (record.escalatedAt || kind === 'escalation') ? { escalateTo: escalate.to } : {}),
+      },
+      ...(outcome ? { outcome } : {}),
     };
-    void control.gateReached(request).catch((error: unknown) => {
-      log.warn('could not record that a gate was reached; approvals still work', {
-        step: node.path,
-        error: describeFailure(error),
-      });
-    });
+    const keep = (entry: NoticeRecord) => {
+      record.notices = [...(record.notices ?? []), entry].slice(-NOTICE_RECORDS_KEPT);
+    };
+    let scope = this.noticeScopes.get(node.path);
+    if (!scope) {
+      scope = new CancellationScope();
+      if (kind !== 'decided') this.noticeScopes.set(node.path, scope);
+    }
+    void scope
+      .run(() => notices.gateReached(request))
+      .then(
+        // Histories recorded before notices had channels answer `{ recorded: true }`.
+        (result: Partial<GateNoticeResult>) =>
+          keep({
+            kind,
+            attempt,
+            at: iso(Date.now()),
+            outcomes: result.outcomes ?? [],
+            ...(result.unknown?.length ? { problem: `no device named ${result.unknown.join(', ')}` } : {}),
+          }),
+        (error: unknown) => {
+          if (isCancellation(error)) return;
+          const last = lastNoticeResult(error);
+          keep({
+            kind,
+            attempt,
+            at: iso(Date.now()),
+            outcomes: last?.outcomes ?? [],
+            problem: `delivery given up: ${describeFailure(error)}`,
+          });
+          log.warn('notice delivery given up; approvals still work from the app and the CLI', {
+            step: node.path,
+            error: describeFailure(error),
+          });
+        },
+      );
   }
 
   private async subPlan(node: SubPlanNode): Promise<Outcome> {
@@ -573,6 +674,17 @@ function settle(record: { status: string; error?: string | undefined }, error: u
   record.status = 'failed';
   record.error = describeFailure(error);
   return 'failed';
+}
+
+/** The per-channel outcomes the last failed notice attempt carried in its failure details. */
+function lastNoticeResult(error: unknown): Partial<GateNoticeResult> | undefined {
+  let current = error as { details?: unknown[]; cause?: unknown } | undefined;
+  for (let depth = 0; current && depth < 4; depth++) {
+    const detail = current.details?.[0] as Partial<GateNoticeResult> | undefined;
+    if (detail && Array.isArray(detail.outcomes)) return detail;
+    current = current.cause as typeof current;
+  }
+  return undefined;
 }
 
 function describeFailure(error: unknown): string {

@@ -2,6 +2,8 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { Envelope } from '../core/approval/dsse.js';
 import type { Agent } from '../core/devices/registry.js';
+import type { NotifyChange } from '../core/notify/settings.js';
+import type { DeviceNotifySettings, NotifyOffer } from '../core/notify/types.js';
 import type { PlanView, StepRecord, SubPlanRecord } from '../core/plan/state.js';
 
 export interface PlanWorkflowInput {
@@ -81,3 +83,25 @@ export const openPairingUpdate = defineUpdate<
   [{ pairingCodeHash: string; policyPublicKey?: string | undefined }]
 >('countersign.registry.openPairing');
 export const registryViewQuery = defineQuery<RegistryView>('countersign.registry.view');
+
+export interface NotifySettingsView {
+  devices: Record<string, DeviceNotifySettings>;
+  offer: NotifyOffer;
+}
+
+export interface NotifySettingsWorkflowInput {
+  devices: Record<string, DeviceNotifySettings>;
+  offer?: NotifyOffer | undefined;
+  allowLocalPushEndpoints?: boolean | undefined;
+}
+
+export const notifySettingsQuery = defineQuery<NotifySettingsView>('countersign.notify.settings');
+/** `ntfyTopic`: the topic a device gets the first time it changes anything (made by the caller, at random). */
+export const changeNotifySettingsUpdate = defineUpdate<
+  DeviceNotifySettings,
+  [{ keyId: string; change: NotifyChange; ntfyTopic: string }]
+>('countersign.notify.change');
+export const publishNotifyOfferUpdate = defineUpdate<
+  NotifySettingsView,
+  [{ offer: NotifyOffer; allowLocalPushEndpoints: boolean }]
+>('countersign.notify.offer');

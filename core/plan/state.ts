@@ -1,4 +1,5 @@
 /** The live state of a plan, as the workflow keeps it and as queries, the CLI and the UI show it. */
+import type { ChannelOutcome, NoticeKind } from '../notify/types.js';
 import type { Envelope } from '../approval/dsse.js';
 import type { McpPin } from '../mcp/catalog.js';
 import type { StepNode } from './types.js';
@@ -81,9 +82,25 @@ export interface StepRecord {
   /** Epoch ms after which the gate denies (fail-closed). */
   deadlineMs?: number | undefined;
   remindersSent: number;
+  /** When further approvers were told (the gate's `escalate.after` passed without a decision). */
+  escalatedAt?: string | undefined;
+  /** What each notice about this gate did, channel by channel (the latest NOTICE_RECORDS_KEPT). */
+  notices?: NoticeRecord[] | undefined;
   result?: StepResult | undefined;
   error?: string | undefined;
 }
+
+/** One notice about a gate (first, reminder, escalation, decided) and what each channel did with it. */
+export interface NoticeRecord {
+  kind: NoticeKind;
+  attempt: number;
+  at: string;
+  outcomes: ChannelOutcome[];
+  /** Set when delivery kept failing and was given up, or could not start: says why. */
+  problem?: string | undefined;
+}
+
+export const NOTICE_RECORDS_KEPT = 20;
 
 export interface SubPlanRecord {
   path: string;

@@ -10,6 +10,19 @@ export interface ApprovalPolicy {
   timeout: string;
   /** Re-notify approvers at this interval while waiting. */
   remind?: string | undefined;
+  /** After this long without a decision, further devices are told too (quiet hours do not hold it back). */
+  escalate?: Escalation | undefined;
+  /** Devices (names or key ids) told first; all people's devices when absent. */
+  approvers?: string[] | undefined;
+  /** How carefully to approve, when the plan says; otherwise derived from the step (core/notify/risk.ts). */
+  risk?: Risk | undefined;
+}
+
+export type Risk = 'low' | 'medium' | 'high';
+
+export interface Escalation {
+  after: string;
+  to: string[];
 }
 
 interface NodeBase {
@@ -93,6 +106,9 @@ export interface PlanPolicy {
   autoApprove: AutoApproveRule[];
   approvalTimeout: string;
   remind?: string | undefined;
+  escalate?: Escalation | undefined;
+  /** The highest risk whose notifications offer one-tap Approve/Deny; above it, only Review. */
+  oneTapUpTo: 'none' | Risk;
 }
 
 export interface PlanSpec {

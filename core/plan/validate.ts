@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { utf8ToBytes } from '../bytes.js';
 import { canonicalJson } from '../canonical.js';
-import { DURATION_PATTERN } from '../duration.js';
+import { DURATION_PATTERN, parseDuration } from '../duration.js';
 import { PLAN_LIMITS } from './limits.js';
 import type {
   ApprovalPolicy,
@@ -41,6 +41,7 @@ const id = z
     /^[a-z0-9][a-z0-9_-]{0,62}$/,
     'ids are 1-63 of a-z, 0-9, "-" and "_", starting with a letter or digit',
   );
+const RISKS = ['low', 'medium', 'high'] as const;
 const duration = z.string().regex(DURATION_PATTERN, 'expected a duration such as 30s, 5m, 2h or 1d');
 const workspacePath = z
   .string()
@@ -53,12 +54,18 @@ const envName = z
   .string()
   .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'environment variable names use A-Z, a-z, 0-9 and _');
 
+/** Devices by name or key id: who is told about a gate (anyone registered may still decide). */
+const deviceNames = z.array(z.string().min(1).max(200)).min(1).max(16);
+const escalation = z.object({ after: duration, to: deviceNames }).strict();
 const approvalObject = z
   .object({
     mode: z.enum(['required', 'auto']).default('required'),
     quorum: z.int().min(1).max(16).default(1),
     timeout: duration.optional(),
     remind: duration.optional(),
+    escalate: escalation.optional(),
+    approvers: deviceNames.optional(),
+    risk: z.enum(RISKS).optional(),
   })
   .strict();
 const approval = z.union([z.enum(['required', 'auto']), approvalObject]).optional();
@@ -171,9 +178,11 @@ const planFields = z
         autoApprove: z.array(autoRule).max(64).default([]),
         approvalTimeout: duration.default('24h'),
         remind: duration.optional(),
+        escalate: escalation.optional(),
+        oneTapUpTo: z.enum(['none', ...RISKS]).default('medium'),
       })
       .strict()
-      .default({ autoApprove: [], approvalTimeout: '24h' }),
+      .default({ autoApprove: [], approvalTimeout: '24h', oneTapUpTo: 'medium' }),
     steps: children,
   })
   .strict();
@@ -190,7 +199,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     case 'unrecognized_keys':
       return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
     case 'invalid_union':
-      return 'expected "required", "auto" or an object with mode, quorum, timeout, remind';
+      return 'expected "required", "auto" or an object with mode, quorum, timeout, remind, escalate, approvers, risk';
     default:
       return issue.message;
   }
@@ -416,7 +425,16 @@ class PlanValidator {
       quorum: fields.quorum,
       timeout: ('timeout' in fields && fields.timeout) || policy.approvalTimeout,
       remind: ('remind' in fields && fields.remind) || policy.remind,
+      escalate: ('escalate' in fields && fields.escalate) || policy.escalate,
+      approvers: 'approvers' in fields ? fields.approvers : undefined,
+      risk: 'risk' in fields ? fields.risk : undefined,
     };
+    if (result.escalate && parseDuration(result.escalate.after) >= parseDuration(result.timeout)) {
+      this.issues.push({
+        path: joinPath(at, 'approval'),
+        message: `escalation after ${result.escalate.after} comes at or after the deadline (${result.timeout}): nobody would be asked in time`,
+      });
+    }
     if (result.mode === 'auto' && result.quorum > 1) {
       this.issues.push({
         path: joinPath(at, 'approval'),

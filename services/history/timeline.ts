@@ -10,7 +10,7 @@ import type { temporal } from '@temporalio/proto';
 import { fromBase64, utf8Decode } from '../../core/bytes.js';
 import { ApprovalRefused, verifyApproval } from '../../core/approval/approval.js';
 import type { Envelope } from '../../core/approval/dsse.js';
-import type { AutoApprovalRequest, GateReached } from '../../activities/control.js';
+import type { AutoApprovalRequest, GateNoticeResult } from '../../activities/control.js';
 import { DeviceRecordError, DeviceRegistry } from '../../core/devices/registry.js';
 import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from '../../core/names.js';
 import { stepDigest } from '../../core/plan/digest.js';
@@ -127,6 +127,46 @@ interface PendingActivity {
 
 const CONTROL_ACTIVITIES = new Set(['signAutoApproval', 'gateReached']);
 
+interface GateNoticeInput {
+  kind: 'gate' | 'reminder' | 'escalation' | 'decided';
+  attempt: number;
+  stepPath: string;
+  deadline: string;
+  escalateTo: string[];
+}
+
+/** A gate notice's input, as recorded now (`gate`, `audience`) or before notices had channels (flat). */
+function gateNoticeOf(input: unknown): GateNoticeInput | undefined {
+  const raw = input as
+    | {
+        kind?: string;
+        attempt?: number;
+        stepPath?: string;
+        deadline?: string;
+        gate?: { stepPath: string; deadline: string };
+        audience?: { escalateTo?: string[] };
+      }
+    | undefined;
+  if (!raw) return undefined;
+  const attempt = raw.attempt ?? 0;
+  if (raw.gate)
+    return {
+      kind: raw.kind as GateNoticeInput['kind'],
+      attempt,
+      stepPath: raw.gate.stepPath,
+      deadline: raw.gate.deadline,
+      escalateTo: raw.audience?.escalateTo ?? [],
+    };
+  if (!raw.stepPath) return undefined;
+  return {
+    kind: attempt === 0 ? 'gate' : 'reminder',
+    attempt,
+    stepPath: raw.stepPath,
+    deadline: raw.deadline ?? '?',
+    escalateTo: [],
+  };
+}
+
 class TimelineBuilder {
   private readonly entries: (TimelineEntry & { ms: number; order: number })[] = [];
   private readonly steps = new Map<string, StepState>();
@@ -232,19 +272,23 @@ class TimelineBuilder {
     if (scheduled) {
       const type = scheduled.activityType?.name ?? '?';
       const input = decode<Record<string, unknown>>(scheduled.input);
+      const notice = type === 'gateReached' ? gateNoticeOf(input) : undefined;
       const stepPath =
-        (input?.stepPath as string | undefined) ?? (input?.step as { path?: string } | undefined)?.path;
+        notice?.stepPath ??
+        (input?.stepPath as string | undefined) ??
+        (input?.step as { path?: string } | undefined)?.path;
       const isStepRun = !CONTROL_ACTIVITIES.has(type) && stepPath !== undefined;
       this.activities.set(id, { type, stepPath, input, attempt: 1, isStepRun });
-      if (type === 'gateReached') {
-        const gate = input as unknown as GateReached;
+      if (notice && notice.kind !== 'decided') {
         this.add(runId, event, {
-          kind: 'gate_reached',
-          step: gate.stepPath,
+          kind: notice.kind === 'escalation' ? 'gate_escalated' : 'gate_reached',
+          step: notice.stepPath,
           text:
-            gate.attempt === 0
-              ? `awaiting approval (deadline ${gate.deadline})`
-              : `reminder #${gate.attempt}: still awaiting approval (deadline ${gate.deadline})`,
+            notice.kind === 'escalation'
+              ? `escalated: ${notice.escalateTo.join(', ') || 'further approvers'} told too (deadline ${notice.deadline})`
+              : notice.attempt === 0
+                ? `awaiting approval (deadline ${notice.deadline})`
+                : `reminder #${notice.attempt}: still awaiting approval (deadline ${notice.deadline})`,
         });
       } else if (isStepRun && stepPath) this.stepScheduled(runId, event, stepPath, input);
       return;
@@ -286,6 +330,19 @@ class TimelineBuilder {
             true,
             (activity.input as unknown as AutoApprovalRequest).stepPath,
           );
+      } else if (activity.type === 'gateReached') {
+        const outcomes = decode<Partial<GateNoticeResult>>(completed.result)?.outcomes ?? [];
+        if (outcomes.length > 0)
+          this.add(runId, event, {
+            kind: 'notice',
+            step: activity.stepPath,
+            text: `${gateNoticeOf(activity.input)?.kind ?? 'gate'} notice: ${outcomes
+              .map(
+                (o) =>
+                  `${o.target} ${o.status.replace('_', ' ')}${o.status === 'sent' ? '' : ` (${o.detail})`}`,
+              )
+              .join('; ')}`,
+          });
       } else if (activity.isStepRun) {
         const result = decode<StepResult>(completed.result);
         this.stepFinished(runId, event, activity, result);
@@ -295,6 +352,14 @@ class TimelineBuilder {
     const failed = event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes;
     if (failed) {
       const activity = this.activities.get(ref(failed.scheduledEventId));
+      if (activity?.type === 'gateReached') {
+        this.add(runId, event, {
+          kind: 'notice_failed',
+          step: activity.stepPath,
+          text: `notices given up (approvals still work in the app and the CLI): ${failureText(failed.failure)}`,
+        });
+        return;
+      }
       if (!activity?.isStepRun) return;
       const timedOut = Boolean(event.activityTaskTimedOutEventAttributes);
       this.add(runId, event, {

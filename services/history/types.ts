@@ -3,6 +3,11 @@ export type TimelineKind =
   | 'plan_started'
   | 'tool_pinned'
   | 'gate_reached'
+  | 'gate_escalated'
+  /** What a notice about a gate did on each channel (only when some channel is configured). */
+  | 'notice'
+  /** Notices about a gate kept failing and were given up. */
+  | 'notice_failed'
   | 'approval'
   | 'approval_refused_at_audit'
   | 'step_started'

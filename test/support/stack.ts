@@ -13,7 +13,7 @@ import { generateKeyPair, type KeyPair } from '../../core/keys.js';
 import { openPairing, pairRoot } from '../../services/devices.js';
 import { ensureNamespace } from '../../services/temporal-server.js';
 import { statePaths, type Config } from '../../workers/config.js';
-import { createControlWorker } from '../../workers/control.js';
+import { createControlWorker, type ControlWorkerOptions } from '../../workers/control.js';
 import { createExecutorWorker } from '../../workers/executor.js';
 import { readKeyFile } from '../../workers/key-file.js';
 
@@ -31,7 +31,13 @@ let runtimeInstalled = false;
 
 export async function startTestStack(
   name: string,
-  options: { workers?: boolean; pair?: boolean; backend?: 'jail' | 'docker' } = {},
+  options: {
+    workers?: boolean;
+    pair?: boolean;
+    backend?: 'jail' | 'docker';
+    /** Notification channels and hooks for the control worker (none by default). */
+    control?: ControlWorkerOptions;
+  } = {},
 ): Promise<TestStack> {
   if (!runtimeInstalled) {
     const level = (process.env.COUNTERSIGN_TEST_LOG as 'WARN' | undefined) ?? 'ERROR';
@@ -59,7 +65,7 @@ export async function startTestStack(
     root: { ...generateKeyPair(), name: 'test phone' },
     async startWorkers(which = { control: true, executor: true }) {
       if (which.control) {
-        const worker = await createControlWorker(config, nativeConnection);
+        const worker = await createControlWorker(config, nativeConnection, options.control);
         running.push({ worker, done: worker.run() });
       }
       if (which.executor) {
