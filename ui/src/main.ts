@@ -6,7 +6,8 @@ const target = document.getElementById('app');
 if (!target) throw new Error('index.html has no #app element');
 mount(App, { target });
 
-// Offline reading and (later) push: a small hand-written service worker, same origin only.
+// The service worker (ui/src/sw, built into /sw.js by scripts/build-sw.mjs): offline reading,
+// notices and one-tap decisions. Same origin only.
 if ('serviceWorker' in navigator && location.protocol !== 'file:') {
   window.addEventListener('load', () => {
     navigator.serviceWorker.register('/sw.js').catch(() => {

@@ -1,4 +1,4 @@
-/** Hash routing: `#/inbox`, `#/approve/<workflowId>/<stepPath>`, `#/plans/<id>/history`, `#/pair?code=…`. */
+/** Hash routing: `#/inbox`, `#/approve/<workflowId>/<stepPath>`, `#/plans/<id>/history`, `#/settings`, `#/pair?code=…`. */
 
 export type Route =
   | { name: 'inbox' }
@@ -7,6 +7,7 @@ export type Route =
   | { name: 'plan'; workflowId: string }
   | { name: 'history'; workflowId: string }
   | { name: 'devices' }
+  | { name: 'settings' }
   | { name: 'pair'; code: string }
   | { name: 'join'; invite: string }
   | { name: 'not-found'; path: string };
@@ -31,6 +32,8 @@ export function parseHash(hash: string): Route {
       break;
     case 'devices':
       return { name: 'devices' };
+    case 'settings':
+      return { name: 'settings' };
     case 'pair':
       return { name: 'pair', code: query.get('code') ?? '' };
     case 'join':
@@ -55,6 +58,8 @@ export function href(route: Route): string {
       return `#/plans/${enc(route.workflowId)}/history`;
     case 'devices':
       return '#/devices';
+    case 'settings':
+      return '#/settings';
     case 'pair':
       return route.code ? `#/pair?code=${enc(route.code)}` : '#/pair';
     case 'join':

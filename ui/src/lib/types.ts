@@ -3,8 +3,17 @@
  * api/types.ts, imported as types; the small schema-only bodies are written here.
  */
 import type { Envelope } from '../../../core/approval/dsse.js';
+import type { ChannelOutcome, NotifyOffer, QuietHours } from '../../../core/notify/types.js';
 
 export type { Envelope };
+export type {
+  ChannelName,
+  ChannelOutcome,
+  Notice,
+  NoticeGate,
+  NotifyOffer,
+  QuietHours,
+} from '../../../core/notify/types.js';
 export type {
   PlanView,
   StepView,
@@ -83,3 +92,35 @@ export interface DevicesBody {
 /** The plan list's entries. */
 export type PlanListing = PlanListItem;
 export type PlanBody = PlanDetail;
+
+/** This device's notification settings as the API shows them (`GET /api/notify/settings`). */
+export interface NotifySettingsView {
+  ntfy: { enabled: boolean; topic: string };
+  webPush: { enabled: boolean; subscriptions: { endpoint: string; addedAt: string }[] };
+  /** `tokens`: how many app tokens are registered; the tokens themselves never leave the server. */
+  fcm: { enabled: boolean; tokens: number };
+  quietHours: QuietHours | null;
+}
+
+export interface NotifySettingsBody {
+  settings: NotifySettingsView;
+  offer: NotifyOffer;
+}
+
+/** `PUT /api/notify/settings`. */
+export interface NotifySettingsUpdate {
+  ntfy: { enabled: boolean };
+  webPush: { enabled: boolean };
+  fcm: { enabled: boolean };
+  quietHours: QuietHours | null;
+}
+
+/** A browser's push subscription as `POST /api/notify/web-push` takes it. */
+export interface WebPushSubscriptionBody {
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
+}
+
+export interface NotifyTestBody {
+  outcomes: ChannelOutcome[];
+}

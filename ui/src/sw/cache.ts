@@ -1,48 +1,49 @@
-/* global self, caches, fetch, URL, Response */
 /**
- * Countersign's service worker: keeps the app shell and the last API answers so a device can read
- * what it already loaded while offline. Signing always needs the server; nothing here signs.
- * Push handlers will join this file later; keep it small.
+ * Offline reading: the app shell and the last API answers, so a device can read what it already
+ * loaded while offline. Signing always needs the server; nothing here signs.
  */
+import { sw } from './scope.js';
+
 const SHELL = 'countersign-shell-v1';
+/** Also dropped by the app when its key goes (ui/src/lib/session.svelte.ts). */
 const DATA = 'countersign-data-v1';
 const SHELL_URLS = ['/', '/manifest.webmanifest', '/icon.svg', '/icon-192.png', '/icon-512.png'];
 
-self.addEventListener('install', (event) => {
-  event.waitUntil(
-    (async () => {
-      const cache = await caches.open(SHELL);
-      await cache.addAll(SHELL_URLS);
-      // The built page names its hashed scripts and styles: cache those too.
-      const page = await (await cache.match('/')).text();
-      const assets = [...page.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
-      await cache.addAll(assets);
-      await self.skipWaiting();
-    })(),
-  );
-});
+export function installCaching(): void {
+  sw.addEventListener('install', (event) => event.waitUntil(install()));
+  sw.addEventListener('activate', (event) => event.waitUntil(activate()));
+  sw.addEventListener('fetch', onFetch);
+}
 
-self.addEventListener('activate', (event) => {
-  event.waitUntil(
-    (async () => {
-      for (const name of await caches.keys()) if (name !== SHELL && name !== DATA) await caches.delete(name);
-      await self.clients.claim();
-    })(),
-  );
-});
+async function install(): Promise<void> {
+  const cache = await caches.open(SHELL);
+  await cache.addAll(SHELL_URLS);
+  // The built page names its hashed scripts and styles: cache those too.
+  const page = await (await cache.match('/'))?.text();
+  const assets = [...(page ?? '').matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]!);
+  await cache.addAll(assets);
+  await sw.skipWaiting();
+}
 
-self.addEventListener('fetch', (event) => {
+async function activate(): Promise<void> {
+  for (const name of await caches.keys()) if (name !== SHELL && name !== DATA) await caches.delete(name);
+  await sw.clients.claim();
+}
+
+function onFetch(event: FetchEvent): void {
   const request = event.request;
   if (request.method !== 'GET') return;
   const url = new URL(request.url);
-  if (url.origin !== self.location.origin) return;
+  if (url.origin !== sw.location.origin) return;
   // The event stream is live or nothing; downloads (audit bundles) go straight to the network;
-  // session and pairing answers (a CSRF token among them) are never kept.
+  // session and pairing answers (a CSRF token among them) and notification settings (topics,
+  // push endpoints) are never kept.
   if (
     url.pathname === '/api/events' ||
     url.pathname.endsWith('/audit') ||
     url.pathname.startsWith('/api/session') ||
-    url.pathname.startsWith('/api/pairing')
+    url.pathname.startsWith('/api/pairing') ||
+    url.pathname.startsWith('/api/notify/')
   )
     return;
 
@@ -56,10 +57,10 @@ self.addEventListener('fetch', (event) => {
   } else {
     event.respondWith(networkFirst(event, SHELL));
   }
-});
+}
 
 /** The network's answer as soon as it comes (kept for later without making the page wait), else the kept one. */
-async function networkFirst(event, cacheName, fallbackUrl) {
+async function networkFirst(event: FetchEvent, cacheName: string, fallbackUrl?: string): Promise<Response> {
   const request = event.request;
   const cache = await caches.open(cacheName);
   try {
@@ -77,10 +78,10 @@ async function networkFirst(event, cacheName, fallbackUrl) {
   }
 }
 
-async function cacheFirst(request) {
+async function cacheFirst(request: Request): Promise<Response> {
   const cached = await caches.match(request);
   if (cached) return cached;
   const response = await fetch(request);
-  if (response.ok) (await caches.open(SHELL)).put(request, response.clone());
+  if (response.ok) void (await caches.open(SHELL)).put(request, response.clone());
   return response;
 }
