@@ -106,8 +106,8 @@ export function createControlActivities(deps: ControlDependencies) {
         if (report.retry.targets.length > 0) {
           throw ApplicationFailure.create({
             message: `notice ${key}: ${report.retry.targets.length} of ${report.outcomes.length} deliveries failed and will be retried: ${report.outcomes
-              .filter((o) => o.status === 'failed')
-              .map((o) => `${o.target}: ${o.detail}`)
+              .filter((o) => o.status === 'failed' && o.detail.endsWith('(will retry)'))
+              .map((o) => `${o.target}: ${o.detail.replace(/ \(will retry\)$/, '')}`)
               .join('; ')}`,
             type: FAILURE_TYPES.notifyChannelFailed,
             details: [result],

@@ -120,8 +120,10 @@ export class PlanInterpreter {
   /** Executor activities and child plans under way. */
   inFlight = 0;
   private readonly stepNodes = new Map<string, StepNode>();
+  /** Notice activities not yet finished (sent, given up or stopped). */
+  private noticesInFlight = 0;
   /** Per awaiting gate: its notices still in flight, stopped when the gate closes. */
-  private readonly noticeScopes = new Map<string, CancellationScope>();
+  private readonly noticeScopes = new Map<string, { scope: CancellationScope; inFlight: number }>();
   private lastPublished = '';
 
   constructor(
@@ -404,9 +406,9 @@ export class PlanInterpreter {
    * existed replay without it, hence the patch marker.
    */
   private closeGate(node: StepNode, record: StepRecord, decision: Decision): Decision {
-    const scope = this.noticeScopes.get(node.path);
-    if (!scope || !patched('notify-gate-closed')) return decision;
-    scope.cancel();
+    const gate = this.noticeScopes.get(node.path);
+    if (!gate || !patched('notify-gate-closed')) return decision;
+    if (gate.inFlight > 0) gate.scope.cancel();
     this.noticeScopes.delete(node.path);
     const by = (choice: 'approve' | 'deny') =>
       record.approvals
@@ -490,13 +492,20 @@ export class PlanInterpreter {
     const keep = (entry: NoticeRecord) => {
       record.notices = [...(record.notices ?? []), entry].slice(-NOTICE_RECORDS_KEPT);
     };
-    let scope = this.noticeScopes.get(node.path);
-    if (!scope) {
-      scope = new CancellationScope();
-      if (kind !== 'decided') this.noticeScopes.set(node.path, scope);
+    let gate = this.noticeScopes.get(node.path);
+    if (!gate) {
+      gate = { scope: new CancellationScope(), inFlight: 0 };
+      if (kind !== 'decided') this.noticeScopes.set(node.path, gate);
     }
-    void scope
+    const tracked = gate;
+    tracked.inFlight++;
+    this.noticesInFlight++;
+    void tracked.scope
       .run(() => notices.gateReached(request))
+      .finally(() => {
+        tracked.inFlight--;
+        this.noticesInFlight--;
+      })
       .then(
         // Histories recorded before notices had channels answer `{ recorded: true }`.
         (result: Partial<GateNoticeResult>) =>
@@ -508,7 +517,16 @@ export class PlanInterpreter {
             ...(result.unknown?.length ? { problem: `no device named ${result.unknown.join(', ')}` } : {}),
           }),
         (error: unknown) => {
-          if (isCancellation(error)) return;
+          if (isCancellation(error)) {
+            keep({
+              kind,
+              attempt,
+              at: iso(Date.now()),
+              outcomes: [],
+              problem: 'stopped while retrying: the gate closed before every channel took the notice',
+            });
+            return;
+          }
           const last = lastNoticeResult(error);
           keep({
             kind,
@@ -598,6 +616,16 @@ export class PlanInterpreter {
       [SEARCH_ATTRIBUTES.awaiting.name]: awaiting,
       [SEARCH_ATTRIBUTES.planName.name]: [this.spec.name],
     });
+  }
+
+  /**
+   * Gives notices still under way (the last "decided" one, typically) up to a minute to finish
+   * before the plan closes: a closed workflow's activities are dropped. Plans recorded before this
+   * closed at once, hence the patch marker.
+   */
+  async settleNotices(): Promise<void> {
+    if (this.noticesInFlight === 0 || !patched('notify-settle-before-close')) return;
+    await CancellationScope.nonCancellable(() => condition(() => this.noticesInFlight === 0, '1m'));
   }
 
   /**

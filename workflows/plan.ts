@@ -89,6 +89,7 @@ export async function planWorkflow(input: PlanWorkflowInput): Promise<PlanResult
   }
   await running;
   await interpreter.releaseWorkspace();
+  await interpreter.settleNotices();
   interpreter.publish(outcome);
   if (outcome === 'cancelled' && CancellationScope.current().consideredCancelled)
     throw cancellation ?? new CancelledFailure('plan cancelled by request');

@@ -7,10 +7,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { openEnvelope, PAYLOAD_TYPES } from '../../core/approval/dsse.js';
 import { utf8Decode } from '../../core/bytes.js';
-import { explain } from '../../services/errors.js';
+import { explain, refusalOf } from '../../services/errors.js';
 import { toWorkflowId } from '../../services/plans.js';
 import { approveUpdate } from '../../workflows/messages.js';
-import { ApiError } from '../errors.js';
+import { ApiError, statusForCode } from '../errors.js';
 import { AUTH_ERRORS, Envelope, ErrorBody, PlanParams } from '../schemas/common.js';
 
 const Applied = Type.Object({
@@ -75,6 +75,9 @@ const approvalsRoutes: FastifyPluginAsyncTypebox = async (app) => {
               'plan_finished',
               `plan ${workflowId} has ended (${status.toLowerCase()}); no decision can change it now`,
             );
+          // The workflow's own sentence, without the CLI's "approval: refused [code]:" prefix.
+          const refusal = refusalOf(error);
+          if (refusal) throw new ApiError(statusForCode(refusal.code), refusal.code, refusal.message);
           return explain(error, 'approval');
         });
       return { applied };

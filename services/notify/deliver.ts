@@ -67,6 +67,13 @@ async function deliverTo(
     return { outcome: outcome('not_configured', `${target.channel} is not configured on this installation`) };
 
   const earlier = await ledger.get(noticeKey, target.id);
+  if (earlier?.state === 'refused')
+    return {
+      outcome: outcome(
+        'failed',
+        `${earlier.detail ?? 'refused'} (refused by an earlier attempt; not sent again)`,
+      ),
+    };
   if (earlier?.state === 'sent')
     return { outcome: outcome('already_sent', earlier.detail ?? 'sent by an earlier attempt') };
   if (earlier?.state === 'sending' && channel.delivered) {
@@ -89,7 +96,13 @@ async function deliverTo(
     });
     return { outcome: outcome('sent', answer.detail, answer.httpStatus), answer };
   }
-  await ledger.forget(noticeKey, target.id);
+  if (answer.verdict === 'refused')
+    await ledger.mark(noticeKey, target.id, {
+      state: 'refused',
+      at: new Date().toISOString(),
+      detail: answer.detail,
+    });
+  else await ledger.forget(noticeKey, target.id);
   const status = answer.verdict === 'gone' ? 'gone' : 'failed';
   const detail = answer.verdict === 'retry' ? `${answer.detail} (will retry)` : answer.detail;
   return { outcome: outcome(status, detail, answer.httpStatus), answer };

@@ -9,7 +9,8 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { join } from 'node:path';
 
 export interface LedgerEntry {
-  state: 'sending' | 'sent';
+  /** refused: the channel refused our request for good (a retry of the notice would not help it). */
+  state: 'sending' | 'sent' | 'refused';
   at: string;
   detail?: string | undefined;
 }

@@ -33,13 +33,17 @@ export interface Channel {
   delivered?(target: Target, noticeKey: string): Promise<boolean | undefined>;
 }
 
-/** Seconds or an HTTP date, as in `Retry-After`; undefined when absent or unreadable. */
+/**
+ * Seconds or an HTTP date, as in `Retry-After`, kept between 1 s and a minute (the notice retry
+ * policy's longest interval); undefined when absent or unreadable. Never 0: Temporal reads a zero
+ * next-retry delay as "do not retry".
+ */
 export function retryAfterMs(header: string | null | undefined, nowMs = Date.now()): number | undefined {
   if (!header) return undefined;
   const seconds = Number(header);
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.min(seconds * 1000, 3600_000);
-  const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.min(at - nowMs, 3600_000));
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(header) - nowMs;
+  if (Number.isNaN(ms)) return undefined;
+  return Math.min(Math.max(ms, 1000), 60_000);
 }
 
 /** The answer for an HTTP status from a push service or ntfy. */

@@ -1,4 +1,5 @@
 /** Small formatting helpers shared by the screens. */
+import type { ChannelName, ChannelOutcome } from './types.js';
 
 /** The first 16 hex digits of a key id in groups of 4: what two people compare aloud. */
 export function fingerprint(keyId: string): string {
@@ -39,6 +40,11 @@ export function relative(ms: number, now = Date.now()): string {
   return delta >= 0 ? `in ${text}` : `${text} ago`;
 }
 
+/** "Jan 5, 2026, 14:03:00 (in 4 min)": when, and how far from now. */
+export function timeAndRelative(ms: number, now = Date.now()): string {
+  return `${time(ms)} (${relative(ms, now)})`;
+}
+
 /** JSON with object keys sorted at every level, two-space indented: how arguments are shown. */
 export function sortedJson(value: unknown): string {
   return JSON.stringify(sortKeys(value), null, 2);
@@ -70,6 +76,30 @@ export const STATUS_WORDS: Record<string, string> = {
 
 export function statusWords(status: string): string {
   return STATUS_WORDS[status] ?? status.replace(/_/g, ' ');
+}
+
+export const CHANNEL_NAMES: Record<ChannelName, string> = {
+  ntfy: 'ntfy',
+  webPush: 'Web Push',
+  fcm: 'App push (FCM)',
+};
+
+export const OUTCOME_WORDS: Record<ChannelOutcome['status'], string> = {
+  sent: 'sent',
+  already_sent: 'already sent',
+  failed: 'failed',
+  gone: 'gone',
+  quiet: 'held: quiet hours',
+  not_configured: 'not configured',
+};
+
+/** The chip colour of a channel outcome: `ok`, `bad` or `plain`. */
+export function outcomeTone(status: ChannelOutcome['status']): 'ok' | 'bad' | 'plain' {
+  return status === 'sent' || status === 'already_sent'
+    ? 'ok'
+    : status === 'failed' || status === 'gone'
+      ? 'bad'
+      : 'plain';
 }
 
 /** A default name for this device, from what the browser says it runs on. */

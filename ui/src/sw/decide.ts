@@ -167,7 +167,7 @@ async function decide(notice: OneTapNotice, decision: Decision): Promise<OneTapO
     return {
       outcome: 'refused',
       code,
-      message: `${errorText(e)} (${code}). Nothing was applied; open the app to review.`,
+      message: `${errorText(e)}. Nothing was applied; open the app to review.`,
       url,
     };
   }
