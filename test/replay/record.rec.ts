@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { it } from 'vitest';
 import { TEMPORAL_CLI } from '../../services/temporal-server.js';
-import { REGISTRY_WORKFLOW_ID } from '../../core/names.js';
+import { NOTIFY_SETTINGS_WORKFLOW_ID, REGISTRY_WORKFLOW_ID } from '../../core/names.js';
+import { changeNotifySettings } from '../../services/notify/settings.js';
 import { cancelPlan, decide, submitPlan } from '../../services/plans.js';
 import { startTestStack } from '../support/stack.js';
 import { waitForStep, waitForView } from '../support/plans.js';
@@ -202,6 +203,26 @@ it('records a history for every workflow shape', { timeout: 300_000 }, async () 
       );
       return p.workflowId;
     },
+    'gate-escalated-notified': async () => {
+      // Reminders, an escalation, a decided notice and notices settling before the plan closes.
+      const p = await submitPlan(
+        client,
+        {
+          name: 'notified',
+          steps: [
+            {
+              id: 'ship',
+              gate: 'ship it?',
+              approval: { timeout: '1m', remind: '2s', escalate: { after: '3s', to: ['test phone'] } },
+            },
+          ],
+        },
+        { proposer: 'recorder' },
+      );
+      await waitForView(client, p.planId, (v) => v.steps[0]!.escalatedAt !== undefined, 20_000);
+      await approve(p.planId, 'ship');
+      return p.workflowId;
+    },
     'continued-as-new': async () => {
       const steps = Array.from({ length: 8 }, (_, i) => ({
         id: `s${i}`,
@@ -227,5 +248,15 @@ it('records a history for every workflow shape', { timeout: 300_000 }, async () 
     await save(name, workflowId);
   }
   if (!only) await save('device-registry', REGISTRY_WORKFLOW_ID);
+  if (!only || only.includes('notify-settings')) {
+    await changeNotifySettings(client, stack.root.keyId, {
+      type: 'preferences',
+      ntfy: { enabled: true },
+      webPush: { enabled: false },
+      fcm: { enabled: false },
+      quietHours: { start: '22:00', end: '07:00', timeZone: 'Europe/Paris' },
+    });
+    await save('notify-settings', NOTIFY_SETTINGS_WORKFLOW_ID);
+  }
   await stack.close();
 });
