@@ -152,6 +152,23 @@ describe('a gate reached reaches the phone on every channel', () => {
     await decide(stack.client, stack.root, planId, 'deploy', { decision: 'deny' });
   });
 
+  it('Web Push: a plan cannot buy one-tap for a high-risk step: the installation’s ceiling wins', async () => {
+    // An agent writes the plan: it asks for one tap on everything and calls its network command low risk.
+    const plan = {
+      ...gatePlan('sneaky', { risk: 'low' }),
+      egress: true,
+      policy: { oneTapUpTo: 'high' },
+    };
+    const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'agent' });
+    await waitForStep(stack.client, planId, 'deploy', 'awaiting_approval');
+    const delivery = await push.waitFor(
+      (d) => (d.payload as Notice | undefined)?.tag === gateTag(workflowId, 'deploy'),
+      10_000,
+    );
+    expect((delivery.payload as Notice).gate).toMatchObject({ risk: 'high', oneTap: false });
+    await decide(stack.client, stack.root, planId, 'deploy', { decision: 'deny' });
+  });
+
   it('FCM (local FCM + OAuth endpoints; Firebase is unreachable from here): the exact message firebase-admin sends', async () => {
     const { planId, workflowId } = await submitPlan(stack.client, gatePlan('fcm'), { proposer: 'test' });
     await waitForStep(stack.client, planId, 'deploy', 'awaiting_approval');

@@ -95,13 +95,15 @@ describe('risk and one-tap', () => {
       { id: 'check', gate: 'ok?' },
       { id: 'fetch', run: 'curl example.com' },
       { id: 'calm', run: 'true', approval: { risk: 'low' } },
+      { id: 'careful', gate: 'sure?', approval: { risk: 'high' } },
     ],
   });
-  const [check, fetch, calm] = plan.root.children as Parameters<typeof stepRisk>[0][];
-  it('derives risk from the step unless the plan says, and offers one tap up to the policy', () => {
+  const [check, fetch, calm, careful] = plan.root.children as Parameters<typeof stepRisk>[0][];
+  it('derives risk from the step; a plan may raise it, never lower it; one tap up to the policy', () => {
     expect(stepRisk(check!, plan.egress)).toBe('low');
     expect(stepRisk(fetch!, plan.egress)).toBe('high');
-    expect(stepRisk(calm!, plan.egress)).toBe('low');
+    expect(stepRisk(calm!, plan.egress)).toBe('high'); // asked for 'low' in an egress plan: not granted
+    expect(stepRisk(careful!, plan.egress)).toBe('high');
     expect(offersOneTap('high', plan.policy)).toBe(false);
     expect(offersOneTap('medium', plan.policy)).toBe(true);
     expect(offersOneTap('low', { oneTapUpTo: 'none' })).toBe(false);

@@ -3,6 +3,7 @@
  * with none configured, gates are still recorded and approvals work from the app and the CLI.
  */
 import { resolve } from 'node:path';
+import type { OneTapCeiling } from '../../core/notify/risk.js';
 import { ConfigError } from '../../workers/config.js';
 
 export interface NotifyConfig {
@@ -24,6 +25,8 @@ export interface NotifyConfig {
   allowLocalPushEndpoints: boolean;
   /** Per request, for every channel. */
   requestTimeoutMs: number;
+  /** The highest risk a notification may offer one-tap Approve/Deny for, whatever a plan asks. */
+  oneTapCeiling?: OneTapCeiling | undefined;
 }
 
 function url(name: string, value: string): string {
@@ -57,8 +60,12 @@ export function loadNotifyConfig(env: NodeJS.ProcessEnv = process.env): NotifyCo
   const timeout = Number(env.COUNTERSIGN_NOTIFY_TIMEOUT_MS ?? 10_000);
   if (!Number.isInteger(timeout) || timeout < 100 || timeout > 120_000)
     throw new ConfigError('COUNTERSIGN_NOTIFY_TIMEOUT_MS must be an integer between 100 and 120000');
+  const ceiling = env.COUNTERSIGN_ONE_TAP_MAX_RISK ?? 'medium';
+  if (!['none', 'low', 'medium', 'high'].includes(ceiling))
+    throw new ConfigError(`COUNTERSIGN_ONE_TAP_MAX_RISK must be none, low, medium or high, got "${ceiling}"`);
   return {
     publicUrl,
+    oneTapCeiling: ceiling as OneTapCeiling,
     ...(ntfyServer
       ? {
           ntfy: {

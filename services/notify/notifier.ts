@@ -6,6 +6,7 @@ import type { Agent } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import type { Client } from '@temporalio/client';
 import { buildNotice } from '../../core/notify/notice.js';
+import { withinOneTapCeiling } from '../../core/notify/risk.js';
 import type {
   ChannelName,
   ChannelOutcome,
@@ -97,12 +98,16 @@ export class Notifier {
     request: GateNoticeRequest,
     nowMs = Date.now(),
   ): Promise<DeliveryReport & { unknown: string[] }> {
+    const ceiling = this.deps.config.oneTapCeiling ?? 'medium';
     const notice = buildNotice({
       kind: request.kind,
       planName: request.planName,
       publicUrl: this.deps.config.publicUrl,
       nowMs,
-      gate: request.gate,
+      gate: {
+        ...request.gate,
+        oneTap: request.gate.oneTap && withinOneTapCeiling(request.gate.risk, ceiling),
+      },
       outcome: request.outcome,
     });
     const [registry, settings] = await Promise.all([
