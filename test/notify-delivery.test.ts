@@ -4,7 +4,10 @@
  * server (real ntfy cannot be installed here) watched by an HTTP subscriber, a Web Push endpoint
  * that decrypts, and local FCM + OAuth endpoints (Firebase cannot be reached from here).
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gateTag } from '../core/notify/notice.js';
 import type { Notice } from '../core/notify/types.js';
@@ -13,6 +16,8 @@ import { decide, planView, submitPlan } from '../services/plans.js';
 import { changeNotifySettings, readNotifySettings } from '../services/notify/settings.js';
 import { sendTestNotice } from '../services/notify/test-notice.js';
 import { generateKeyPair } from '../core/keys.js';
+import { PROJECT_ROOT } from '../workers/config.js';
+import { writeKeyFile } from '../workers/key-file.js';
 import { startFcmServer, type FcmServer } from './support/fcm-server.js';
 import { startNtfyServer, subscribe, type NtfyServer, type NtfySubscriber } from './support/ntfy-server.js';
 import { waitForStep, waitForView, stepOf } from './support/plans.js';
@@ -281,5 +286,44 @@ describe('quiet hours', () => {
     await decide(stack.client, stack.root, planId, 'deploy', { decision: 'deny' });
     const final = await planView(stack.client, planId);
     expect(stepOf(final, 'deploy').status).toBe('denied');
+  });
+});
+
+describe('countersign notify (the CLI, as the root device)', () => {
+  const cli = async (...args: string[]): Promise<{ code: number; out: string }> => {
+    try {
+      const { stdout, stderr } = await promisify(execFile)(join(PROJECT_ROOT, 'bin', 'countersign'), args, {
+        cwd: PROJECT_ROOT,
+        env: {
+          ...process.env,
+          COUNTERSIGN_HOME: stack.config.home,
+          TEMPORAL_ADDRESS: stack.config.temporalAddress,
+          TEMPORAL_NAMESPACE: stack.config.namespace,
+          NO_COLOR: '1',
+        },
+      });
+      return { code: 0, out: stdout + stderr };
+    } catch (error) {
+      const e = error as { code: number; stdout: string; stderr: string };
+      return { code: e.code, out: e.stdout + e.stderr };
+    }
+  };
+
+  it('lists who is told where, sends a test notice per channel, and names a device that does not exist', async () => {
+    await writeKeyFile(stack.paths.cliKey, stack.root).catch(() => undefined);
+    const status = await cli('notify');
+    expect(status.code).toBe(0);
+    expect(status.out).toContain(`ntfy (${ntfy.url})`);
+    expect(status.out).toMatch(/test phone\s+ntfy \(countersign-[^)]+\), Web Push ×1, FCM ×1/);
+
+    const test = await cli('notify', 'test', 'test phone');
+    expect(test.code, test.out).toBe(0);
+    expect(test.out).toMatch(/ntfy topic .* sent/);
+    expect(test.out).toMatch(/push service 127\.0\.0\.1:\d+ +sent/);
+    expect(test.out).toContain('3 test notices delivered');
+
+    const unknown = await cli('notify', 'test', 'nobody');
+    expect(unknown.code).toBe(1);
+    expect(unknown.out).toContain('no active device named "nobody"');
   });
 });
