@@ -87,7 +87,18 @@ const notifyRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   const current = async (keyId: string): Promise<SettingsBody> => {
     const view = await readNotifySettings(client);
-    return { settings: publicSettings(view.devices[keyId]), offer: view.offer };
+    // A device's first read gives it its settings, all off, with the ntfy topic it will use: the
+    // screen can show the topic to subscribe to before anything is turned on.
+    const settings =
+      view.devices[keyId] ??
+      (await changeNotifySettings(client, keyId, {
+        type: 'preferences',
+        ntfy: { enabled: false },
+        webPush: { enabled: false },
+        fcm: { enabled: false },
+        quietHours: null,
+      }));
+    return { settings: publicSettings(settings), offer: view.offer };
   };
   const change = async (keyId: string, notifyChange: NotifyChange): Promise<SettingsBody> => {
     try {

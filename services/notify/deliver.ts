@@ -14,6 +14,8 @@ export interface Delivery {
   quiet: Set<string>;
   channels: Partial<Record<ChannelName, Channel>>;
   ledger: DeliveryLedger;
+  /** A failure worth retrying will be retried (a gate's notice); false for a one-off test notice. */
+  retried?: boolean | undefined;
   /** Test hook for fault tests: runs after a channel accepted a notice, before that is recorded. */
   afterSend?: ((target: Target) => void) | undefined;
 }
@@ -104,6 +106,9 @@ async function deliverTo(
     });
   else await ledger.forget(noticeKey, target.id);
   const status = answer.verdict === 'gone' ? 'gone' : 'failed';
-  const detail = answer.verdict === 'retry' ? `${answer.detail} (will retry)` : answer.detail;
+  const detail =
+    answer.verdict === 'retry' && delivery.retried !== false
+      ? `${answer.detail} (will retry)`
+      : answer.detail;
   return { outcome: outcome(status, detail, answer.httpStatus), answer };
 }

@@ -149,6 +149,7 @@ export class Notifier {
         noticeKey: `test/${keyId}/${nowMs}`,
         targets: [target],
         quiet: new Set(),
+        retried: false,
         channels: this.channels,
         ledger: this.ledger,
       });
