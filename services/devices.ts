@@ -2,7 +2,7 @@
 import { randomInt } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Envelope } from '../core/approval/dsse.js';
 import { toBase64 } from '../core/bytes.js';
 import { pairingCodeHash } from '../core/devices/pairing.js';
@@ -30,9 +30,16 @@ export async function ensureRegistry(client: Client): Promise<void> {
   });
 }
 
+/** The registry as it stands: one query; the workflow is started only the first time it is missing. */
 export async function registryView(client: Client): Promise<RegistryView> {
+  const handle = client.workflow.getHandle(REGISTRY_WORKFLOW_ID);
+  try {
+    return await handle.query(registryViewQuery);
+  } catch (error) {
+    if (!(error instanceof WorkflowNotFoundError)) throw error;
+  }
   await ensureRegistry(client);
-  return client.workflow.getHandle(REGISTRY_WORKFLOW_ID).query(registryViewQuery);
+  return handle.query(registryViewQuery);
 }
 
 /** Opens pairing with a fresh one-time code (only while no root device exists). Returns the code, or undefined when already paired. */

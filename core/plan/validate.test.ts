@@ -104,6 +104,7 @@ describe('validatePlan: a valid plan', () => {
         autoApprove: [{ id: 'lint' }, { run: 'npm test' }, { runPrefix: 'echo ' }],
         approvalTimeout: '24h',
         remind: '1h',
+        oneTapUpTo: 'medium',
       },
       egress: false,
       keepWorkspace: true,
@@ -165,7 +166,7 @@ describe('validatePlan: a valid plan', () => {
             plan: {
               version: 1,
               name: 'docs',
-              policy: { autoApprove: [], approvalTimeout: '24h' },
+              policy: { autoApprove: [], approvalTimeout: '24h', oneTapUpTo: 'medium' },
               egress: false,
               keepWorkspace: true,
               root: {
@@ -196,7 +197,7 @@ describe('validatePlan: a valid plan', () => {
             plan: {
               version: 1,
               name: 'notes',
-              policy: { autoApprove: [], approvalTimeout: '1h' },
+              policy: { autoApprove: [], approvalTimeout: '1h', oneTapUpTo: 'medium' },
               egress: false,
               keepWorkspace: true,
               root: {
@@ -677,7 +678,8 @@ describe('validatePlan: approval policy', () => {
   });
 
   it('bounds the quorum and the approval mode', () => {
-    const union = 'expected "required", "auto" or an object with mode, quorum, timeout, remind';
+    const union =
+      'expected "required", "auto" or an object with mode, quorum, timeout, remind, escalate, approvers, risk';
     expect(issuesOf(plan([{ id: 'g', gate: 'ok?', approval: { quorum: 0 } }]))).toEqual([
       { path: 'steps[0].approval.quorum', message: 'Too small: expected number to be >=1' },
     ]);

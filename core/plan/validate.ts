@@ -425,10 +425,12 @@ class PlanValidator {
       quorum: fields.quorum,
       timeout: ('timeout' in fields && fields.timeout) || policy.approvalTimeout,
       remind: ('remind' in fields && fields.remind) || policy.remind,
-      escalate: ('escalate' in fields && fields.escalate) || policy.escalate,
-      approvers: 'approvers' in fields ? fields.approvers : undefined,
-      risk: 'risk' in fields ? fields.risk : undefined,
     };
+    // Only when given: plans written before these existed keep the same approval objects.
+    const escalate = ('escalate' in fields && fields.escalate) || policy.escalate;
+    if (escalate) result.escalate = escalate;
+    if ('approvers' in fields && fields.approvers) result.approvers = fields.approvers;
+    if ('risk' in fields && fields.risk) result.risk = fields.risk;
     if (result.escalate && parseDuration(result.escalate.after) >= parseDuration(result.timeout)) {
       this.issues.push({
         path: joinPath(at, 'approval'),

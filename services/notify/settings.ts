@@ -1,6 +1,6 @@
 /** Reading and changing notification settings through the settings workflow. */
 import { randomBytes } from 'node:crypto';
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { NotifyChange } from '../../core/notify/settings.js';
 import type { DeviceNotifySettings, NotifyOffer } from '../../core/notify/types.js';
 import { NOTIFY_SETTINGS_WORKFLOW_ID, TASK_QUEUES } from '../../core/names.js';
@@ -21,9 +21,16 @@ export async function ensureNotifySettings(client: Client): Promise<void> {
   });
 }
 
+/** One query; the workflow is started only the first time it is missing (every notice reads this). */
 export async function readNotifySettings(client: Client): Promise<NotifySettingsView> {
+  const handle = client.workflow.getHandle(NOTIFY_SETTINGS_WORKFLOW_ID);
+  try {
+    return await handle.query(notifySettingsQuery);
+  } catch (error) {
+    if (!(error instanceof WorkflowNotFoundError)) throw error;
+  }
   await ensureNotifySettings(client);
-  return client.workflow.getHandle(NOTIFY_SETTINGS_WORKFLOW_ID).query(notifySettingsQuery);
+  return handle.query(notifySettingsQuery);
 }
 
 /** A topic nobody can guess: on a public ntfy server, the topic is the password. */
