@@ -209,7 +209,9 @@ async function main(): Promise<void> {
       'with the control worker.',
   );
   // services/temporal-server.ts caps the dev server's Go heap unless GOMEMLIMIT is set.
-  console.log(`Temporal dev server GOMEMLIMIT=${process.env.GOMEMLIMIT ?? '96MiB (its default)'}`);
+  console.log(
+    `Temporal dev server GOMEMLIMIT=${process.env.GOMEMLIMIT ?? '512MiB (its default, services/temporal-server.ts)'}`,
+  );
   const stack = await startNoticeStack();
   try {
     await runGates(stack, WARMUP, 1);
@@ -236,8 +238,8 @@ async function main(): Promise<void> {
     for (const row of await breakdown(stack, sequential.samples)) console.log(row);
     const reads = await timeReads(stack.client);
     console.log(`  the notifier's reads per notice, timed alone (idle stack, ${READ_SAMPLES} each)`);
-    console.log(line('    registryView (start USE_EXISTING + query)', reads.registry));
-    console.log(line('    readNotifySettings (start USE_EXISTING + query)', reads.settings));
+    console.log(line('    registryView (one query)                 ', reads.registry));
+    console.log(line('    readNotifySettings (one query)                 ', reads.settings));
     console.log(line('    both in parallel, as notifyGate does', reads.both));
     const loaded = await readsUnderLoad(stack);
     console.log(
