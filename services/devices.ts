@@ -2,7 +2,7 @@
 import { randomInt } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { Envelope } from '../core/approval/dsse.js';
 import { toBase64 } from '../core/bytes.js';
 import { pairingCodeHash } from '../core/devices/pairing.js';
@@ -17,6 +17,7 @@ import {
   type RegistryView,
 } from '../workflows/messages.js';
 import { explain } from './errors.js';
+import { queryLongLived } from './long-lived.js';
 
 const CODE_ALPHABET = 'ABCDEFGHJKMNPQRSTVWXYZ23456789';
 
@@ -31,15 +32,8 @@ export async function ensureRegistry(client: Client): Promise<void> {
 }
 
 /** The registry as it stands: one query; the workflow is started only the first time it is missing. */
-export async function registryView(client: Client): Promise<RegistryView> {
-  const handle = client.workflow.getHandle(REGISTRY_WORKFLOW_ID);
-  try {
-    return await handle.query(registryViewQuery);
-  } catch (error) {
-    if (!(error instanceof WorkflowNotFoundError)) throw error;
-  }
-  await ensureRegistry(client);
-  return handle.query(registryViewQuery);
+export function registryView(client: Client): Promise<RegistryView> {
+  return queryLongLived(client, REGISTRY_WORKFLOW_ID, registryViewQuery, ensureRegistry);
 }
 
 /** Opens pairing with a fresh one-time code (only while no root device exists). Returns the code, or undefined when already paired. */

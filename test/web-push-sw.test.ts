@@ -14,17 +14,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { BrowserContext, Frame, Page, Worker } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CSRF_HEADER } from '../api/plugins/auth.js';
-import { signDeviceRecord } from '../core/devices/records.js';
 import { gateTag } from '../core/notify/notice.js';
 import type { Notice } from '../core/notify/types.js';
 import { readNotifySettings } from '../services/notify/settings.js';
 import { decide, planView, submitPlan } from '../services/plans.js';
 import { PROJECT_ROOT } from '../workers/config.js';
-import { get, login, post, startApi, type ApiUnderTest, type DeviceSession } from './support/api.js';
+import { login, startApi, type ApiUnderTest, type DeviceSession } from './support/api.js';
 import { launchPhone, saveScreenshot, type Phone } from './support/browser.js';
 import { stepOf, waitForStep, waitForView } from './support/plans.js';
 import { freePort } from './support/ports.js';
 import { waitUntil } from './support/process-stack.js';
+import { joinByInvitation } from './support/join-phone.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { startWebPushEndpoint, type WebPushEndpoint } from './support/web-push-endpoint.js';
 
@@ -89,34 +89,9 @@ const gatePlan = (name: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-/** The phone joins through an invitation of the stack's root device, confirmed as the Devices screen does. */
-async function joinPhone(name: string): Promise<string> {
-  const invitation = await post(api, root, '/api/devices/invitations');
-  expect(invitation.statusCode, invitation.body).toBe(201);
-  const { code } = invitation.json<{ code: string }>();
-  await page.goto(`${url}/#/join?invite=${code}`);
-  await page.getByTestId('device-name-input').fill(name);
-  await page.getByTestId('join-submit').click();
-  await page.getByTestId('join-waiting').waitFor();
-  const listed = await get(api, root, `/api/devices/invitations/${code}`);
-  const [request] = listed.json<{ requests: { publicKey: string; keyId: string; name: string }[] }>()
-    .requests;
-  expect(request?.name).toBe(name);
-  const record = signDeviceRecord(
-    {
-      type: 'introduce',
-      publicKey: request!.publicKey,
-      name,
-      role: 'approver',
-      at: new Date().toISOString(),
-    },
-    stack.root,
-  );
-  const introduced = await post(api, root, '/api/devices/records', { record });
-  expect(introduced.statusCode, introduced.body).toBe(200);
-  await page.getByTestId('tab-inbox').waitFor({ timeout: 20_000 });
-  return request!.keyId;
-}
+/** The phone joins through an invitation of the stack's root device. */
+const joinPhone = (name: string) =>
+  joinByInvitation(page, { api, session: root, key: stack.root, url }, name);
 
 /**
  * Web Push on for this device, with the local endpoint's subscription: through the API with the

@@ -13,14 +13,14 @@ import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CSRF_HEADER } from '../api/plugins/auth.js';
-import { signDeviceRecord } from '../core/devices/records.js';
 import { readNotifySettings } from '../services/notify/settings.js';
 import { PROJECT_ROOT } from '../workers/config.js';
-import { get, login, post, startApi, type ApiUnderTest, type DeviceSession } from './support/api.js';
+import { login, startApi, type ApiUnderTest, type DeviceSession } from './support/api.js';
 import { launchPhone, saveScreenshot, type Phone } from './support/browser.js';
 import { startNtfyServer, subscribe, type NtfyServer } from './support/ntfy-server.js';
 import { freePort } from './support/ports.js';
 import { waitUntil } from './support/process-stack.js';
+import { joinByInvitation } from './support/join-phone.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 const NTFY_TOKEN = `tk_${randomBytes(12).toString('hex')}`;
@@ -66,35 +66,12 @@ async function joinPhone(name: string, grantNotifications = false): Promise<Sett
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
 
-  const invitation = await post(api, root, '/api/devices/invitations');
-  expect(invitation.statusCode, invitation.body).toBe(201);
-  const { code } = invitation.json<{ code: string }>();
-  await page.goto(`${url}/#/join?invite=${code}`);
-  await testId(page, 'device-name-input').fill(name);
-  await testId(page, 'join-submit').click();
-  await testId(page, 'join-waiting').waitFor();
-  const listed = await get(api, root, `/api/devices/invitations/${code}`);
-  const [request] = listed.json<{ requests: { publicKey: string; keyId: string; name: string }[] }>()
-    .requests;
-  expect(request?.name).toBe(name);
-  const record = signDeviceRecord(
-    {
-      type: 'introduce',
-      publicKey: request!.publicKey,
-      name,
-      role: 'approver',
-      at: new Date().toISOString(),
-    },
-    stack.root,
-  );
-  const introduced = await post(api, root, '/api/devices/records', { record });
-  expect(introduced.statusCode, introduced.body).toBe(200);
-  await testId(page, 'tab-inbox').waitFor({ timeout: 20_000 });
+  const keyId = await joinByInvitation(page, { api, session: root, key: stack.root, url }, name);
 
   await testId(page, 'tab-settings').click();
   await testId(page, 'settings-screen').waitFor();
   await testId(page, 'settings-save').waitFor();
-  return { context, page, keyId: request!.keyId, errors };
+  return { context, page, keyId, errors };
 }
 
 /** This device's settings as the server keeps them, read by the page with its own session. */

@@ -1,6 +1,6 @@
 /** Reading and changing notification settings through the settings workflow. */
 import { randomBytes } from 'node:crypto';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { NotifyChange } from '../../core/notify/settings.js';
 import type { DeviceNotifySettings, NotifyOffer } from '../../core/notify/types.js';
 import { NOTIFY_SETTINGS_WORKFLOW_ID, TASK_QUEUES } from '../../core/names.js';
@@ -11,6 +11,7 @@ import {
   type NotifySettingsView,
 } from '../../workflows/messages.js';
 import { explain } from '../errors.js';
+import { queryLongLived } from '../long-lived.js';
 
 export async function ensureNotifySettings(client: Client): Promise<void> {
   await client.workflow.start('notifySettingsWorkflow', {
@@ -21,16 +22,9 @@ export async function ensureNotifySettings(client: Client): Promise<void> {
   });
 }
 
-/** One query; the workflow is started only the first time it is missing (every notice reads this). */
-export async function readNotifySettings(client: Client): Promise<NotifySettingsView> {
-  const handle = client.workflow.getHandle(NOTIFY_SETTINGS_WORKFLOW_ID);
-  try {
-    return await handle.query(notifySettingsQuery);
-  } catch (error) {
-    if (!(error instanceof WorkflowNotFoundError)) throw error;
-  }
-  await ensureNotifySettings(client);
-  return handle.query(notifySettingsQuery);
+/** One query (every notice reads this); the workflow is started only the first time it is missing. */
+export function readNotifySettings(client: Client): Promise<NotifySettingsView> {
+  return queryLongLived(client, NOTIFY_SETTINGS_WORKFLOW_ID, notifySettingsQuery, ensureNotifySettings);
 }
 
 /** A topic nobody can guess: on a public ntfy server, the topic is the password. */
