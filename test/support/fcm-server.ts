@@ -29,6 +29,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
+import { Waiters } from './waiters.js';
 
 const OAUTH_HOST = 'oauth2.googleapis.com';
 const FCM_HOST = 'fcm.googleapis.com';
@@ -191,7 +192,12 @@ export async function startFcmServer(): Promise<FcmServer> {
   const issued = new Map<string, number>(); // access token -> expiry (unix s)
   const always = new Map<string, Scripted>();
   const once = new Map<string, Scripted[]>();
-  const waiters = new Set<{ predicate: (s: FcmSend) => boolean; resolve: (s: FcmSend) => void }>();
+  const waiters = new Waiters(sends, (timeoutMs) => {
+    const seen = requests.map(
+      (r) => `${r.method} ${r.host}${r.path} -> ${r.status ?? '?'}${r.refusal ? ` (${r.refusal})` : ''}`,
+    );
+    return `FCM server: no matching send within ${timeoutMs} ms; requests so far: ${seen.join('; ') || 'none'}`;
+  });
 
   const server = createServer({ key: certificate.key, cert: certificate.cert }, (req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -319,7 +325,7 @@ export async function startFcmServer(): Promise<FcmServer> {
     const [status, answerBody, headers] = scriptedAnswer(scripted, body.validate_only === true);
     const send: FcmSend = { target, headers: entry.headers, body, status, receivedAt: entry.receivedAt };
     sends.push(send);
-    for (const waiter of waiters) if (waiter.predicate(send)) waiter.resolve(send);
+    waiters.notify(send);
     answer(res, status, answerBody, headers);
   }
 
@@ -334,33 +340,6 @@ export async function startFcmServer(): Promise<FcmServer> {
     const refusal = fcmError(...SCRIPTED_ERRORS[kind]);
     const seconds = kind === 'quota' ? (retryAfterSeconds ?? 1) : retryAfterSeconds;
     return [refusal.status, refusal.body, seconds === undefined ? {} : { 'Retry-After': String(seconds) }];
-  }
-
-  function waitFor(predicate: (send: FcmSend) => boolean, timeoutMs = 5000): Promise<FcmSend> {
-    const found = sends.find(predicate);
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        predicate,
-        resolve: (send: FcmSend) => {
-          clearTimeout(timer);
-          waiters.delete(waiter);
-          resolve(send);
-        },
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(waiter);
-        const seen = requests.map(
-          (r) => `${r.method} ${r.host}${r.path} -> ${r.status ?? '?'}${r.refusal ? ` (${r.refusal})` : ''}`,
-        );
-        reject(
-          new Error(
-            `FCM server: no matching send within ${timeoutMs} ms; requests so far: ${seen.join('; ') || 'none'}`,
-          ),
-        );
-      }, timeoutMs);
-      waiters.add(waiter);
-    });
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -386,7 +365,7 @@ export async function startFcmServer(): Promise<FcmServer> {
     respondOnce(target, answer, options = {}) {
       once.set(target, [...(once.get(target) ?? []), { answer, ...options }]);
     },
-    waitFor,
+    waitFor: (predicate, timeoutMs) => waiters.waitFor(predicate, timeoutMs),
     async close() {
       agent.destroy();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -23,6 +23,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Waiters } from './waiters.js';
 
 export type NtfyEventType = 'open' | 'keepalive' | 'message' | 'message_clear' | 'message_delete';
 
@@ -161,10 +162,11 @@ export async function startNtfyServer(options: NtfyServerOptions = {}): Promise<
   const cache: NtfyMessage[] = [];
   const requests: NtfyRequest[] = [];
   const listeners = new Map<string, Set<(message: NtfyMessage) => void>>();
-  const waiters = new Set<{
-    predicate: (e: PublishedEvent) => boolean;
-    resolve: (e: PublishedEvent) => void;
-  }>();
+  const waiters = new Waiters(
+    published,
+    (timeoutMs) =>
+      `ntfy server: no matching event within ${timeoutMs} ms; published so far: ${summarize(published)}`,
+  );
   const keepaliveMs = (options.keepaliveSeconds ?? 25) * 1000;
   let fault: NtfyFault = 'none';
 
@@ -277,7 +279,7 @@ export async function startNtfyServer(options: NtfyServerOptions = {}): Promise<
     const event: PublishedEvent = { ...message, receivedAt: now(), headers };
     published.push(event);
     for (const listener of listeners.get(message.topic) ?? []) listener(message);
-    for (const waiter of waiters) if (waiter.predicate(event)) waiter.resolve(event);
+    waiters.notify(event);
     return message;
   }
 
@@ -331,30 +333,6 @@ export async function startNtfyServer(options: NtfyServerOptions = {}): Promise<
     throw badRequest(`since=${value} is not all, latest, a unix time, a duration like 10m, or a message id`);
   }
 
-  function waitFor(predicate: (event: PublishedEvent) => boolean, timeoutMs = 5000): Promise<PublishedEvent> {
-    const found = published.find(predicate);
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        predicate,
-        resolve: (event: PublishedEvent) => {
-          clearTimeout(timer);
-          waiters.delete(waiter);
-          resolve(event);
-        },
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(waiter);
-        reject(
-          new Error(
-            `ntfy server: no matching event within ${timeoutMs} ms; published so far: ${summarize(published)}`,
-          ),
-        );
-      }, timeoutMs);
-      waiters.add(waiter);
-    });
-  }
-
   function listen(port: number): Promise<void> {
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -379,7 +357,7 @@ export async function startNtfyServer(options: NtfyServerOptions = {}): Promise<
     url: `http://127.0.0.1:${port}`,
     published,
     requests,
-    waitFor,
+    waitFor: (predicate, timeoutMs) => waiters.waitFor(predicate, timeoutMs),
     async setFault(next) {
       fault = next;
       if (next === 'down') await stopListening();

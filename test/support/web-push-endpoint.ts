@@ -31,6 +31,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { Agent, createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { selfSignedCertificate } from './fcm-server.js';
+import { Waiters } from './waiters.js';
 
 export interface PushSubscriptionJson {
   endpoint: string;
@@ -120,7 +121,12 @@ export async function startWebPushEndpoint(): Promise<WebPushEndpoint> {
   const subscriptions = new Map<string, Subscription>();
   const deliveries: PushDelivery[] = [];
   const requests: PushRequest[] = [];
-  const waiters = new Set<{ predicate: (d: PushDelivery) => boolean; resolve: (d: PushDelivery) => void }>();
+  const waiters = new Waiters(deliveries, (timeoutMs) => {
+    const seen = requests.map(
+      (r) => `${r.method} ${r.path} -> ${r.status ?? '?'}${r.refusal ? ` (${r.refusal})` : ''}`,
+    );
+    return `push endpoint: no matching delivery within ${timeoutMs} ms; requests so far: ${seen.join('; ') || 'none'}`;
+  });
 
   const server = createServer({ key: certificate.key, cert: certificate.cert }, (req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -154,7 +160,7 @@ export async function startWebPushEndpoint(): Promise<WebPushEndpoint> {
       const [status, headers] = answerFor(subscription.answer, delivery.ttl);
       delivery.status = status;
       deliveries.push(delivery);
-      for (const waiter of waiters) if (waiter.predicate(delivery)) waiter.resolve(delivery);
+      waiters.notify(delivery);
       res.writeHead(status, headers);
       res.end();
     } catch (err) {
@@ -209,33 +215,6 @@ export async function startWebPushEndpoint(): Promise<WebPushEndpoint> {
     };
   }
 
-  function waitFor(predicate: (delivery: PushDelivery) => boolean, timeoutMs = 5000): Promise<PushDelivery> {
-    const found = deliveries.find(predicate);
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        predicate,
-        resolve: (delivery: PushDelivery) => {
-          clearTimeout(timer);
-          waiters.delete(waiter);
-          resolve(delivery);
-        },
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(waiter);
-        const seen = requests.map(
-          (r) => `${r.method} ${r.path} -> ${r.status ?? '?'}${r.refusal ? ` (${r.refusal})` : ''}`,
-        );
-        reject(
-          new Error(
-            `push endpoint: no matching delivery within ${timeoutMs} ms; requests so far: ${seen.join('; ') || 'none'}`,
-          ),
-        );
-      }, timeoutMs);
-      waiters.add(waiter);
-    });
-  }
-
   const agent = new Agent({ ca: certificate.cert, keepAlive: false });
 
   return {
@@ -265,7 +244,7 @@ export async function startWebPushEndpoint(): Promise<WebPushEndpoint> {
       if (!subscription) throw new Error(`push endpoint: no subscription ${endpoint} was created here`);
       subscription.answer = answer;
     },
-    waitFor,
+    waitFor: (predicate, timeoutMs) => waiters.waitFor(predicate, timeoutMs),
     async close() {
       agent.destroy();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
