@@ -3,7 +3,9 @@
  * record holding only its SHA-256, and shows the token once. The token lets an agent propose
  * plans and read its own; it can never approve (it signs nothing) nor change devices.
  */
-import { sha256Hex } from './bytes.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { sha256Hex, utf8ToBytes } from './bytes.js';
+import { keyPairFromSecret, type KeyPair } from './keys.js';
 
 const TOKEN = /^csa_([0-9a-f]{16})_([A-Za-z0-9_-]{32,64})$/;
 
@@ -23,4 +25,13 @@ export function parseAgentToken(text: string): AgentToken | undefined {
 
 export function agentSecretSha256(secret: string): string {
   return sha256Hex(`countersign/agent-token/v1\n${secret}`);
+}
+
+/**
+ * The key an agent signs its proposals with, derived from its token's secret: whoever holds the
+ * token (the agent, and the API while it serves the agent's request) can sign as the agent; the
+ * registry holds only the public half, so reading it does not let anyone sign.
+ */
+export function agentProposalKey(secret: string): KeyPair {
+  return keyPairFromSecret(sha256(utf8ToBytes(`countersign/agent-proposal/v1\n${secret}`)));
 }

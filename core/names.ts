@@ -54,3 +54,6 @@ export const FAILURE_TYPES = {
   /** A notification channel failed in a way worth another try (down, 429, 5xx). */
   notifyChannelFailed: 'NotifyChannelFailed',
 } as const;
+
+/** A cancelled step's CancelledFailure says `launched` when its process had started (the plan tells "stopped" from "never ran"). */
+export const STEP_LAUNCHED_DETAIL = 'launched';

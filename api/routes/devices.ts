@@ -44,6 +44,8 @@ const RECORD_ACTIONS: Record<DeviceRecord['type'], string> = {
   revoke: 'revoke device',
   'issue-agent': 'issue agent token',
   'revoke-agent': 'revoke agent token',
+  grant: 'issue standing approval',
+  'revoke-grant': 'revoke standing approval',
 };
 
 const PairingRequest = Type.Object({

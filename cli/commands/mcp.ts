@@ -92,6 +92,12 @@ export async function pinCommand(
       console.log(green(`  + ${change.tool}: ${firstLine(change.after!.description)}`));
     else if (change.change === 'removed')
       console.log(red(`  - ${change.tool}: the server no longer offers it (dropped)`));
+    else if (change.change === 'read-only')
+      console.log(
+        yellow(
+          `  ~ ${change.tool}: ${change.after!.readOnly ? 'now annotated read-only' : 'no longer annotated read-only (grants for it need allowWrites)'}`,
+        ),
+      );
     else {
       console.log(
         yellow(

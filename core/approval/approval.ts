@@ -3,8 +3,9 @@
  * Every refusal has a distinct code and a sentence that says what was wrong.
  */
 import { z } from 'zod';
-import { utf8Decode } from '../bytes.js';
-import type { DeviceRegistry, Device } from '../devices/registry.js';
+import { fromBase64, utf8Decode } from '../bytes.js';
+import type { DeviceRegistry, Device, Grant } from '../devices/registry.js';
+import { grantCovers, type GrantedStep } from '../grants/match.js';
 import type { KeyPair } from '../keys.js';
 import { approvalPayloadBytes, type ApprovalRequest } from './payload.js';
 import { openEnvelope, PAYLOAD_TYPES, signEnvelope, verifyEnvelopeSignature, type Envelope } from './dsse.js';
@@ -32,6 +33,11 @@ export const approvalPayloadSchema = z
     expiresAt: isoTime,
     nonce: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/),
     keyId: z.string().regex(/^[0-9a-f]{32}$/),
+    grant: z
+      .object({ id: z.string().regex(/^[0-9a-f]{16}$/), sig: z.string().min(1).max(200) })
+      .strict()
+      .optional(),
+    use: z.int().min(1).max(1_000_000).optional(),
   })
   .strict();
 export type ApprovalPayload = z.infer<typeof approvalPayloadSchema>;
@@ -52,6 +58,12 @@ export type ApprovalRefusal =
   | 'lifetime_too_long'
   | 'nonce_reused'
   | 'policy_key_not_allowed'
+  | 'grant_required'
+  | 'unknown_grant'
+  | 'grant_revoked'
+  | 'grant_expired'
+  | 'grant_used_up'
+  | 'grant_does_not_cover'
   | 'not_awaiting'
   | 'deadline_passed'
   | 'duplicate_approver';
@@ -66,21 +78,48 @@ export class ApprovalRefused extends Error {
   }
 }
 
+/** What a verifier knows of the step an envelope names. */
+export interface ExpectedStep {
+  digest: string;
+  /** The plan asked for a standing approval (`approval: auto`). */
+  auto: boolean;
+  /** The step with what a grant's scope and limits look at; without it, no grant can be checked (and none counts). */
+  granted?: GrantedStep | undefined;
+}
+
 export interface ApprovalExpectation {
   workflowId: string;
   runId: string;
   /** Looks up the step the envelope names; undefined when the plan has no such step. */
-  step: (stepPath: string) => { digest: string; auto: boolean } | undefined;
+  step: (stepPath: string) => ExpectedStep | undefined;
   nowMs: number;
   nonceUsed: (nonce: string) => boolean;
   registry: DeviceRegistry;
   /** Skip time checks: the executor re-checks an envelope the workflow already accepted in time. */
   ignoreTime?: boolean;
+  /**
+   * Revocations count only if made at or before this time (an audit asks "was it revoked before the
+   * step ran?"). Live checks leave it out: every revocation they know of counts.
+   */
+  revokedAsOfMs?: number | undefined;
+  /**
+   * Histories recorded before standing approvals: the policy key approved `auto` steps by the
+   * plan's own rules, without a grant. Only the replay of such plans may pass this.
+   */
+  legacyPlanRules?: boolean;
 }
 
 export interface VerifiedApproval {
   payload: ApprovalPayload;
   device: Device;
+  /** The standing approval the policy key applied, when it applied one. */
+  grant?: Grant | undefined;
+}
+
+/** Whether a revocation counts for a check made as of `asOfMs` (undefined: every known revocation counts). */
+export function revokedBy(revoked: { at: string } | undefined, asOfMs: number | undefined): boolean {
+  if (!revoked) return false;
+  return asOfMs === undefined || Date.parse(revoked.at) <= asOfMs;
 }
 
 /** Verifies an approval envelope against what the verifier expects. Throws ApprovalRefused. */
@@ -110,10 +149,10 @@ export function verifyApproval(envelope: unknown, expect: ApprovalExpectation): 
   }
   const device = expect.registry.get(payload.keyId);
   if (!device) throw new ApprovalRefused('unknown_device', `key ${payload.keyId} is not a paired device`);
-  if (device.revoked) {
+  if (revokedBy(device.revoked, expect.revokedAsOfMs)) {
     throw new ApprovalRefused(
       'revoked_device',
-      `device "${device.name}" (${device.keyId}) was revoked at ${device.revoked.at}`,
+      `device "${device.name}" (${device.keyId}) was revoked at ${device.revoked!.at}`,
     );
   }
   if (!verifyEnvelopeSignature(opened, PAYLOAD_TYPES.approval, device.publicKey)) {
@@ -163,16 +202,89 @@ export function verifyApproval(envelope: unknown, expect: ApprovalExpectation): 
       `nonce ${payload.nonce} was already used: this approval was replayed`,
     );
   }
-  if (device.role === 'policy' && !step.auto) {
+  if (device.role !== 'policy') {
+    if (payload.grant || payload.use !== undefined)
+      throw new ApprovalRefused(
+        'malformed_payload',
+        "a person's approval does not name a standing approval: only the control worker applies those",
+      );
+    return { payload, device };
+  }
+  if (!step.auto) {
     throw new ApprovalRefused(
       'policy_key_not_allowed',
       `step "${payload.stepPath}" needs a human approval; the policy key may only sign auto steps`,
     );
   }
-  return { payload, device };
+  if (!payload.grant) {
+    if (expect.legacyPlanRules) return { payload, device };
+    throw new ApprovalRefused(
+      'grant_required',
+      `the policy key applies standing approvals a person signed; this approval of "${payload.stepPath}" names none, so it counts for nothing`,
+    );
+  }
+  const grant = checkGrant(payload, step, expect);
+  return { payload, device, grant };
+}
+
+/** The standing approval a policy envelope names: signed by a person, in force, in scope, covering this step. */
+function checkGrant(payload: ApprovalPayload, step: ExpectedStep, expect: ApprovalExpectation): Grant {
+  const named = payload.grant!;
+  const grant = expect.registry.grant(named.id);
+  if (!grant || grant.sig !== named.sig)
+    throw new ApprovalRefused(
+      'unknown_grant',
+      `the approval names standing approval ${named.id}, which ${grant ? 'was signed differently (a record replayed under another id?)' : 'is not in the device records'}`,
+    );
+  const label = `standing approval "${grant.record.name}" (${grant.grantId})`;
+  if (payload.decision !== 'approve')
+    throw new ApprovalRefused('malformed_payload', `${label} can only approve, never deny`);
+  const issuer = expect.registry.get(grant.issuedBy);
+  if (!issuer || issuer.role === 'policy' || revokedBy(issuer.revoked, expect.revokedAsOfMs))
+    throw new ApprovalRefused(
+      'grant_revoked',
+      `${label} was signed by device "${issuer?.name ?? grant.issuedBy}", which was revoked${issuer?.revoked ? ` at ${issuer.revoked.at}` : ''}`,
+    );
+  if (revokedBy(grant.revoked, expect.revokedAsOfMs))
+    throw new ApprovalRefused('grant_revoked', `${label} was revoked at ${grant.revoked!.at}`);
+  const expires = Date.parse(grant.record.expiresAt);
+  if (Date.parse(payload.issuedAt) >= expires || (!expect.ignoreTime && expect.nowMs >= expires))
+    throw new ApprovalRefused('grant_expired', `${label} expired at ${grant.record.expiresAt}`);
+  if (grant.record.maxUses !== undefined && (payload.use === undefined || payload.use > grant.record.maxUses))
+    throw new ApprovalRefused(
+      'grant_used_up',
+      `${label} allows ${grant.record.maxUses} use${grant.record.maxUses === 1 ? '' : 's'}; this would be ${payload.use === undefined ? 'an uncounted one' : `use ${payload.use}`}`,
+    );
+  if (!step.granted)
+    throw new ApprovalRefused(
+      'grant_does_not_cover',
+      `${label}: the step it would approve is not known here`,
+    );
+  const covers = grantCovers(grant.record, step.granted);
+  if (!covers.ok)
+    throw new ApprovalRefused(
+      'grant_does_not_cover',
+      `${label} does not cover "${payload.stepPath}": ${covers.reason}`,
+    );
+  return grant;
 }
 
 export { approvalPayload, type ApprovalRequest } from './payload.js';
+
+/**
+ * What an approval envelope's payload claims, read without verifying anything: for labelling
+ * and indexing only (which step, which key), never for deciding.
+ */
+export function peekApprovalPayload(envelope: unknown): Partial<ApprovalPayload> | undefined {
+  try {
+    const raw = (envelope as { payload?: unknown } | undefined)?.payload;
+    if (typeof raw !== 'string') return undefined;
+    const value: unknown = JSON.parse(utf8Decode(fromBase64(raw)));
+    return typeof value === 'object' && value !== null ? (value as Partial<ApprovalPayload>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Signs an approval on a device. The nonce comes from the caller (workflows may not use randomness). */
 export function signApproval(request: ApprovalRequest, key: KeyPair): Envelope {

@@ -16,6 +16,7 @@ export const PAYLOAD_TYPES = {
   approval: 'application/vnd.countersign.approval+json',
   device: 'application/vnd.countersign.device+json',
   login: 'application/vnd.countersign.login+json',
+  proposal: 'application/vnd.countersign.proposal+json',
 } as const;
 
 /** DSSE v1 pre-authentication encoding. */

@@ -17,6 +17,9 @@ export interface ApprovalRequest {
   nowMs: number;
   ttlMs?: number;
   nonce: string;
+  /** Only the policy key's approvals: the standing approval it applies (its record's id and signature), and which use. */
+  grant?: { id: string; sig: string } | undefined;
+  use?: number | undefined;
 }
 
 /** The payload a device signs for `request`. */
@@ -32,6 +35,9 @@ export function approvalPayload(request: ApprovalRequest, keyId: string): Approv
     expiresAt: new Date(request.nowMs + (request.ttlMs ?? 15 * 60_000)).toISOString(),
     nonce: request.nonce,
     keyId,
+    // Only when applying a grant: a person's approval keeps exactly the fields it always had.
+    ...(request.grant ? { grant: { id: request.grant.id, sig: request.grant.sig } } : {}),
+    ...(request.use !== undefined ? { use: request.use } : {}),
   };
 }
 

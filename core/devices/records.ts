@@ -7,6 +7,7 @@ import { fromBase64, utf8Decode } from '../bytes.js';
 import { deviceRecordBytes } from '../approval/payload.js';
 import { PAYLOAD_TYPES, signEnvelope, type Envelope } from '../approval/dsse.js';
 import type { KeyPair } from '../keys.js';
+import { grantRecordSchema, grantRevocationSchema } from '../grants/grant.js';
 
 export type DeviceRole = 'root' | 'approver' | 'policy';
 
@@ -50,6 +51,9 @@ export const deviceRecordSchema = z.discriminatedUnion('type', [
       agentId: z.string().regex(/^[0-9a-f]{16}$/),
       name,
       secretSha256: z.string().regex(/^[0-9a-f]{64}$/),
+      // The public half of the key the token derives for signing proposals (core/agents.ts).
+      // Tokens issued before signed proposals lack it: their plans match no grant.
+      proposalKey: publicKey.optional(),
       at: isoTime,
     })
     .strict(),
@@ -61,6 +65,9 @@ export const deviceRecordSchema = z.discriminatedUnion('type', [
       at: isoTime,
     })
     .strict(),
+  // Standing approvals (core/grants/grant.ts): signed by a person's device, revocable by any.
+  grantRecordSchema,
+  grantRevocationSchema,
 ]);
 export type DeviceRecord = z.infer<typeof deviceRecordSchema>;
 
@@ -78,5 +85,11 @@ export function decodeDeviceRecord(payloadBytes: Uint8Array): DeviceRecord | str
   const parsed = deviceRecordSchema.safeParse(raw);
   return parsed.success
     ? parsed.data
-    : `device record is malformed: ${parsed.error.issues[0]?.message ?? 'unknown'}`;
+    : `device record is malformed: ${describeIssue(parsed.error.issues[0])}`;
+}
+
+function describeIssue(issue: z.core.$ZodIssue | undefined): string {
+  if (!issue) return 'unknown';
+  const path = issue.path.join('.');
+  return path ? `${path}: ${issue.message}` : issue.message;
 }

@@ -5,6 +5,7 @@
 import { fromBase64 } from '../bytes.js';
 import { openEnvelope, PAYLOAD_TYPES, verifyEnvelopeSignature, type Envelope } from '../approval/dsse.js';
 import { keyIdOf } from '../keys.js';
+import type { GrantRecord } from '../grants/grant.js';
 import { decodeDeviceRecord, type DeviceRole } from './records.js';
 
 export interface Device {
@@ -24,6 +25,18 @@ export interface Agent {
   secretSha256: string;
   issuedBy: string;
   issuedAt: string;
+  /** Verifies the agent's signed proposals; absent for tokens issued before them. */
+  proposalKey?: Uint8Array | undefined;
+  revoked?: { by: string; at: string; reason: string };
+}
+
+/** A standing approval as the registry holds it: the record a person's device signed, and its fate. */
+export interface Grant {
+  grantId: string;
+  record: GrantRecord;
+  /** The signature over the record: an auto-approval names the grant by id and this. */
+  sig: string;
+  issuedBy: string;
   revoked?: { by: string; at: string; reason: string };
 }
 
@@ -40,6 +53,7 @@ export class DeviceRecordError extends Error {
 export class DeviceRegistry {
   private readonly devices = new Map<string, Device>();
   private readonly agents = new Map<string, Agent>();
+  private readonly grants = new Map<string, Grant>();
   private readonly accepted: Envelope[] = [];
 
   /** Rebuilds a registry from its records. With `pinnedRootKeyId`, the first record must enrol that key. */
@@ -72,6 +86,14 @@ export class DeviceRegistry {
 
   listAgents(): Agent[] {
     return [...this.agents.values()];
+  }
+
+  grant(grantId: string): Grant | undefined {
+    return this.grants.get(grantId);
+  }
+
+  listGrants(): Grant[] {
+    return [...this.grants.values()];
   }
 
   /** Checks and applies one signed record; throws DeviceRecordError with the reason it is refused. */
@@ -119,7 +141,37 @@ export class DeviceRegistry {
           secretSha256: record.secretSha256,
           issuedBy: signer.keyId,
           issuedAt: record.at,
+          ...(record.proposalKey ? { proposalKey: fromBase64(record.proposalKey) } : {}),
         });
+        this.accepted.push(envelope);
+        return;
+      }
+      if (record.type === 'grant') {
+        if (this.grants.has(record.grantId))
+          throw new DeviceRecordError('not_allowed', `grant ${record.grantId} is already issued`);
+        const scope = record.scope;
+        if ('agent' in scope && !this.agents.has(scope.agent))
+          throw new DeviceRecordError('not_allowed', `the grant names unknown agent ${scope.agent}`);
+        if ('device' in scope) {
+          const device = this.devices.get(scope.device);
+          if (!device || device.role === 'policy')
+            throw new DeviceRecordError('not_allowed', `the grant names unknown device ${scope.device}`);
+        }
+        this.grants.set(record.grantId, {
+          grantId: record.grantId,
+          record,
+          sig: envelope.signatures[0].sig,
+          issuedBy: signer.keyId,
+        });
+        this.accepted.push(envelope);
+        return;
+      }
+      if (record.type === 'revoke-grant') {
+        const grant = this.grants.get(record.grantId);
+        if (!grant) throw new DeviceRecordError('not_allowed', `cannot revoke unknown grant ${record.grantId}`);
+        if (grant.revoked)
+          throw new DeviceRecordError('not_allowed', `grant "${grant.record.name}" is already revoked`);
+        grant.revoked = { by: signer.keyId, at: record.at, reason: record.reason };
         this.accepted.push(envelope);
         return;
       }
@@ -168,7 +220,7 @@ export class DeviceRegistry {
     if (signer.role === 'policy')
       throw new DeviceRecordError(
         'not_allowed',
-        'the policy key cannot introduce or revoke devices or agents',
+        'the policy key cannot introduce or revoke devices, agents or grants',
       );
     return signer;
   }

@@ -16,6 +16,8 @@ export interface PinnedTool {
   /** What the tool says it does, as approved: shown to every approver of a call. */
   description: string;
   inputSchema: Record<string, unknown>;
+  /** The server annotated the tool read-only when it was pinned (a grant needs `allowWrites` otherwise). */
+  readOnly?: boolean | undefined;
 }
 
 export interface McpServerEntry {
@@ -57,6 +59,8 @@ export interface McpPin {
   network: 'none' | 'egress';
   /** SHA-256 of how the server runs (command, env, workspace, network, limits): see `serverConfigSha256`. */
   configSha256: string;
+  /** The tool is pinned as read-only (its server annotates it so). Absent in pins made before this existed. */
+  readOnly?: boolean | undefined;
 }
 
 /** The longest a call may take; a server container older than this (and a margin) is a leftover. */
@@ -143,7 +147,14 @@ const entrySchema = z
       .prefault({}),
     tools: z.record(
       z.string().min(1).max(128),
-      z.object({ sha256, description: z.string(), inputSchema: z.record(z.string(), z.unknown()) }).strict(),
+      z
+        .object({
+          sha256,
+          description: z.string(),
+          inputSchema: z.record(z.string(), z.unknown()),
+          readOnly: z.boolean().optional(),
+        })
+        .strict(),
     ),
   })
   .strict();

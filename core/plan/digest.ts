@@ -58,6 +58,8 @@ export function stepDigestInput(
         serverConfig: mcpPin.configSha256,
         // The words approvers read are signed too: a control plane that shows other words fails at the executor.
         toolDescription: mcpPin.description,
+        // Only when pinned: digests of calls pinned before annotations were read stay what they were.
+        ...(mcpPin.readOnly !== undefined ? { readOnly: mcpPin.readOnly } : {}),
         ...(mcpPin.workspace === 'none' ? {} : { workspace: workspaceId, workspaceAccess: mcpPin.workspace }),
       };
   }

@@ -18,8 +18,7 @@ function issuesOf(text: string): PlanIssue[] {
 const YAML_PLAN = `
 name: release
 policy:
-  autoApprove:
-    - runPrefix: "npm run "
+  remind: 1h
 steps:
   - id: lint
     run: npm run lint
@@ -40,7 +39,7 @@ steps:
 
 const JSON_PLAN = JSON.stringify({
   name: 'release',
-  policy: { autoApprove: [{ runPrefix: 'npm run ' }] },
+  policy: { remind: '1h' },
   steps: [
     { id: 'lint', run: 'npm run lint', approval: 'auto' },
     {

@@ -35,9 +35,20 @@ export interface ApprovalRecord {
   reason: string;
   /** Workflow time when the approval was accepted (ISO 8601). */
   acceptedAt: string;
-  /** True when the policy key signed it under an auto-approve rule. */
+  /** True when the policy key signed it: under a standing approval (or, in old histories, a plan's rule). */
   auto: boolean;
+  /** The standing approval a person signed that the policy key applied. */
+  grant?: GrantRef | undefined;
   envelope: Envelope;
+}
+
+/** A standing approval, named as the step's record keeps it. */
+export interface GrantRef {
+  grantId: string;
+  name: string;
+  /** The device that signed it (its name). */
+  issuedBy: string;
+  expiresAt: string;
 }
 
 export interface StepResult {
@@ -88,6 +99,8 @@ export interface StepRecord {
   notices?: NoticeRecord[] | undefined;
   result?: StepResult | undefined;
   error?: string | undefined;
+  /** Why no standing approval applied to an `approval: auto` step (so a person decides), or what withdrew one. */
+  grantNote?: string | undefined;
 }
 
 /** One notice about a gate (first, reminder, escalation, decided) and what each channel did with it. */
@@ -133,6 +146,8 @@ export interface PlanView {
   /** The plan's steps may reach the outside world (part of every step digest when true). */
   egress: boolean;
   proposer: string;
+  /** Who proposed it, as verified from its signed proposal ('' when it came without one). */
+  verifiedProposer?: string | undefined;
   steps: StepView[];
   subPlans: SubPlanRecord[];
   tree: TreeView;

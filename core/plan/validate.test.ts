@@ -1,11 +1,17 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { PLAN_LIMITS } from './limits.js';
 import type { PlanSpec } from './types.js';
-import { autoRuleMatches, PlanValidationError, validatePlan, type PlanIssue } from './validate.js';
+import {
+  autoRuleMatches,
+  PLAN_RULES_REFUSED,
+  PlanValidationError,
+  validatePlan,
+  type PlanIssue,
+} from './validate.js';
 import { planSteps, subPlans } from './walk.js';
 
 /** The issues validatePlan reports; fails the test when the plan is accepted or something else is thrown. */
-function issuesOf(raw: unknown, options?: { maxNodes?: number }): PlanIssue[] {
+function issuesOf(raw: unknown, options?: Parameters<typeof validatePlan>[1]): PlanIssue[] {
   try {
     validatePlan(raw, options);
   } catch (error) {
@@ -24,6 +30,9 @@ function errorOf(raw: unknown): PlanValidationError {
   }
   throw new Error('expected the plan to be refused, but it was accepted');
 }
+
+/** Plans recorded before standing approvals, whose own auto-approve rules still replay. */
+const legacy = { planRules: 'legacy' as const };
 
 /** A plan with the given steps. */
 const plan = (steps: unknown[], extra: Record<string, unknown> = {}) => ({ name: 'p', steps, ...extra });
@@ -45,7 +54,7 @@ describe('validatePlan: a valid plan', () => {
   const raw = {
     name: 'release',
     description: 'build, check, ship',
-    policy: { autoApprove: [{ id: 'lint' }, { run: 'npm test' }, { runPrefix: 'echo ' }], remind: '1h' },
+    policy: { remind: '1h' },
     steps: [
       { id: 'checkout', run: 'git pull' },
       {
@@ -101,7 +110,7 @@ describe('validatePlan: a valid plan', () => {
       name: 'release',
       description: 'build, check, ship',
       policy: {
-        autoApprove: [{ id: 'lint' }, { run: 'npm test' }, { runPrefix: 'echo ' }],
+        autoApprove: [],
         approvalTimeout: '24h',
         remind: '1h',
         oneTapUpTo: 'medium',
@@ -584,14 +593,49 @@ describe('validatePlan: fields', () => {
   });
 });
 
-describe('validatePlan: approval policy', () => {
+describe('validatePlan: standing approvals, not plan rules', () => {
+  it("refuses a plan's own auto-approve rules and says what to do instead", () => {
+    for (const rules of [[{ kind: 'shell' }], [{ id: 'pwn' }], [{ run: 'echo a' }], [{ runPrefix: 'echo ' }]])
+      expect(
+        issuesOf(plan([step('a', { approval: 'auto' })], { policy: { autoApprove: rules } })),
+        JSON.stringify(rules),
+      ).toEqual([{ path: 'policy.autoApprove', message: PLAN_RULES_REFUSED }]);
+    expect(PLAN_RULES_REFUSED).toContain('countersign grants add');
+  });
+
+  it('accepts "auto" with no rule: the step asks for a standing approval, else a person decides', () => {
+    const mcp = { id: 'read', mcp: { server: 'filesystem', tool: 'read_text_file' }, approval: 'auto' };
+    const spec = validatePlan(plan([step('a', { approval: 'auto' }), mcp]));
+    expect(planSteps(spec).map((s) => s.approval.mode)).toEqual(['auto', 'auto']);
+    expect(spec.policy.autoApprove).toEqual([]);
+    expect(validatePlan(plan([step('a')], { policy: { autoApprove: [] } })).policy.autoApprove).toEqual([]);
+  });
+
+  it('refuses a quorum on an auto step, where a standing approval stands for one person', () => {
+    expect(issuesOf(plan([step('a', { approval: { mode: 'auto', quorum: 2 } })]))).toEqual([
+      {
+        path: 'steps[0].approval',
+        message:
+          'a step that needs a quorum of people cannot be approved by a standing approval: use approval: required',
+      },
+    ]);
+  });
+
+  it('never lets a gate ask for a standing approval', () => {
+    expect(issuesOf(plan([{ id: 'g', gate: 'ok?', approval: 'auto' }]))).toEqual([
+      { path: 'steps[0].approval', message: 'a gate is a human checkpoint: it cannot be auto-approved' },
+    ]);
+  });
+});
+
+describe('validatePlan: recorded plans with their own rules (legacy replay)', () => {
   const needsRule = '"auto" needs a rule in policy.autoApprove that matches this step';
 
   it('refuses "auto" without a matching rule', () => {
-    expect(issuesOf(plan([step('a', { approval: 'auto' })]))).toEqual([
+    expect(issuesOf(plan([step('a', { approval: 'auto' })]), legacy)).toEqual([
       { path: 'steps[0].approval', message: needsRule },
     ]);
-    expect(issuesOf(plan([{ sequence: [step('a', { approval: { mode: 'auto' } })] }]))).toEqual([
+    expect(issuesOf(plan([{ sequence: [step('a', { approval: { mode: 'auto' } })] }]), legacy)).toEqual([
       { path: 'steps[0].sequence[0].approval', message: needsRule },
     ]);
   });
@@ -610,6 +654,7 @@ describe('validatePlan: approval policy', () => {
     for (const [rule, fields] of cases) {
       const spec = validatePlan(
         plan([{ ...fields, approval: 'auto' }], { policy: { autoApprove: [{ id: 'other' }, rule] } }),
+        legacy,
       );
       expect(planSteps(spec)[0]?.approval.mode, JSON.stringify(rule)).toBe('auto');
     }
@@ -633,26 +678,26 @@ describe('validatePlan: approval policy', () => {
     ];
     for (const [rule, fields] of cases) {
       expect(
-        issuesOf(plan([{ ...fields, approval: 'auto' }], { policy: { autoApprove: [rule] } })),
+        issuesOf(plan([{ ...fields, approval: 'auto' }], { policy: { autoApprove: [rule] } }), legacy),
         JSON.stringify([rule, fields]),
       ).toEqual([{ path: 'steps[0].approval', message: needsRule }]);
     }
   });
 
   it('refuses rules that match nothing specific, or that are malformed', () => {
-    expect(issuesOf(plan([step('a')], { policy: { autoApprove: [{}] } }))).toEqual([
+    expect(issuesOf(plan([step('a')], { policy: { autoApprove: [{}] } }), legacy)).toEqual([
       {
         path: 'policy.autoApprove[0]',
         message: 'a rule must match on at least one of id, kind, run, runPrefix, tool',
       },
     ]);
-    expect(issuesOf(plan([step('a')], { policy: { autoApprove: [{ runPrefix: '' }] } }))).toEqual([
+    expect(issuesOf(plan([step('a')], { policy: { autoApprove: [{ runPrefix: '' }] } }), legacy)).toEqual([
       {
         path: 'policy.autoApprove[0].runPrefix',
         message: 'Too small: expected string to have >=1 characters',
       },
     ]);
-    expect(issuesOf(plan([step('a')], { policy: { autoApprove: [{ kind: 'gate' }] } }))).toEqual([
+    expect(issuesOf(plan([step('a')], { policy: { autoApprove: [{ kind: 'gate' }] } }), legacy)).toEqual([
       { path: 'policy.autoApprove[0].kind', message: 'Invalid option: expected one of "shell"|"mcp"' },
     ]);
   });
@@ -660,6 +705,7 @@ describe('validatePlan: approval policy', () => {
   it('never auto-approves a gate, even with a rule naming it', () => {
     const issues = issuesOf(
       plan([{ id: 'g', gate: 'ok?', approval: 'auto' }], { policy: { autoApprove: [{ id: 'g' }] } }),
+      legacy,
     );
     expect(issues).toEqual([
       { path: 'steps[0].approval', message: 'a gate is a human checkpoint: it cannot be auto-approved' },
@@ -671,12 +717,19 @@ describe('validatePlan: approval policy', () => {
       plan([step('a', { approval: { mode: 'auto', quorum: 2 } })], {
         policy: { autoApprove: [{ id: 'a' }] },
       }),
+      legacy,
     );
     expect(issues).toEqual([
-      { path: 'steps[0].approval', message: 'quorum applies to human approvals; an auto step has no quorum' },
+      {
+        path: 'steps[0].approval',
+        message:
+          'a step that needs a quorum of people cannot be approved by a standing approval: use approval: required',
+      },
     ]);
   });
+});
 
+describe('validatePlan: approval policy', () => {
   it('bounds the quorum and the approval mode', () => {
     const union =
       'expected "required", "auto" or an object with mode, quorum, timeout, remind, escalate, approvers, risk';
@@ -1018,8 +1071,8 @@ describe('validatePlan: mcp steps', () => {
     ]);
   });
 
-  it('needs a matching auto-approve rule for an auto mcp step', () => {
-    expect(issuesOf(plan([call({}, { approval: 'auto' })]))).toEqual([
+  it('needs a matching auto-approve rule for an auto mcp step (legacy replay)', () => {
+    expect(issuesOf(plan([call({}, { approval: 'auto' })]), legacy)).toEqual([
       {
         path: 'steps[0].approval',
         message: '"auto" needs a rule in policy.autoApprove that matches this step',
@@ -1027,20 +1080,26 @@ describe('validatePlan: mcp steps', () => {
     ]);
   });
 
-  it('lets the rule tool "everything/echo" auto-approve that tool and no other', () => {
+  it('lets the rule tool "everything/echo" auto-approve that tool and no other (legacy replay)', () => {
     const policy = { policy: { autoApprove: [{ tool: 'everything/echo' }] } };
-    const spec = validatePlan(plan([call({}, { approval: 'auto' })], policy));
+    const spec = validatePlan(plan([call({}, { approval: 'auto' })], policy), legacy);
     expect(onlyStep(spec).approval.mode).toBe('auto');
     const refusedAt = {
       path: 'steps[0].approval',
       message: '"auto" needs a rule in policy.autoApprove that matches this step',
     };
-    expect(issuesOf(plan([call({ tool: 'get-sum' }, { approval: 'auto' })], policy))).toEqual([refusedAt]);
-    expect(issuesOf(plan([call({ server: 'memory' }, { approval: 'auto' })], policy))).toEqual([refusedAt]);
-    expect(issuesOf(plan([call({ tool: 'echo2' }, { approval: 'auto' })], policy))).toEqual([refusedAt]);
-    expect(issuesOf(plan([step('s', { run: 'everything/echo', approval: 'auto' })], policy))).toEqual([
+    expect(issuesOf(plan([call({ tool: 'get-sum' }, { approval: 'auto' })], policy), legacy)).toEqual([
       refusedAt,
     ]);
+    expect(issuesOf(plan([call({ server: 'memory' }, { approval: 'auto' })], policy), legacy)).toEqual([
+      refusedAt,
+    ]);
+    expect(issuesOf(plan([call({ tool: 'echo2' }, { approval: 'auto' })], policy), legacy)).toEqual([
+      refusedAt,
+    ]);
+    expect(issuesOf(plan([step('s', { run: 'everything/echo', approval: 'auto' })], policy), legacy)).toEqual(
+      [refusedAt],
+    );
   });
 
   it('matches a tool rule exactly, through autoRuleMatches', () => {
@@ -1067,8 +1126,10 @@ describe('validatePlan: mcp steps', () => {
     expect(autoRuleMatches({ runPrefix: 'e' }, mcp!)).toBe(false);
 
     const policy = { policy: { autoApprove: [{ kind: 'mcp' }] } };
-    expect(onlyStep(validatePlan(plan([call({}, { approval: 'auto' })], policy))).approval.mode).toBe('auto');
-    expect(issuesOf(plan([step('sh', { approval: 'auto' })], policy))).toEqual([
+    expect(onlyStep(validatePlan(plan([call({}, { approval: 'auto' })], policy), legacy)).approval.mode).toBe(
+      'auto',
+    );
+    expect(issuesOf(plan([step('sh', { approval: 'auto' })], policy), legacy)).toEqual([
       {
         path: 'steps[0].approval',
         message: '"auto" needs a rule in policy.autoApprove that matches this step',

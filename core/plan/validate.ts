@@ -205,6 +205,16 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   }
 }
 
+/**
+ * `refuse` (every new plan): a plan may only ask for a standing approval (`approval: auto`); its
+ * own `policy.autoApprove` rules are refused. `legacy`: the replay of plans recorded before
+ * standing approvals, whose rules the policy key applied.
+ */
+export type PlanRules = 'refuse' | 'legacy';
+
+export const PLAN_RULES_REFUSED =
+  'plans can no longer approve their own steps: a person issues a standing approval instead (the app\'s Grants screen, or `countersign grants add`), and `approval: auto` on a step asks for one';
+
 class PlanValidator {
   readonly issues: PlanIssue[] = [];
   private nodeCount = 0;
@@ -213,12 +223,17 @@ class PlanValidator {
   /** `egress` of the plans being validated, innermost last. */
   private readonly egressOfPlans: boolean[] = [];
 
-  constructor(private readonly maxNodes: number) {}
+  constructor(
+    private readonly maxNodes: number,
+    private readonly rules: PlanRules,
+  ) {}
 
   plan(raw: unknown, at: string, depth: number): PlanSpec | undefined {
     const fields = this.parse(planFields, raw, at);
     if (!fields) return undefined;
     const policy: PlanPolicy = fields.policy;
+    if (this.rules === 'refuse' && policy.autoApprove.length > 0)
+      this.issues.push({ path: joinPath(joinPath(at, 'policy'), 'autoApprove'), message: PLAN_RULES_REFUSED });
     const ids = new Set<string>();
     this.egressOfPlans.push(fields.egress);
     const rootChildren = this.children(fields.steps, joinPath(at, 'steps'), depth + 1, policy, ids);
@@ -440,14 +455,15 @@ class PlanValidator {
     if (result.mode === 'auto' && result.quorum > 1) {
       this.issues.push({
         path: joinPath(at, 'approval'),
-        message: 'quorum applies to human approvals; an auto step has no quorum',
+        message:
+          'a step that needs a quorum of people cannot be approved by a standing approval: use approval: required',
       });
     }
     return result;
   }
 
   private checkAuto(step: StepNode, policy: PlanPolicy, at: string): void {
-    if (step.approval.mode !== 'auto') return;
+    if (step.approval.mode !== 'auto' || this.rules !== 'legacy') return;
     if (!policy.autoApprove.some((rule) => autoRuleMatches(rule, step))) {
       this.issues.push({
         path: joinPath(at, 'approval'),
@@ -457,7 +473,7 @@ class PlanValidator {
   }
 }
 
-/** True when every field the rule names matches the step. */
+/** True when every field the rule names matches the step. Only the replay of recorded plans uses these rules. */
 export function autoRuleMatches(rule: AutoApproveRule, step: StepNode): boolean {
   if (rule.id !== undefined && rule.id !== step.id) return false;
   if (rule.kind !== undefined && rule.kind !== step.kind) return false;
@@ -489,10 +505,13 @@ function screenRawValue(value: unknown, at: string, depth: number): PlanIssue | 
 }
 
 /** Validates a raw plan value. Throws PlanValidationError naming every bad node. */
-export function validatePlan(raw: unknown, options: { maxNodes?: number } = {}): PlanSpec {
+export function validatePlan(
+  raw: unknown,
+  options: { maxNodes?: number; planRules?: PlanRules } = {},
+): PlanSpec {
   const screened = screenRawValue(raw, '', 0);
   if (screened) throw new PlanValidationError([screened]);
-  const validator = new PlanValidator(options.maxNodes ?? PLAN_LIMITS.maxNodes);
+  const validator = new PlanValidator(options.maxNodes ?? PLAN_LIMITS.maxNodes, options.planRules ?? 'refuse');
   const plan = validator.plan(raw, '', 0);
   if (!plan || validator.issues.length > 0) throw new PlanValidationError(validator.issues);
   return plan;

@@ -235,6 +235,19 @@ describe('checkToolsAgainstPins', () => {
     expect(() => checkToolsAgainstPins(entry, [reordered], 'echo')).not.toThrow();
   });
 
+  it('refuses a tool pinned read-only that no longer says so (a grant may have allowed it for that reason)', () => {
+    const readOnlyEntry: McpServerEntry = {
+      ...entry,
+      tools: { ...entry.tools, echo: { ...pinOf(echo), readOnly: true } },
+    };
+    const annotated = { ...echo, annotations: { readOnlyHint: true } };
+    expect(() => checkToolsAgainstPins(readOnlyEntry, [annotated], 'echo')).not.toThrow();
+    for (const listed of [echo, { ...echo, annotations: { readOnlyHint: false } }])
+      expect(() => checkToolsAgainstPins(readOnlyEntry, [listed], 'echo')).toThrow(
+        'tool "echo" on server "everything" was pinned as read-only and no longer says it is; nothing was called',
+      );
+  });
+
   it('refuses with tool_missing when the called tool is not listed', () => {
     const error = refusal([sum]);
     expect(error.code).toBe('tool_missing');

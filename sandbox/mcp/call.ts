@@ -86,7 +86,7 @@ export const RESULT_LIMITS = {
 /** Compares what the server lists now with what was approved; throws McpCallRefused on any difference. */
 export function checkToolsAgainstPins(
   entry: McpServerEntry,
-  listed: Pick<Tool, 'name' | 'description' | 'inputSchema'>[],
+  listed: Pick<Tool, 'name' | 'description' | 'inputSchema' | 'annotations'>[],
   tool: string,
 ): void {
   const byName = new Map(listed.map((t) => [t.name, t]));
@@ -115,6 +115,12 @@ export function checkToolsAgainstPins(
       throw new McpCallRefused(
         'tool_changed',
         `tool "${name}" on server "${entry.id}" is not what was approved (${whatChanged(pinned, now)}; pinned ${pinned.sha256.slice(0, 12)}…, now ${hash.slice(0, 12)}…); nothing was called. Review it with \`countersign mcp pin ${entry.id}\``,
+      );
+    // A grant may allow a read-only tool without asking; a tool that stops saying so is not that tool.
+    if (pinned.readOnly === true && now.annotations?.readOnlyHint !== true)
+      throw new McpCallRefused(
+        'tool_changed',
+        `tool "${name}" on server "${entry.id}" was pinned as read-only and no longer says it is; nothing was called. Review it with \`countersign mcp pin ${entry.id}\``,
       );
   }
 }

@@ -111,11 +111,12 @@ export interface ListedTool {
   name: string;
   description?: string | undefined;
   inputSchema: Record<string, unknown>;
+  annotations?: { readOnlyHint?: boolean | undefined } | undefined;
 }
 
 export interface PinChange {
   tool: string;
-  change: 'added' | 'description' | 'schema' | 'removed' | 'unchanged';
+  change: 'added' | 'description' | 'schema' | 'read-only' | 'removed' | 'unchanged';
   before?: PinnedTool | undefined;
   after?: PinnedTool | undefined;
 }
@@ -145,6 +146,7 @@ export function repin(
       sha256: toolSha256(now),
       description: now.description ?? '',
       inputSchema: now.inputSchema,
+      readOnly: now.annotations?.readOnlyHint === true,
     };
     tools[name] = after;
     // A pin whose text was edited by hand no longer hashes to itself: that is a change too.
@@ -152,7 +154,9 @@ export function repin(
     const change = !before
       ? 'added'
       : before.sha256 === after.sha256 && intact
-        ? 'unchanged'
+        ? before.readOnly === after.readOnly
+          ? 'unchanged'
+          : 'read-only'
         : before.description !== after.description
           ? 'description'
           : 'schema';
