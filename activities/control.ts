@@ -1,8 +1,8 @@
 /**
- * Control-zone activities: sign auto-approvals with the policy key, and tell devices that a gate
- * was reached (ntfy, Web Push, FCM) and what became of it.
+ * Control-zone activities: apply standing approvals people signed (the policy key signs an
+ * approval naming the grant), tell open plans of new device records, and tell devices that a
+ * gate was reached (ntfy, Web Push, FCM) and what became of it.
  */
-import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
@@ -11,16 +11,22 @@ import { FAILURE_TYPES, planIdOf } from '../core/names.js';
 import type { ChannelOutcome } from '../core/notify/types.js';
 import { noticeKey, type GateNoticeRequest, type Notifier } from '../services/notify/notifier.js';
 
-export type { GateNoticeRequest };
-import { signApproval } from '../core/approval/approval.js';
 import type { Envelope } from '../core/approval/dsse.js';
 import type { KeyPair } from '../core/keys.js';
+import {
+  announceTrustRecords,
+  applyStandingGrant,
+  type StandingGrantAnswer,
+  type StandingGrantRequest,
+} from '../services/grants.js';
+
+export type { GateNoticeRequest, StandingGrantAnswer, StandingGrantRequest };
 
 export interface ControlDependencies {
   policyKey: KeyPair;
   /** JSON lines file where reached gates are recorded. */
   gateLogPath: string;
-  /** Lists open plan workflows; only the janitor needs it. */
+  /** Reads the registry, spends grant uses, lists and signals open plans. */
   client?: Client;
   /** Sends notices; without it, reached gates are only recorded. */
   notifier?: Notifier | undefined;
@@ -32,15 +38,6 @@ export interface OpenWorkspaces {
   listedAtMs: number;
 }
 
-export interface AutoApprovalRequest {
-  workflowId: string;
-  runId: string;
-  stepPath: string;
-  stepDigest: string;
-  /** Index of the matching rule in the plan's policy.autoApprove. */
-  rule: number;
-}
-
 /** What a notice did, returned into the plan's history. */
 export interface GateNoticeResult {
   key: string;
@@ -50,35 +47,31 @@ export interface GateNoticeResult {
 }
 
 export function createControlActivities(deps: ControlDependencies) {
+  const client = (): Client => {
+    if (!deps.client) throw new Error('the control worker was started without a Temporal client');
+    return deps.client;
+  };
   return {
     /** A plan's workspace id is its plan id (a sub-plan that shares one runs inside an open parent). */
     async listOpenWorkspaces(): Promise<OpenWorkspaces> {
-      if (!deps.client) throw new Error('the control worker was started without a Temporal client');
       const listedAtMs = Date.now();
       const workspaceIds: string[] = [];
       const query = "WorkflowType = 'planWorkflow' AND ExecutionStatus = 'Running'";
-      for await (const execution of deps.client.workflow.list({ query })) {
+      for await (const execution of client().workflow.list({ query })) {
         const planId = planIdOf(execution.workflowId);
         if (planId) workspaceIds.push(planId);
       }
       return { workspaceIds, listedAtMs };
     },
 
-    async signAutoApproval(request: AutoApprovalRequest): Promise<Envelope> {
-      return signApproval(
-        {
-          workflowId: request.workflowId,
-          runId: request.runId,
-          stepPath: request.stepPath,
-          stepDigest: request.stepDigest,
-          decision: 'approve',
-          reason: `auto-approved by plan policy rule #${request.rule}`,
-          nowMs: Date.now(),
-          ttlMs: 10 * 60_000,
-          nonce: randomBytes(18).toString('base64url'),
-        },
-        deps.policyKey,
-      );
+    /** A step asked for a standing approval: apply one a person signed that covers it, or say why none does. */
+    async applyStandingGrant(request: StandingGrantRequest): Promise<StandingGrantAnswer> {
+      return applyStandingGrant(client(), deps.policyKey, request);
+    },
+
+    /** The registry changed: every open plan hears of its records (revocations win over waiting steps). */
+    async announceTrustRecords(request: { records: Envelope[] }): Promise<{ told: number }> {
+      return { told: await announceTrustRecords(client(), request.records) };
     },
 
     /**

@@ -7,14 +7,15 @@ import { watch } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { parseDuration } from '../core/duration.js';
-import { FAILURE_TYPES } from '../core/names.js';
+import { FAILURE_TYPES, STEP_LAUNCHED_DETAIL } from '../core/names.js';
 import type { StepResult } from '../core/plan/state.js';
 import type { ShellStep } from '../core/plan/types.js';
 import { SandboxRefused, type SandboxBackend } from '../sandbox/backend.js';
 import { BrokerRefused } from '../sandbox/docker/container-policy.js';
 import type { RunnerPool } from '../sandbox/runner/pool.js';
 import { isAlive, RunDir, type RunState } from '../sandbox/runner/run-dir.js';
-import { assertStepApproved, type ApprovedStep } from './step-trust.js';
+import type { GrantUseLedger } from './grant-uses.js';
+import { assertStepApproved, spendGrantUses, type ApprovedStep } from './step-trust.js';
 
 export interface ExecutorDependencies {
   backend: SandboxBackend;
@@ -22,6 +23,8 @@ export interface ExecutorDependencies {
   runsDir: string;
   /** Read on every activity, so pairing after start-up takes effect without a restart. */
   pinnedRootKeyId: () => string | undefined;
+  /** This host's count of standing-approval uses. */
+  grantUses: GrantUseLedger;
   maxTranscriptBytes?: number;
 }
 
@@ -138,7 +141,8 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
       const deadline = Date.now() + KILL_WAIT_MS;
       while (Date.now() < deadline && (await run.state()).phase !== 'finished') await sleep(100);
     }
-    throw new CancelledFailure('step cancelled; its process was stopped');
+    // The plan tells "stopped while it ran" from "never started" by this detail.
+    throw new CancelledFailure('step cancelled; its process was stopped', [STEP_LAUNCHED_DETAIL]);
   }
 
   return {
@@ -157,7 +161,8 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
 
     async runShellStep(input: ShellStepInput): Promise<StepResult> {
       const context = Context.current();
-      assertStepApproved(input, deps.pinnedRootKeyId());
+      const authority = assertStepApproved(input, deps.pinnedRootKeyId());
+      await spendGrantUses(authority, input, deps.grantUses);
       const run = new RunDir(deps.runsDir, {
         workflowId: input.workflowId,
         stepPath: input.step.path,

@@ -16,7 +16,7 @@ import {
   type McpPin,
   type McpServerEntry,
 } from '../core/mcp/catalog.js';
-import { FAILURE_TYPES } from '../core/names.js';
+import { FAILURE_TYPES, STEP_LAUNCHED_DETAIL } from '../core/names.js';
 import type { StepResult } from '../core/plan/state.js';
 import type { McpStep } from '../core/plan/types.js';
 import type { PlanIssue } from '../core/plan/validate.js';
@@ -29,13 +29,16 @@ import {
   type ToolCallOutcome,
 } from '../sandbox/mcp/call.js';
 import type { LaunchedServer, McpLauncher } from '../sandbox/mcp/launcher.js';
-import { assertStepApproved, type ApprovedStep } from './step-trust.js';
+import type { GrantUseLedger } from './grant-uses.js';
+import { assertStepApproved, spendGrantUses, type ApprovedStep } from './step-trust.js';
 
 export interface McpDependencies {
   launcher: McpLauncher;
   /** Read on every call, so `countersign mcp pin` takes effect without a restart. */
   catalog: () => Promise<McpCatalog>;
   pinnedRootKeyId: () => string | undefined;
+  /** This host's count of standing-approval uses. */
+  grantUses: GrantUseLedger;
 }
 
 export interface McpCallSpec {
@@ -87,6 +90,8 @@ function pinDrift(entry: McpServerEntry, pin: McpPin, image: string | undefined)
   const tool = pinnedTool(entry, pin.tool);
   if (!tool) return `the tool "${pin.tool}" is no longer allowed`;
   if (tool.sha256 !== pin.toolSha256) return `the tool "${pin.tool}" was re-pinned since`;
+  if (pin.readOnly !== undefined && (tool.readOnly === true) !== pin.readOnly)
+    return `the tool "${pin.tool}" is ${pin.readOnly ? 'no longer' : 'now'} pinned as read-only`;
   if (tool.description !== pin.description)
     return `the description approvers were shown is not the catalog's description of "${pin.tool}"`;
   if (entry.workspace !== pin.workspace) return `its workspace access is now ${entry.workspace}`;
@@ -184,6 +189,7 @@ export function createMcpActivities(deps: McpDependencies) {
           workspace: entry.workspace,
           network: entry.network,
           configSha256: serverConfigSha256(entry),
+          readOnly: tool.readOnly === true,
         };
       }
       return { pins, problems };
@@ -191,7 +197,8 @@ export function createMcpActivities(deps: McpDependencies) {
 
     async runMcpStep(input: McpStepInput): Promise<StepResult> {
       const context = Context.current();
-      assertStepApproved(input, deps.pinnedRootKeyId());
+      const authority = assertStepApproved(input, deps.pinnedRootKeyId());
+      await spendGrantUses(authority, input, deps.grantUses);
       const { step, mcpPin: pin } = input;
       const entry = (await deps.catalog()).servers.find((s) => s.id === step.server);
       if (!entry) refused(`server "${step.server}" is no longer in the catalog; nothing was called`);
@@ -245,7 +252,10 @@ export function createMcpActivities(deps: McpDependencies) {
           context.heartbeat({ phase });
         }
         if (context.cancellationSignal.aborted)
-          throw new CancelledFailure('MCP call cancelled; its server was removed');
+          throw new CancelledFailure(
+            'MCP call cancelled; its server was removed',
+            server ? [STEP_LAUNCHED_DETAIL] : [],
+          );
         if (error instanceof McpCallRefused) refused(error.message);
         if (error instanceof McpServerFailed)
           throw ApplicationFailure.nonRetryable(

@@ -1,15 +1,19 @@
 /**
- * The executor's own check, just before a step runs: the step is exactly what was approved,
- * and enough approvals from devices chained to the executor's pinned root say so.
+ * The executor's own check, just before a step runs: the step is exactly what was approved, and
+ * its approvals authorise it under the one rule (core/approval/authorize.ts), with devices and
+ * standing approvals chained to the executor's pinned root. A standing approval limited to N uses
+ * is counted here too, on this host's own ledger.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import { ApprovalRefused, verifyApproval } from '../core/approval/approval.js';
+import { authorizeStep, type StepAuthority } from '../core/approval/authorize.js';
 import type { Envelope } from '../core/approval/dsse.js';
+import { verifyProposal, type VerifiedProposal } from '../core/approval/proposal.js';
 import { DeviceRecordError, DeviceRegistry } from '../core/devices/registry.js';
 import { FAILURE_TYPES } from '../core/names.js';
 import { stepDigest } from '../core/plan/digest.js';
 import type { McpPin } from '../core/mcp/catalog.js';
 import type { StepNode } from '../core/plan/types.js';
+import { GrantUsesExceeded, type GrantUseLedger } from './grant-uses.js';
 
 export interface ApprovedStep {
   workflowId: string;
@@ -23,6 +27,8 @@ export interface ApprovedStep {
   digest: string;
   approvals: Envelope[];
   trustRecords: Envelope[];
+  /** The plan's signed proposal: whose plan it is, for standing approvals scoped to a proposer. */
+  proposal?: Envelope | undefined;
 }
 
 /**
@@ -41,8 +47,12 @@ function trustedRegistry(records: Envelope[], pinnedRootKeyId: string): DeviceRe
   return registry;
 }
 
-/** Returns the approving devices' names; throws a non-retryable failure that says why not. */
-export function assertStepApproved(input: ApprovedStep, pinnedRootKeyId: string | undefined): string[] {
+function notApproved(message: string): never {
+  throw ApplicationFailure.nonRetryable(message, FAILURE_TYPES.stepNotApproved);
+}
+
+/** The authority the step's approvals give; throws a non-retryable failure that says why it is not enough. */
+export function assertStepApproved(input: ApprovedStep, pinnedRootKeyId: string | undefined): StepAuthority {
   if (!pinnedRootKeyId) {
     throw ApplicationFailure.nonRetryable(
       'executor has no pinned root device: pair a device (`countersign pair`) so the executor can trust approvals',
@@ -63,48 +73,60 @@ export function assertStepApproved(input: ApprovedStep, pinnedRootKeyId: string 
   try {
     digest = stepDigest(input.step, input.workspaceId, input.egress ?? false, input.mcpPin);
   } catch (error) {
-    throw ApplicationFailure.nonRetryable((error as Error).message, FAILURE_TYPES.stepNotApproved);
+    notApproved((error as Error).message);
   }
   if (digest !== input.digest) {
-    throw ApplicationFailure.nonRetryable(
+    notApproved(
       `step "${input.step.path}" differs from the step that was approved (digest ${digest.slice(0, 16)}… ≠ ${input.digest.slice(0, 16)}…)`,
-      FAILURE_TYPES.stepNotApproved,
     );
   }
-  const auto = input.step.approval.mode === 'auto';
-  const seenNonces = new Set<string>();
-  const approvers = new Map<string, { name: string; policy: boolean }>();
-  for (const envelope of input.approvals) {
+  let proposal: VerifiedProposal | undefined;
+  if (input.proposal) {
     try {
-      const { payload, device } = verifyApproval(envelope, {
-        workflowId: input.workflowId,
-        runId: input.runId,
-        step: (path) => (path === input.step.path ? { digest, auto } : undefined),
-        nowMs: Date.now(),
-        nonceUsed: (nonce) => seenNonces.has(nonce),
-        registry,
-        // The workflow checked expiry on arrival; a step re-attached after a crash must not fail for lateness.
-        ignoreTime: true,
-      });
-      seenNonces.add(payload.nonce);
-      if (payload.decision !== 'approve')
-        throw new ApprovalRefused('not_awaiting', `device "${device.name}" denied this step`);
-      approvers.set(device.keyId, { name: device.name, policy: device.role === 'policy' });
-    } catch (error) {
-      const reason = error instanceof ApprovalRefused ? `[${error.code}] ${error.message}` : String(error);
-      throw ApplicationFailure.nonRetryable(
-        `executor refused an approval for step "${input.step.path}": ${reason}`,
-        FAILURE_TYPES.stepNotApproved,
-      );
+      proposal = verifyProposal(input.proposal, { workflowId: input.workflowId, registry });
+    } catch {
+      // Unverified: no grant scoped to a proposer can apply, which the verdict below will say.
     }
   }
-  const humans = [...approvers.values()].filter((a) => !a.policy).length;
-  const policy = [...approvers.values()].some((a) => a.policy);
-  if (!(humans >= input.step.approval.quorum || (auto && policy))) {
-    throw ApplicationFailure.nonRetryable(
-      `step "${input.step.path}" has ${humans} of ${input.step.approval.quorum} required approvals`,
-      FAILURE_TYPES.stepNotApproved,
-    );
+  const authority = authorizeStep({
+    workflowId: input.workflowId,
+    runId: input.runId,
+    step: input.step,
+    expected: {
+      digest,
+      auto: input.step.approval.mode === 'auto',
+      granted: {
+        step: input.step,
+        egress: input.egress ?? false,
+        mcpPin: input.mcpPin,
+        planName: proposal?.planName ?? '',
+        proposer: proposal?.proposer,
+      },
+    },
+    approvals: input.approvals,
+    registry,
+    // The executor never runs a step on a plan's own rule, whatever the plan says it is.
+    legacyPlanRules: false,
+  });
+  if (authority.verdict !== 'approved')
+    notApproved(`executor refused step "${input.step.path}": ${authority.summary}`);
+  return authority;
+}
+
+/** Spends this host's uses of the limited standing approvals that approved the step (once per step). */
+export async function spendGrantUses(
+  authority: StepAuthority,
+  input: Pick<ApprovedStep, 'workflowId' | 'digest'> & { step: { path: string } },
+  ledger: GrantUseLedger,
+): Promise<void> {
+  for (const decider of authority.deciders) {
+    const max = decider.grant?.record.maxUses;
+    if (max === undefined) continue;
+    try {
+      await ledger.spend(decider.grant!.grantId, max, `${input.workflowId}/${input.step.path}/${input.digest}`);
+    } catch (error) {
+      if (error instanceof GrantUsesExceeded) notApproved(`executor refused step "${input.step.path}": ${error.message}`);
+      throw error;
+    }
   }
-  return [...approvers.values()].map((a) => a.name);
 }

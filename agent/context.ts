@@ -2,6 +2,7 @@
 import type { Client } from '@temporalio/client';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Agent } from '../core/devices/registry.js';
+import type { KeyPair } from '../core/keys.js';
 import type { McpCatalog } from '../core/mcp/catalog.js';
 import { PlanValidationError } from '../core/plan/validate.js';
 import { UserFacingError } from '../services/errors.js';
@@ -9,6 +10,8 @@ import { UserFacingError } from '../services/errors.js';
 export interface AgentContext {
   client: Client;
   agent: Agent;
+  /** Signs the agent's proposals (derived from its token), so grants scoped to it can apply. */
+  proposalKey: KeyPair;
   readCatalog: () => Promise<McpCatalog>;
 }
 

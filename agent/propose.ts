@@ -11,6 +11,7 @@ export async function propose(context: AgentContext, plan: unknown): Promise<Pla
   const { planId } = await submitPlan(client, plan, {
     proposer: `agent "${agent.name}" (${agent.agentId})`,
     agentId: agent.agentId,
+    signer: { key: context.proposalKey, proposer: { agent: agent.agentId } },
   });
   // Plans validate before they start, then open their first gate within a moment.
   const deadline = Date.now() + FIRST_GATE_WAIT_MS;

@@ -4,8 +4,10 @@ import type { PlanView, PlanViewTree, StepView } from '../core/plan/state.js';
 export interface StepReport {
   path: string;
   status: string;
-  /** The step's gate: `required` waits for a person, `auto` is signed by the plan's auto-approve rule. */
+  /** The step's gate: `required` waits for a person; `auto` runs on a standing approval a person signed, if one covers it. */
   approval: 'required' | 'auto';
+  /** For an `auto` step no standing approval covered: why (a person decides instead). */
+  noStandingApproval?: string;
   summary: string;
   exitCode?: number | null;
   output?: string;
@@ -36,8 +38,13 @@ function stepReport(step: StepView, prefix: string): StepReport {
     summary: step.summary,
     ...(step.result ? { exitCode: step.result.exitCode, output: step.result.outputTail } : {}),
     ...(approvals.length
-      ? { approvedBy: approvals.map((a) => (a.auto ? `${a.deviceName} (auto rule)` : a.deviceName)) }
+      ? {
+          approvedBy: approvals.map((a) =>
+            a.grant ? `standing approval "${a.grant.name}" (signed by ${a.grant.issuedBy})` : a.deviceName,
+          ),
+        }
       : {}),
+    ...(step.grantNote && step.status === 'awaiting_approval' ? { noStandingApproval: step.grantNote } : {}),
     ...(denial
       ? { denied: `denied by ${denial.deviceName}${denial.reason ? `: ${denial.reason}` : ''}` }
       : {}),
@@ -66,9 +73,11 @@ export function planReport(tree: PlanViewTree): PlanReport {
     status: view.status,
     done: DONE.includes(view.status),
     steps,
-    // A step under an auto rule passes its gate without anyone: it is not waiting for a person.
+    // An auto step is waiting for a person only once no standing approval covered it.
     awaitingApproval: steps
-      .filter((s) => s.status === 'awaiting_approval' && s.approval === 'required')
+      .filter(
+        (s) => s.status === 'awaiting_approval' && (s.approval === 'required' || s.noStandingApproval),
+      )
       .map((s) => s.path),
   };
 }

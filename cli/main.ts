@@ -11,6 +11,7 @@ import { notifyNtfy, notifyStatus, notifyTest } from './commands/notify.js';
 import { auditExport, auditVerify } from './commands/audit.js';
 import { addDevice, join, listDevices, pair, revoke } from './commands/devices.js';
 import { cancelCommand, decideCommand, listPlansCommand, runPlan, showPlan } from './commands/plans.js';
+import { addGrant, listGrants, revokeGrantCommand } from './commands/grants.js';
 import { historyCommand } from './commands/history.js';
 import { catalogCommand, pinCommand } from './commands/mcp.js';
 import { down, status, up } from './commands/stack.js';
@@ -38,7 +39,17 @@ const USAGE = `countersign — durable agent plans, countersigned step by step
   countersign audit export ID [--out FILE]   the plan's histories, approvals and device records in one file
   countersign audit verify FILE [--root KEYID] [--json]   check a bundle offline: a verdict per step
   countersign agents                  list agent tokens
-  countersign agents issue NAME       issue an agent token (shown once; signed by this CLI's device key)
+  countersign agents issue NAME [--grant CMD]... [--grant-prefix WORDS]...   issue an agent token (shown
+                                      once; signed by this CLI's device key), with standing approvals for it
+  countersign grants                  standing approvals: what each allows, for whom, until when, uses left
+  countersign grants add --run CMD [--prefix] | --mcp SERVER/TOOL [--arg N=V]... [--arg-glob N=GLOB]...
+        [--arg-any N]... [--allow-writes]
+      --agent ID | --all-agents | --mine | --device KEYID     whose plans may use it (one of these)
+      [--plan NAME]... [--cwd DIR] [--env NAME[=VALUE]]... [--expires 30d] [--uses N]
+      [--max-risk low|medium|high] [--egress] [--name LABEL]
+                                      sign a standing approval: steps marked \`approval: auto\` that it
+                                      covers exactly run without asking; shows what it would and would not allow
+  countersign grants revoke ID [--reason R]   revoke one; a step waiting to run on it goes to a person
   countersign agents revoke ID [--reason R]   revoke an agent token
   countersign notify                  which channels this installation sends by, and each device's
   countersign notify test [DEVICE]    send a test notice to a device's channels (default: every device
@@ -78,6 +89,26 @@ async function main(argv: string[]): Promise<void> {
       root: { type: 'string' },
       api: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      grant: { type: 'string', multiple: true },
+      'grant-prefix': { type: 'string', multiple: true },
+      run: { type: 'string' },
+      prefix: { type: 'boolean' },
+      mcp: { type: 'string' },
+      arg: { type: 'string', multiple: true },
+      'arg-glob': { type: 'string', multiple: true },
+      'arg-any': { type: 'string', multiple: true },
+      'allow-writes': { type: 'boolean' },
+      agent: { type: 'string' },
+      'all-agents': { type: 'boolean' },
+      mine: { type: 'boolean' },
+      device: { type: 'string' },
+      plan: { type: 'string', multiple: true },
+      cwd: { type: 'string' },
+      env: { type: 'string', multiple: true },
+      expires: { type: 'string' },
+      uses: { type: 'string' },
+      'max-risk': { type: 'string' },
+      egress: { type: 'boolean' },
     },
   });
   const [command, sub, third] = positionals;
@@ -126,9 +157,19 @@ async function main(argv: string[]): Promise<void> {
         break;
       case 'agents':
         if (!sub || sub === 'ls' || sub === 'list') return await listAgents(ctx);
-        if (sub === 'issue') return await issueAgent(ctx, need(third, 'agent name'));
+        if (sub === 'issue')
+          return await issueAgent(ctx, need(third, 'agent name'), {
+            grants: values.grant,
+            grantPrefixes: values['grant-prefix'],
+          });
         if (sub === 'revoke')
           return await revokeAgent(ctx, need(third, 'agent id'), values.reason ?? 'revoked from the CLI');
+        break;
+      case 'grants':
+        if (!sub || sub === 'ls' || sub === 'list') return await listGrants(ctx);
+        if (sub === 'add') return await addGrant(ctx, values);
+        if (sub === 'revoke')
+          return await revokeGrantCommand(ctx, need(third, 'grant id'), values.reason ?? 'revoked from the CLI');
         break;
       case 'notify':
         if (!sub) return await notifyStatus(ctx);

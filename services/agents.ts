@@ -1,7 +1,8 @@
 /** Agent tokens over the registry: issue and revoke (signed by a device), check a presented token. */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import { agentSecretSha256, formatAgentToken, parseAgentToken } from '../core/agents.js';
+import { agentProposalKey, agentSecretSha256, formatAgentToken, parseAgentToken } from '../core/agents.js';
+import { toBase64 } from '../core/bytes.js';
 import type { Agent } from '../core/devices/registry.js';
 import { signDeviceRecord } from '../core/devices/records.js';
 import type { KeyPair } from '../core/keys.js';
@@ -25,6 +26,7 @@ export async function issueAgentToken(
       agentId,
       name,
       secretSha256: agentSecretSha256(secret),
+      proposalKey: toBase64(agentProposalKey(secret).publicKey),
       at: new Date().toISOString(),
     },
     by,
@@ -44,6 +46,12 @@ export async function revokeAgentToken(
     by,
   );
   return addDeviceRecord(client, record, 'revoke agent token');
+}
+
+/** The agent a token belongs to, with the key it signs its proposals with (derived from the token). */
+export function agentSession(view: RegistryView, token: string): { agent: Agent; proposalKey: KeyPair } {
+  const agent = agentOfToken(view, token);
+  return { agent, proposalKey: agentProposalKey(parseAgentToken(token)!.secret) };
 }
 
 /** The agent a presented token belongs to; a UserFacingError (`agent_token_*`) says why not. */

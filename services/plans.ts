@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { signApproval } from '../core/approval/approval.js';
+import { planSha256, signProposal, type Proposer } from '../core/approval/proposal.js';
 import type { KeyPair } from '../core/keys.js';
 import { planWorkflowId, SEARCH_ATTRIBUTES, TASK_QUEUES } from '../core/names.js';
 import { stepDigest } from '../core/plan/digest.js';
@@ -37,11 +38,25 @@ export async function submitPlan(
     continueAsNewAfterEvents?: number;
     /** The agent token proposing it: recorded in the plan, and only that agent may read it. */
     agentId?: string;
+    /** Signs the proposal (a CLI device's key, an agent's token-derived key): grants scoped to it can apply. */
+    signer?: { key: KeyPair; proposer: Proposer };
   },
 ): Promise<SubmittedPlan> {
   const spec = validatePlan(raw);
   const planId = options.planId ?? newPlanId();
   const { records } = await registryView(client);
+  const proposal =
+    options.signer &&
+    signProposal(
+      {
+        workflowId: planWorkflowId(planId),
+        planName: spec.name,
+        planSha256: planSha256(raw),
+        proposer: options.signer.proposer,
+        at: new Date().toISOString(),
+      },
+      options.signer.key,
+    );
   const input: PlanWorkflowInput = {
     planId,
     plan: raw,
@@ -49,6 +64,7 @@ export async function submitPlan(
     proposer: options.proposer,
     agentId: options.agentId,
     trustRecords: records,
+    ...(proposal ? { proposal } : {}),
     options: options.continueAsNewAfterEvents
       ? { continueAsNewAfterEvents: options.continueAsNewAfterEvents }
       : undefined,

@@ -46,6 +46,8 @@ export function statePaths(home: string) {
     pinnedRoot: resolve(home, 'executor', 'pinned-root'),
     sandboxChoice: resolve(home, 'executor', 'sandbox'),
     runs: resolve(home, 'executor', 'runs'),
+    /** How often each limited standing approval was used on this host. */
+    grantUses: resolve(home, 'executor', 'grant-uses'),
     /** This installation's MCP catalog, with its images pinned (seeded from sandbox/mcp/catalog.json). */
     mcpCatalog: resolve(home, 'executor', 'mcp-catalog.json'),
     workspaces: resolve(home, 'workspaces'),

@@ -4,6 +4,7 @@
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createExecutorActivities } from '../activities/executor.js';
+import { GrantUseLedger } from '../activities/grant-uses.js';
 import { createMcpActivities } from '../activities/mcp.js';
 import type { McpCatalog } from '../core/mcp/catalog.js';
 import { TASK_QUEUES } from '../core/names.js';
@@ -42,6 +43,7 @@ export async function createExecutorWorker(
   const catalog = await mcpCatalogReader(config, sandbox);
   const runners = await RunnerPool.start({ size: 1, idleRetireMs: 30_000 });
   const pinnedRootKeyId = pinnedRootReader(paths.pinnedRoot);
+  const grantUses = new GrantUseLedger(paths.grantUses);
   const worker = await Worker.create({
     connection: connection ?? (await NativeConnection.connect({ address: config.temporalAddress })),
     namespace: config.namespace,
@@ -52,8 +54,9 @@ export async function createExecutorWorker(
         runners,
         runsDir: paths.runs,
         pinnedRootKeyId,
+        grantUses,
       }),
-      ...createMcpActivities({ launcher: sandbox.mcp, catalog, pinnedRootKeyId }),
+      ...createMcpActivities({ launcher: sandbox.mcp, catalog, pinnedRootKeyId, grantUses }),
     },
     maxConcurrentActivityTaskExecutions: 64,
     // Cancellation reaches an activity through its heartbeat: keep that under a second.

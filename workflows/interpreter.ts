@@ -5,6 +5,7 @@
  */
 import {
   ActivityCancellationType,
+  ApplicationFailure,
   CancellationScope,
   ChildWorkflowCancellationType,
   ParentClosePolicy,
@@ -16,7 +17,13 @@ import {
   proxyActivities,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
-import type { createControlActivities, GateNoticeRequest, GateNoticeResult } from '../activities/control.js';
+import type {
+  createControlActivities,
+  GateNoticeRequest,
+  GateNoticeResult,
+  StandingGrantAnswer,
+} from '../activities/control.js';
+import type { Envelope } from '../core/approval/dsse.js';
 import type { createExecutorActivities } from '../activities/executor.js';
 import type { createMcpActivities } from '../activities/mcp.js';
 import { offersOneTap, stepRisk } from '../core/notify/risk.js';
@@ -47,16 +54,32 @@ import type {
 import { autoRuleMatches } from '../core/plan/validate.js';
 import { planSteps, subPlans } from '../core/plan/walk.js';
 import { ApprovalBook } from './approval-book.js';
+import { launchedBeforeCancel } from './step-outcome.js';
 import type { ApprovalApplied, ApprovalSubmission, CarriedPlanState, PlanWorkflowInput } from './messages.js';
 
 type Outcome = 'succeeded' | 'failed' | 'cancelled';
 type Decision = 'approved' | 'denied' | 'timed_out';
 
-const control = proxyActivities<ReturnType<typeof createControlActivities>>({
+const CONTROL_OPTIONS = {
   taskQueue: TASK_QUEUES.control,
   startToCloseTimeout: '30s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
-});
+} as const;
+const control = proxyActivities<ReturnType<typeof createControlActivities>>(CONTROL_OPTIONS);
+
+/**
+ * Plans recorded before standing approvals asked the policy key to sign by the plan's own rule.
+ * No worker offers that activity any more: such a plan, still open, waits for a person instead.
+ */
+const legacyControl = proxyActivities<{
+  signAutoApproval(request: {
+    workflowId: string;
+    runId: string;
+    stepPath: string;
+    stepDigest: string;
+    rule: number;
+  }): Promise<Envelope>;
+}>(CONTROL_OPTIONS);
 
 // Notices never hold a plan up: they run beside it, retry with backoff, and are given up with a
 // record of why. A heartbeat timeout finds a control worker that died mid-delivery within seconds.
@@ -124,6 +147,10 @@ export class PlanInterpreter {
   private noticesInFlight = 0;
   /** Per awaiting gate: its notices still in flight, stopped when the gate closes. */
   private readonly noticeScopes = new Map<string, { scope: CancellationScope; inFlight: number }>();
+  /** Auto steps awaiting a person whose standing approval should be looked for again (new records came). */
+  private readonly grantRetries = new Set<string>();
+  /** Steps handed to the executor, with why their approval was withdrawn if it was. */
+  private readonly dispatched = new Map<string, { scope: CancellationScope; withdrawn?: string }>();
   private lastPublished = '';
 
   constructor(
@@ -131,12 +158,11 @@ export class PlanInterpreter {
     readonly input: PlanWorkflowInput,
     readonly workflowId: string,
     readonly runId: string,
+    readonly options: { legacyPlanRules: boolean; isSubPlan: boolean },
   ) {
     const carried = input.carried;
-    const autoSteps = new Set<string>();
     for (const step of planSteps(spec)) {
       this.stepNodes.set(step.path, step);
-      if (step.approval.mode === 'auto') autoSteps.add(step.path);
       // An MCP step's digest covers its catalog pin, known once `pinMcpSteps` has run.
       const digest = step.kind === 'mcp' ? '' : stepDigest(step, input.workspaceId, spec.egress);
       this.steps.set(
@@ -162,10 +188,18 @@ export class PlanInterpreter {
       );
     }
     this.book = new ApprovalBook(
-      workflowId,
-      runId,
+      {
+        workflowId,
+        runId,
+        egress: spec.egress,
+        planName: spec.name,
+        proposal: input.proposal,
+        // A sub-plan's proposal signed its top plan, whose text it does not hold.
+        raw: options.isSubPlan ? undefined : input.plan,
+        legacyPlanRules: options.legacyPlanRules,
+      },
       this.steps,
-      autoSteps,
+      this.stepNodes,
       carried?.trustRecords ?? input.trustRecords,
       carried?.usedNonces ?? [],
     );
@@ -229,6 +263,29 @@ export class PlanInterpreter {
 
   checkApproval(submission: ApprovalSubmission): void {
     this.book.check(submission.envelope, submission.deviceRecords, Date.now());
+  }
+
+  /**
+   * Newer device records reached the plan. Auto steps waiting for a person look for a standing
+   * approval again (one may have just been issued); a step handed to the executor on a standing
+   * approval that no longer holds (revoked, its signer revoked) is withdrawn: revocation wins.
+   */
+  adoptTrustRecords(records: Envelope[]): void {
+    if (!this.book.adopt(records)) return;
+    for (const [path, record] of this.steps) {
+      const node = this.stepNodes.get(path)!;
+      if (node.approval.mode !== 'auto') continue;
+      if (record.status === 'awaiting_approval' && this.verdict(record) === undefined) this.grantRetries.add(path);
+      const dispatched = this.dispatched.get(path);
+      if (record.status === 'running' && dispatched && !dispatched.withdrawn) {
+        const authority = this.book.authority(path);
+        if (authority.verdict !== 'approved') {
+          dispatched.withdrawn = authority.summary;
+          log.info('standing approval withdrawn before the step ran', { step: path, why: authority.summary });
+          dispatched.scope.cancel();
+        }
+      }
+    }
   }
 
   applyApproval(submission: ApprovalSubmission): ApprovalApplied {
@@ -300,62 +357,101 @@ export class PlanInterpreter {
   private async step(node: StepNode): Promise<Outcome> {
     const record = this.steps.get(node.path)!;
     try {
-      if (record.status === 'pending' || record.status === 'awaiting_approval') {
-        const decision = await this.decide(node, record);
-        if (decision !== 'approved') {
-          record.status = decision;
-          record.error ??=
-            decision === 'timed_out'
-              ? `no decision within ${node.approval.timeout}: denied (fail-closed)`
-              : `denied by ${record.approvals.find((a) => a.decision === 'deny')?.deviceName}`;
-          return 'failed';
+      for (;;) {
+        if (record.status === 'pending' || record.status === 'awaiting_approval') {
+          const decision = await this.decide(node, record);
+          if (decision !== 'approved') {
+            record.status = decision;
+            record.error ??=
+              decision === 'timed_out'
+                ? `no decision within ${node.approval.timeout}: denied (fail-closed)`
+                : `denied by ${record.approvals.find((a) => a.decision === 'deny')?.deviceName}`;
+            return 'failed';
+          }
+          record.status = 'approved';
         }
-        record.status = 'approved';
-      }
-      if (isTerminal(record.status))
-        return record.status === 'succeeded'
-          ? 'succeeded'
-          : record.status === 'cancelled'
-            ? 'cancelled'
-            : 'failed';
-      if (node.kind === 'gate') {
-        record.status = 'succeeded';
-        return 'succeeded';
-      }
-      if (this.draining) await condition(() => !this.draining);
-      record.status = 'running';
-      this.publish();
-      this.inFlight++;
-      try {
-        const approved = {
-          workflowId: this.workflowId,
-          runId: this.runId,
-          workspaceId: this.input.workspaceId,
-          ...(this.spec.egress ? { egress: true } : {}),
-          digest: record.digest,
-          approvals: record.approvals.map((a) => a.envelope),
-          trustRecords: this.book.trustRecords,
-        };
-        const executor = executorFor(node);
-        const result =
-          node.kind === 'mcp'
-            ? await executor.runMcpStep({ ...approved, step: node, mcpPin: record.mcpPin! })
-            : await executor.runShellStep({ ...approved, step: node });
-        record.result = result;
-        // A step stopped at its time limit failed, whatever status its process left (docker exec exits 0).
-        const succeeded = result.mcp ? !result.mcp.isError : result.exitCode === 0 && !result.timedOut;
-        record.status = succeeded ? 'succeeded' : 'failed';
-        if (!succeeded) {
-          record.error = describeFailedRun(result, node.timeout);
+        if (isTerminal(record.status))
+          return record.status === 'succeeded'
+            ? 'succeeded'
+            : record.status === 'cancelled'
+              ? 'cancelled'
+              : 'failed';
+        if (node.kind === 'gate') {
+          record.status = 'succeeded';
+          return 'succeeded';
         }
-      } finally {
-        this.inFlight--;
+        if (this.draining) await condition(() => !this.draining);
+        record.status = 'running';
+        this.publish();
+        this.inFlight++;
+        try {
+          const result = await this.execute(node, record);
+          if (result === 'withdrawn') {
+            // It never started: back to its gate, where a person decides.
+            record.status = 'pending';
+            record.remindersSent = 0;
+            record.escalatedAt = undefined;
+            continue;
+          }
+          record.result = result;
+          // A step stopped at its time limit failed, whatever status its process left (docker exec exits 0).
+          const succeeded = result.mcp ? !result.mcp.isError : result.exitCode === 0 && !result.timedOut;
+          record.status = succeeded ? 'succeeded' : 'failed';
+          if (!succeeded) {
+            record.error = describeFailedRun(result, node.timeout);
+          }
+        } finally {
+          this.inFlight--;
+        }
+        return record.status === 'succeeded' ? 'succeeded' : 'failed';
       }
-      return record.status === 'succeeded' ? 'succeeded' : 'failed';
     } catch (error) {
       return settle(record, error);
     } finally {
       this.publish();
+    }
+  }
+
+  /**
+   * Hands the approved step to the executor, in a scope that is cancelled if its standing approval
+   * is withdrawn before it runs. 'withdrawn': the step never started. A step that had started is
+   * stopped, and fails saying why.
+   */
+  private async execute(node: Exclude<StepNode, { kind: 'gate' }>, record: StepRecord): Promise<StepResult | 'withdrawn'> {
+    const approved = {
+      workflowId: this.workflowId,
+      runId: this.runId,
+      workspaceId: this.input.workspaceId,
+      ...(this.spec.egress ? { egress: true } : {}),
+      digest: record.digest,
+      approvals: record.approvals.map((a) => a.envelope),
+      trustRecords: this.book.trustRecords,
+      ...(this.input.proposal ? { proposal: this.input.proposal } : {}),
+    };
+    const executor = executorFor(node);
+    const run = () =>
+      node.kind === 'mcp'
+        ? executor.runMcpStep({ ...approved, step: node, mcpPin: record.mcpPin! })
+        : executor.runShellStep({ ...approved, step: node });
+    // Only a standing approval is withdrawn from under a step; plans recorded before them keep their shape.
+    if (node.approval.mode !== 'auto' || this.options.legacyPlanRules) return run();
+    const scope = new CancellationScope();
+    const dispatched: { scope: CancellationScope; withdrawn?: string } = { scope };
+    this.dispatched.set(node.path, dispatched);
+    try {
+      return await scope.run(run);
+    } catch (error) {
+      if (!dispatched.withdrawn || !isCancellation(error) || CancellationScope.current().consideredCancelled)
+        throw error;
+      if (launchedBeforeCancel(error))
+        throw ApplicationFailure.nonRetryable(
+          `stopped as it ran: its standing approval no longer holds (${dispatched.withdrawn})`,
+          FAILURE_TYPES.stepNotApproved,
+        );
+      record.grantNote = `its standing approval was withdrawn before it ran (${dispatched.withdrawn}); a person decides`;
+      return 'withdrawn';
+    } finally {
+      this.dispatched.delete(node.path);
     }
   }
 
@@ -368,8 +464,8 @@ export class PlanInterpreter {
       record.deadlineMs = now + parseDuration(node.approval.timeout);
       this.publish();
     }
-    if (node.approval.mode === 'auto' && !record.approvals.some((a) => a.auto))
-      await this.autoApprove(node, record);
+    if (node.approval.mode === 'auto' && this.verdict(record) === undefined)
+      await (this.options.legacyPlanRules ? this.legacyAutoApprove(node, record) : this.askForGrant(node, record));
     if (this.verdict(record) === undefined && record.remindersSent === 0 && !record.escalatedAt)
       this.notify(node, record, 'gate', 0);
     const remindMs = node.approval.remind ? parseDuration(node.approval.remind) : undefined;
@@ -384,10 +480,14 @@ export class PlanInterpreter {
       const nextReminder = remindMs ? since + (record.remindersSent + 1) * remindMs : Infinity;
       const escalation = escalateMs !== undefined && !record.escalatedAt ? since + escalateMs : Infinity;
       const decided = await condition(
-        () => this.verdict(record) !== undefined || this.draining,
+        () => this.verdict(record) !== undefined || this.draining || this.grantRetries.has(node.path),
         Math.max(1, Math.min(deadline, nextReminder, escalation) - now),
       );
       if (this.draining && this.verdict(record) === undefined) await condition(() => false); // parked: this run continues as new
+      if (this.grantRetries.delete(node.path) && this.verdict(record) === undefined) {
+        await this.askForGrant(node, record);
+        continue;
+      }
       if (decided || Date.now() >= deadline) continue;
       if (Date.now() >= escalation) {
         record.escalatedAt = iso(Date.now());
@@ -425,20 +525,57 @@ export class PlanInterpreter {
     return decision;
   }
 
+  /** The one rule (core/approval/authorize.ts), over the approvals and records the plan holds now. */
   private verdict(record: StepRecord): 'approved' | 'denied' | undefined {
-    if (record.approvals.some((a) => a.decision === 'deny')) return 'denied';
-    if (record.approvals.some((a) => a.auto)) return 'approved';
-    const quorum = this.stepNodes.get(record.path)!.approval.quorum;
-    return new Set(record.approvals.filter((a) => a.decision === 'approve').map((a) => a.keyId)).size >=
-      quorum
-      ? 'approved'
-      : undefined;
+    const { verdict } = this.book.authority(record.path);
+    return verdict === 'pending' ? undefined : verdict;
   }
 
-  private async autoApprove(node: StepNode, record: StepRecord): Promise<void> {
+  /**
+   * The step asked for a standing approval: the control worker looks for one a person signed that
+   * covers it. Found, it is checked here as any approval is; not found, a person decides, and the
+   * step says why no grant applied.
+   */
+  private async askForGrant(node: StepNode, record: StepRecord): Promise<void> {
+    const proposal = this.book.proposal();
+    let answer: StandingGrantAnswer;
+    try {
+      answer = await control.applyStandingGrant({
+        workflowId: this.workflowId,
+        runId: this.runId,
+        stepPath: node.path,
+        stepDigest: record.digest,
+        step: node,
+        egress: this.spec.egress,
+        ...(record.mcpPin ? { mcpPin: record.mcpPin } : {}),
+        planName: typeof proposal === 'object' ? proposal.planName : this.spec.name,
+        ...(this.input.proposal ? { proposal: this.input.proposal } : {}),
+      });
+    } catch (error) {
+      if (isCancellation(error)) throw error;
+      record.grantNote = `standing approvals could not be looked up (${describeFailure(error)}); a person decides`;
+      return;
+    }
+    this.book.adopt(answer.records);
+    if (!answer.applied) {
+      record.grantNote = `${answer.reason}; a person decides`;
+      return;
+    }
+    try {
+      this.book.check(answer.envelope, answer.records, Date.now());
+      this.book.accept(answer.envelope, answer.records, iso(Date.now()));
+      record.grantNote = undefined;
+    } catch (error) {
+      record.grantNote = `the standing approval the control worker applied was refused (${describeFailure(error)}); a person decides`;
+      log.warn('standing approval refused by the plan', { step: node.path, error: record.grantNote });
+    }
+  }
+
+  /** Plans recorded before standing approvals (replay only; no worker signs these any more). */
+  private async legacyAutoApprove(node: StepNode, record: StepRecord): Promise<void> {
     const rule = this.spec.policy.autoApprove.findIndex((r) => autoRuleMatches(r, node));
     try {
-      const envelope = await control.signAutoApproval({
+      const envelope = await legacyControl.signAutoApproval({
         workflowId: this.workflowId,
         runId: this.runId,
         stepPath: node.path,
@@ -568,6 +705,7 @@ export class PlanInterpreter {
             proposer: this.input.proposer,
             sharesParentWorkspace: node.shareWorkspace,
             trustRecords: this.book.trustRecords,
+            ...(this.input.proposal ? { proposal: this.input.proposal } : {}),
             options: this.input.options,
           } satisfies PlanWorkflowInput,
         ],
@@ -654,6 +792,7 @@ export class PlanInterpreter {
       usedNonces: this.book.nonces,
       trustRecords: this.book.trustRecords,
       continuedAsNew,
+      legacyPlanRules: this.options.legacyPlanRules,
     };
   }
 
@@ -682,6 +821,7 @@ export class PlanInterpreter {
       workspaceId: this.input.workspaceId,
       egress: this.spec.egress,
       proposer: this.input.proposer,
+      verifiedProposer: proposerText(this.book.proposal()),
       steps: [...this.steps.values()].map((record) => {
         const node = this.stepNodes.get(record.path)!;
         return { ...record, node, summary: stepSummary(node) };
@@ -691,6 +831,11 @@ export class PlanInterpreter {
       continuedAsNew,
     };
   }
+}
+
+function proposerText(proposal: ReturnType<ApprovalBook['proposal']>): string {
+  if (typeof proposal === 'string') return '';
+  return 'agent' in proposal.proposer ? `agent ${proposal.proposer.agent}` : `device ${proposal.proposer.device}`;
 }
 
 /** Records how a step or sub-plan ended when it threw: cancelled, or failed with the reason. */

@@ -1,7 +1,8 @@
 /** Typed workflow messages and inputs, imported by workflows, workers, the CLI and the API alike. */
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Envelope } from '../core/approval/dsse.js';
 import type { Agent } from '../core/devices/registry.js';
+import type { GrantRecord } from '../core/grants/grant.js';
 import type { NotifyChange } from '../core/notify/settings.js';
 import type { DeviceNotifySettings, NotifyOffer } from '../core/notify/types.js';
 import type { PlanView, StepRecord, SubPlanRecord } from '../core/plan/state.js';
@@ -17,8 +18,13 @@ export interface PlanWorkflowInput {
   agentId?: string | undefined;
   /** A sub-plan that runs in its parent's workspace: the parent releases it, not the child. */
   sharesParentWorkspace?: boolean | undefined;
-  /** Device records from the registry when the plan was started; approvals bring newer ones. */
+  /** Device records from the registry when the plan was started; approvals and the registry bring newer ones. */
   trustRecords: Envelope[];
+  /**
+   * Who asked for the plan, signed (core/approval/proposal.ts): a CLI device, or an agent through
+   * its token. Grants scoped to a proposer apply only when this verifies. Sub-plans carry their top plan's.
+   */
+  proposal?: Envelope | undefined;
   options?: { continueAsNewAfterEvents?: number } | undefined;
   carried?: CarriedPlanState | undefined;
 }
@@ -29,6 +35,8 @@ export interface CarriedPlanState {
   usedNonces: string[];
   trustRecords: Envelope[];
   continuedAsNew: number;
+  /** The plan was recorded before standing approvals (absent: carried by code older than them, so yes). */
+  legacyPlanRules?: boolean | undefined;
 }
 
 export interface ApprovalSubmission {
@@ -46,6 +54,11 @@ export interface ApprovalApplied {
 }
 
 export const approveUpdate = defineUpdate<ApprovalApplied, [ApprovalSubmission]>('countersign.approve');
+/**
+ * Newer device records (a revoked device, a new or revoked standing approval), sent by the
+ * registry to every open plan. A plan adopts them only when they extend its chain and verify.
+ */
+export const trustRecordsSignal = defineSignal<[{ records: Envelope[] }]>('countersign.trustRecords');
 export const planViewQuery = defineQuery<PlanView>('countersign.planView');
 
 export interface RegistryWorkflowInput {
@@ -54,6 +67,8 @@ export interface RegistryWorkflowInput {
   pairingCodeHash?: string | undefined;
   /** The control worker's policy public key (base64), offered for introduction at pairing. */
   policyPublicKey?: string | undefined;
+  /** Per standing approval with a use limit: the steps it was used for (`workflowId/stepPath/digest`). */
+  grantUses?: Record<string, string[]> | undefined;
 }
 
 export interface RegistryView {
@@ -70,7 +85,23 @@ export interface RegistryView {
   }[];
   /** Agent tokens issued by devices (their secrets' hashes only). Absent in views of older registries. */
   agents?: Agent[] | undefined;
+  /** Standing approvals people signed, with how often each limited one was used. */
+  grants?: GrantView[] | undefined;
 }
+
+export interface GrantView {
+  grantId: string;
+  record: GrantRecord;
+  issuedBy: string;
+  revoked?: { by: string; at: string; reason: string } | undefined;
+  /** Uses spent (only counted for grants with `maxUses`). */
+  uses: number;
+}
+
+/** The control worker spends one use of a limited grant for one step; the same step again spends nothing. */
+export const spendGrantUseUpdate = defineUpdate<{ use: number }, [{ grantId: string; useKey: string }]>(
+  'countersign.registry.spendGrantUse',
+);
 
 export const enrollRootUpdate = defineUpdate<RegistryView, [{ record: Envelope; pairingCode: string }]>(
   'countersign.registry.enrollRoot',

@@ -10,6 +10,7 @@ import {
   condition,
   continueAsNew,
   isCancellation,
+  patched,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -19,27 +20,42 @@ import type { PlanResult } from '../core/plan/state.js';
 import type { PlanSpec } from '../core/plan/types.js';
 import { PlanValidationError, validatePlan } from '../core/plan/validate.js';
 import { PlanInterpreter } from './interpreter.js';
-import { approveUpdate, planViewQuery, type ApprovalSubmission, type PlanWorkflowInput } from './messages.js';
+import {
+  approveUpdate,
+  planViewQuery,
+  trustRecordsSignal,
+  type ApprovalSubmission,
+  type PlanWorkflowInput,
+} from './messages.js';
 
 /** Temporal suggests continuing as new around 4–10K events; a long plan moves on well before that. */
 const DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS = 4_000;
 
 export async function planWorkflow(input: PlanWorkflowInput): Promise<PlanResult> {
+  // Plans recorded before standing approvals replay with their own rules; every new plan may only ask.
+  // A run continued by older code carries no flag: it belongs to such a plan.
+  const legacyPlanRules = input.carried
+    ? (input.carried.legacyPlanRules ?? true)
+    : !patched('standing-grants');
   let spec: PlanSpec;
   try {
-    spec = validatePlan(input.plan);
+    spec = validatePlan(input.plan, { planRules: legacyPlanRules ? 'legacy' : 'refuse' });
   } catch (error) {
     if (error instanceof PlanValidationError)
       throw ApplicationFailure.nonRetryable(error.message, FAILURE_TYPES.invalidPlan, error.issues);
     throw error;
   }
   const info = workflowInfo();
-  const interpreter = new PlanInterpreter(spec, input, info.workflowId, info.firstExecutionRunId);
+  const interpreter = new PlanInterpreter(spec, input, info.workflowId, info.firstExecutionRunId, {
+    legacyPlanRules,
+    isSubPlan: info.parent !== undefined,
+  });
   const continuedAsNew = input.carried?.continuedAsNew ?? 0;
   let outcome: Awaited<ReturnType<PlanInterpreter['run']>> | undefined;
   let cancellation: unknown;
 
   setHandler(planViewQuery, () => interpreter.view(interpreter.status(outcome), continuedAsNew));
+  setHandler(trustRecordsSignal, ({ records }) => interpreter.adoptTrustRecords(records));
   setHandler(approveUpdate, (submission: ApprovalSubmission) => interpreter.applyApproval(submission), {
     validator: (submission: ApprovalSubmission) => {
       try {

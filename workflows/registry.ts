@@ -8,21 +8,33 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  log,
+  patched,
+  proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { createControlActivities } from '../activities/control.js';
 import { pairingCodeHash as hashPairingCode } from '../core/devices/pairing.js';
 import { DeviceRecordError, DeviceRegistry } from '../core/devices/registry.js';
-import { FAILURE_TYPES } from '../core/names.js';
+import { FAILURE_TYPES, TASK_QUEUES } from '../core/names.js';
 import type { Envelope } from '../core/approval/dsse.js';
 import {
   addDeviceRecordUpdate,
   enrollRootUpdate,
   openPairingUpdate,
   registryViewQuery,
+  spendGrantUseUpdate,
   type RegistryView,
   type RegistryWorkflowInput,
 } from './messages.js';
+
+// Telling open plans about new records: a plan waiting on a grant that was just revoked must hear it.
+const control = proxyActivities<ReturnType<typeof createControlActivities>>({
+  taskQueue: TASK_QUEUES.control,
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 20 },
+});
 
 function refuse(error: unknown): never {
   if (error instanceof DeviceRecordError) {
@@ -40,6 +52,8 @@ export async function deviceRegistryWorkflow(input: RegistryWorkflowInput): Prom
   let registry = DeviceRegistry.fromRecords(input.records);
   let pairingCodeHash = registry.rootKeyId ? undefined : input.pairingCodeHash;
   let policyPublicKey = input.policyPublicKey;
+  const grantUses = new Map<string, string[]>(Object.entries(input.grantUses ?? {}));
+  let announcing = 0;
 
   const view = (): RegistryView => ({
     records: [...registry.records],
@@ -53,8 +67,27 @@ export async function deviceRegistryWorkflow(input: RegistryWorkflowInput): Prom
       introducedBy: d.introducedBy,
       revoked: d.revoked,
     })),
-    agents: registry.listAgents(),
+    agents: registry.listAgents().map(({ proposalKey: _key, ...agent }) => agent),
+    grants: registry.listGrants().map((g) => ({
+      grantId: g.grantId,
+      record: g.record,
+      issuedBy: g.issuedBy,
+      revoked: g.revoked,
+      uses: grantUses.get(g.grantId)?.length ?? 0,
+    })),
   });
+  /**
+   * Every open plan hears of each new record (registries recorded before this replay without it,
+   * hence the patch marker). Beside the registry, never in its way: a failure is logged.
+   */
+  const announce = (): void => {
+    if (!patched('announce-records-to-plans')) return;
+    announcing++;
+    void control
+      .announceTrustRecords({ records: [...registry.records] })
+      .catch((error: unknown) => log.warn('could not tell open plans of new device records', { error: String(error) }))
+      .finally(() => announcing--);
+  };
   // Applying to a copy first keeps the live registry untouched when a record is refused.
   const tryApply = (record: Envelope): DeviceRegistry => {
     const next = DeviceRegistry.fromRecords(registry.records);
@@ -96,9 +129,42 @@ export async function deviceRegistryWorkflow(input: RegistryWorkflowInput): Prom
     addDeviceRecordUpdate,
     ({ record }) => {
       registry = tryApply(record);
+      announce();
       return view();
     },
     { validator: ({ record }) => void tryApply(record) },
+  );
+  setHandler(
+    spendGrantUseUpdate,
+    ({ grantId, useKey }) => {
+      const uses = grantUses.get(grantId) ?? [];
+      const earlier = uses.indexOf(useKey);
+      if (earlier >= 0) return { use: earlier + 1 };
+      uses.push(useKey);
+      grantUses.set(grantId, uses);
+      return { use: uses.length };
+    },
+    {
+      validator: ({ grantId, useKey }) => {
+        const grant = registry.grant(grantId);
+        if (!grant) refuse(new DeviceRecordError('not_allowed', `no standing approval ${grantId}`));
+        if (grant.revoked)
+          refuse(new DeviceRecordError('not_allowed', `standing approval "${grant.record.name}" was revoked`));
+        const max = grant.record.maxUses;
+        if (max === undefined)
+          refuse(new DeviceRecordError('not_allowed', `standing approval "${grant.record.name}" has no use limit`));
+        if (typeof useKey !== 'string' || useKey.length === 0 || useKey.length > 1000)
+          refuse(new DeviceRecordError('malformed_record', 'a use is named by workflowId/stepPath/digest'));
+        const uses = grantUses.get(grantId) ?? [];
+        if (!uses.includes(useKey) && uses.length >= max)
+          refuse(
+            new DeviceRecordError(
+              'not_allowed',
+              `standing approval "${grant.record.name}" is used up (${max} of ${max})`,
+            ),
+          );
+      },
+    },
   );
   setHandler(
     openPairingUpdate,
@@ -125,9 +191,11 @@ export async function deviceRegistryWorkflow(input: RegistryWorkflowInput): Prom
   // The registry lives forever; it starts a fresh run before its history grows long.
   await condition(() => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 2_000);
   await condition(allHandlersFinished);
+  await condition(() => announcing === 0);
   await continueAsNew<typeof deviceRegistryWorkflow>({
     records: [...registry.records],
     pairingCodeHash,
     policyPublicKey,
+    ...(grantUses.size ? { grantUses: Object.fromEntries(grantUses) } : {}),
   });
 }

@@ -11,7 +11,7 @@ export function registerCallTool(server: McpServer, context: AgentContext): void
     {
       title: 'Call a catalog MCP tool (after approval)',
       description:
-        'Propose a one-step plan that calls a tool of an MCP server from the Countersign catalog (see list_catalog), in a fresh sandboxed server, once a person approves it. Returns the plan id; call wait_for_plan for the result.',
+        'Propose a one-step plan that calls a tool of an MCP server from the Countersign catalog (see list_catalog), in a fresh sandboxed server: at once when a person has given this agent a standing approval covering the call, otherwise once a person approves it. Returns the plan id; call wait_for_plan for the result.',
       inputSchema: {
         server: z.string().min(1).max(100),
         tool: z.string().min(1).max(200),
@@ -36,7 +36,8 @@ export function registerCallTool(server: McpServer, context: AgentContext): void
             `server "${serverId}" allows no tool "${tool}" (it allows ${Object.keys(entry.tools).join(', ')}); see list_catalog`,
             'unknown_tool',
           );
-        const step = { id: 'call', mcp: { server: serverId, tool, arguments: args ?? {} } };
+        // `auto` asks for a standing approval a person signed; without one, a person decides.
+        const step = { id: 'call', mcp: { server: serverId, tool, arguments: args ?? {} }, approval: 'auto' };
         return answer({
           ...(await propose(context, { name: reason ?? `call ${serverId}/${tool}`, steps: [step] })),
         });

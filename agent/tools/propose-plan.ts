@@ -11,7 +11,7 @@ export function registerProposePlan(server: McpServer, context: AgentContext): v
     {
       title: 'Propose a plan',
       description:
-        'Propose a Countersign plan (YAML text or a JSON object): sequential and parallel steps, shell commands (`run`), MCP tool calls (`mcp`), human gates and sub-plans. Nothing runs until a person approves each step on their device. Returns the plan id and the steps awaiting approval; then call wait_for_plan.',
+        'Propose a Countersign plan (YAML text or a JSON object): sequential and parallel steps, shell commands (`run`), MCP tool calls (`mcp`), human gates and sub-plans. A step runs only once a person approves it on their device, or, for a step marked `approval: auto`, when a standing approval a person signed covers exactly that step. Returns the plan id and the steps awaiting approval; then call wait_for_plan.',
       inputSchema: {
         plan: z
           .union([z.string().max(60_000), z.record(z.string(), z.unknown())])

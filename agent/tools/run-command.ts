@@ -10,7 +10,7 @@ export function registerRunCommand(server: McpServer, context: AgentContext): vo
     {
       title: 'Run one command (after approval)',
       description:
-        'Propose a one-step plan that runs a shell command in the sandbox workspace, once a person approves it on their device. Returns the plan id; call wait_for_plan for the exit code and output.',
+        'Propose a one-step plan that runs a shell command in the sandbox workspace: at once when a person has given this agent a standing approval covering exactly this command, otherwise once a person approves it on their device. Returns the plan id; call wait_for_plan for the exit code and output.',
       inputSchema: {
         command: z.string().min(1).max(16_000).describe('the shell command'),
         cwd: z.string().max(400).optional().describe('working directory, relative to the workspace root'),
@@ -22,9 +22,11 @@ export function registerRunCommand(server: McpServer, context: AgentContext): vo
     },
     async ({ command, cwd, timeout, reason }) =>
       guarded(async () => {
+        // `auto` asks for a standing approval a person signed; without one, a person decides.
         const step = {
           id: 'command',
           run: command,
+          approval: 'auto',
           ...(cwd ? { cwd } : {}),
           ...(timeout ? { timeout } : {}),
         };

@@ -9,6 +9,7 @@ const stepReport = z.object({
   exitCode: z.number().nullable().optional(),
   output: z.string().optional(),
   approvedBy: z.array(z.string()).optional(),
+  noStandingApproval: z.string().optional(),
   denied: z.string().optional(),
   error: z.string().optional(),
 });

@@ -8,7 +8,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import type { FastifyPluginAsync } from 'fastify';
 import { catalogReader } from '../../agent/catalog.js';
 import { createAgentServer } from '../../agent/server.js';
-import { agentOfToken } from '../../services/agents.js';
+import { agentSession } from '../../services/agents.js';
 import { UserFacingError } from '../../services/errors.js';
 import { ApiError } from '../errors.js';
 
@@ -29,14 +29,14 @@ const agentMcpRoutes: FastifyPluginAsync = async (app) => {
           'send the agent token as Authorization: Bearer <token>',
         );
       const { view } = await app.controlPlane.registry();
-      let agent;
+      let session;
       try {
-        agent = agentOfToken(view, token);
+        session = agentSession(view, token);
       } catch (error) {
         if (error instanceof UserFacingError) throw new ApiError(401, error.code, error.message);
         throw error;
       }
-      const server = createAgentServer({ client, agent, readCatalog });
+      const server = createAgentServer({ client, ...session, readCatalog });
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
       reply.hijack();
       reply.raw.on('close', () => {

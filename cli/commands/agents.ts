@@ -3,10 +3,12 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { catalogReader } from '../../agent/catalog.js';
 import { createAgentServer } from '../../agent/server.js';
 import { loadApiConfig } from '../../api/config.js';
-import { agentOfToken, issueAgentToken, revokeAgentToken } from '../../services/agents.js';
+import { agentSession, issueAgentToken, revokeAgentToken } from '../../services/agents.js';
 import { registryView } from '../../services/devices.js';
 import { UserFacingError } from '../../services/errors.js';
+import { grantRecordOf, issueGrant } from '../../services/grants.js';
 import type { CliContext } from '../context.js';
+import { assertValidGrant, printPreview } from './grants.js';
 import { bold, dim, green, red } from '../format.js';
 
 export async function listAgents(ctx: CliContext): Promise<void> {
@@ -23,12 +25,40 @@ export async function listAgents(ctx: CliContext): Promise<void> {
   }
 }
 
-export async function issueAgent(ctx: CliContext, name: string): Promise<void> {
-  const { agentId, token } = await issueAgentToken(await ctx.client(), await ctx.deviceKey(), name);
+/**
+ * Issues a token, and with `grants`, standing approvals for it: each an exact command (or, from
+ * `grantPrefixes`, a plain-word prefix), signed by the same device right after the token.
+ */
+export async function issueAgent(
+  ctx: CliContext,
+  name: string,
+  options: { grants?: string[] | undefined; grantPrefixes?: string[] | undefined } = {},
+): Promise<void> {
+  const client = await ctx.client();
+  const key = await ctx.deviceKey();
+  const commands = [
+    ...(options.grants ?? []).map((command) => ({ command, match: 'exact' as const })),
+    ...(options.grantPrefixes ?? []).map((command) => ({ command, match: 'prefix' as const })),
+  ];
+  const now = Date.now();
+  const recordFor = (agentId: string, covers: (typeof commands)[number]) =>
+    grantRecordOf(
+      { name: covers.command.slice(0, 100), scope: { agent: agentId }, covers: { kind: 'shell', ...covers } },
+      now,
+    );
+  // Checked before the token exists, so a bad grant leaves no token half set up.
+  for (const covers of commands) assertValidGrant(recordFor('0'.repeat(16), covers));
+  const { agentId, token, view } = await issueAgentToken(client, key, name);
   console.log(
     `${green('issued')} agent token ${bold(name)} ${dim(`(id ${agentId})`)}; shown once, kept nowhere:`,
   );
   console.log(`\n  ${token}\n`);
+  for (const covers of commands) {
+    const record = recordFor(agentId, covers);
+    printPreview(record, (id) => (id === agentId ? name : (view.devices.find((d) => d.keyId === id)?.name ?? id)));
+    await issueGrant(client, key, record);
+    console.log(`${green('signed')} standing approval ${bold(record.grantId)} for ${bold(name)}`);
+  }
   console.log(
     dim(
       'It may propose plans and read its own; it can never approve. Revoke: countersign agents revoke ' +
@@ -53,8 +83,9 @@ export async function serveAgent(ctx: CliContext, options: { token?: string }): 
       'agent_token_missing',
     );
   const client = await ctx.client();
-  const agent = agentOfToken(await registryView(client), token);
-  const server = createAgentServer({ client, agent, readCatalog: catalogReader(ctx.config.home) });
+  const session = agentSession(await registryView(client), token);
+  const { agent } = session;
+  const server = createAgentServer({ client, ...session, readCatalog: catalogReader(ctx.config.home) });
   const transport = new StdioServerTransport();
   const closed = new Promise<void>((resolve) => (transport.onclose = resolve));
   process.stdin.once('end', () => void transport.close());

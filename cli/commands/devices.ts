@@ -29,7 +29,9 @@ export async function pair(ctx: CliContext, code: string, options: { name?: stri
   console.log(`${green('paired')} ${bold(key.name)} as the root device ${dim(`(key ${key.keyId})`)}`);
   console.log(dim(`  key file ${ctx.paths.cliKey} (mode 0600); executor pin ${ctx.paths.pinnedRoot}`));
   if (view.devices.some((d) => d.role === 'policy'))
-    console.log(dim("  introduced the control worker's policy key, so plans may use auto-approve rules"));
+    console.log(
+      dim("  introduced the control worker's policy key: it applies standing approvals you sign (countersign grants add)"),
+    );
 }
 
 export async function listDevices(ctx: CliContext): Promise<void> {

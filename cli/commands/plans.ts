@@ -30,6 +30,8 @@ export async function runPlan(ctx: CliContext, file: string, options: { wait?: b
   const key = await ctx.deviceKey().catch(() => undefined);
   const submitted = await submitPlan(client, raw, {
     proposer: key ? `cli:${key.name} (${key.keyId.slice(0, 8)})` : 'cli',
+    // Signed by this CLI's device: standing approvals for "this device's plans" can apply.
+    ...(key ? { signer: { key, proposer: { device: key.keyId } } } : {}),
   });
   console.log(`${bold('plan')} ${submitted.planId} started ${dim(`(${submitted.workflowId})`)}`);
   let view = await planView(client, submitted.planId);

@@ -10,6 +10,7 @@ const LABELS: Record<TimelineKind, string> = {
   notice_failed: 'notices failed',
   approval: 'approval',
   approval_refused_at_audit: 'approval',
+  grant_not_applied: 'no standing approval',
   step_started: 'step started',
   step_retry: 'step retry',
   step_finished: 'step finished',

@@ -8,9 +8,17 @@ import { WorkflowNotFoundError, isGrpcServiceError, type Client } from '@tempora
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { fromBase64, utf8Decode } from '../../core/bytes.js';
-import { ApprovalRefused, verifyApproval } from '../../core/approval/approval.js';
+import {
+  ApprovalRefused,
+  peekApprovalPayload,
+  verifyApproval,
+  type ExpectedStep,
+} from '../../core/approval/approval.js';
+import { authorizeStep } from '../../core/approval/authorize.js';
 import type { Envelope } from '../../core/approval/dsse.js';
-import type { AutoApprovalRequest, GateNoticeResult } from '../../activities/control.js';
+import { verifyProposal, type VerifiedProposal } from '../../core/approval/proposal.js';
+import type { GateNoticeResult, StandingGrantAnswer } from '../../activities/control.js';
+import { grantText } from '../../core/grants/grant.js';
 import { DeviceRecordError, DeviceRegistry } from '../../core/devices/registry.js';
 import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from '../../core/names.js';
 import { stepDigest } from '../../core/plan/digest.js';
@@ -20,7 +28,12 @@ import type { McpPin } from '../../core/mcp/catalog.js';
 import type { PlanSpec, StepNode } from '../../core/plan/types.js';
 import { validatePlan } from '../../core/plan/validate.js';
 import { planSteps } from '../../core/plan/walk.js';
-import { approveUpdate, type ApprovalSubmission, type PlanWorkflowInput } from '../../workflows/messages.js';
+import {
+  approveUpdate,
+  trustRecordsSignal,
+  type ApprovalSubmission,
+  type PlanWorkflowInput,
+} from '../../workflows/messages.js';
 import { UserFacingError } from '../errors.js';
 import { toWorkflowId } from '../plans.js';
 
@@ -110,6 +123,9 @@ export async function fetchChain(client: Client, workflowId: string, planRef: st
 interface StepState {
   node: StepNode;
   digest: string;
+  mcpPin?: McpPin | undefined;
+  /** The envelopes that verified, in history order: what the one authorisation rule weighs. */
+  envelopes: Envelope[];
   attempts: number;
   decisions: TimelineApproval[];
   /** Verified approvals counted when the step was scheduled on the executor. */
@@ -125,7 +141,8 @@ interface PendingActivity {
   isStepRun: boolean;
 }
 
-const CONTROL_ACTIVITIES = new Set(['signAutoApproval', 'gateReached']);
+/** `signAutoApproval`: plans recorded before standing approvals had the policy key sign by their own rules. */
+const CONTROL_ACTIVITIES = new Set(['signAutoApproval', 'applyStandingGrant', 'gateReached']);
 
 interface GateNoticeInput {
   kind: 'gate' | 'reminder' | 'escalation' | 'decided';
@@ -169,6 +186,10 @@ function gateNoticeOf(input: unknown): GateNoticeInput | undefined {
 
 class TimelineBuilder {
   private readonly entries: (TimelineEntry & { ms: number; order: number })[] = [];
+  private nameOf(id: string): string {
+    if (!(this.registry instanceof DeviceRegistry)) return id;
+    return this.registry.get(id)?.name ?? this.registry.agent(id)?.name ?? id;
+  }
   private readonly steps = new Map<string, StepState>();
   private readonly nonces = new Set<string>();
   private readonly activities = new Map<string, PendingActivity>();
@@ -184,6 +205,9 @@ class TimelineBuilder {
   private egress = false;
   private planName = '';
   private proposer = '';
+  private proposal?: Envelope | undefined;
+  private raw: unknown;
+  private isSubPlan = false;
   private status = 'running';
 
   constructor(
@@ -251,6 +275,12 @@ class TimelineBuilder {
       const value = field ? decodeOne<unknown>(field) : undefined;
       const status = Array.isArray(value) ? value[0] : value;
       if (typeof status === 'string') this.status = status;
+      return;
+    }
+    const signaled = event.workflowExecutionSignaledEventAttributes;
+    if (signaled) {
+      if (signaled.signalName === trustRecordsSignal.name)
+        this.adoptRecords(decode<{ records: Envelope[] }>(signaled.input)?.records ?? []);
       return;
     }
     if (event.workflowExecutionUpdateAdmittedEventAttributes?.request) {
@@ -322,14 +352,19 @@ class TimelineBuilder {
       } else if (activity.type === 'signAutoApproval') {
         const envelope = decode<Envelope>(completed.result);
         if (envelope)
-          this.approval(
-            runId,
-            event,
-            envelope,
-            [],
-            true,
-            (activity.input as unknown as AutoApprovalRequest).stepPath,
-          );
+          this.approval(runId, event, envelope, [], true, (activity.input as { stepPath: string }).stepPath);
+      } else if (activity.type === 'applyStandingGrant') {
+        const answer = decode<StandingGrantAnswer>(completed.result);
+        const stepPath = (activity.input as { stepPath: string }).stepPath;
+        if (answer?.applied) this.approval(runId, event, answer.envelope, answer.records, true, stepPath);
+        else if (answer) {
+          this.adoptRecords(answer.records ?? []);
+          this.add(runId, event, {
+            kind: 'grant_not_applied',
+            step: stepPath,
+            text: `asked for a standing approval: ${answer.reason}; a person decides`,
+          });
+        }
       } else if (activity.type === 'gateReached') {
         const outcomes = decode<Partial<GateNoticeResult>>(completed.result)?.outcomes ?? [];
         if (outcomes.length > 0)
@@ -500,12 +535,16 @@ class TimelineBuilder {
     const input = decode<PlanWorkflowInput>(attrs.input);
     this.workspaceId = input?.workspaceId ?? '';
     this.proposer = input?.proposer ?? '';
+    this.proposal = input?.proposal;
+    this.raw = input?.plan;
+    this.isSubPlan = Boolean(attrs.parentWorkflowExecution?.workflowId);
     this.trustRecords = input?.trustRecords ?? [];
     this.registry = this.buildRegistry(this.trustRecords);
     let spec: PlanSpec | undefined;
     let invalid = '';
     try {
-      spec = validatePlan(input?.plan);
+      // Histories keep plans of every version: a plan's own rules are read (and never trusted) here.
+      spec = validatePlan(input?.plan, { planRules: 'legacy' });
     } catch (error) {
       invalid = ` (the plan is invalid: ${(error as Error).message.split('\n').slice(1).join('; ').trim()})`;
     }
@@ -519,16 +558,54 @@ class TimelineBuilder {
         digest: node.kind === 'mcp' ? '' : stepDigest(node, this.workspaceId, this.egress),
         attempts: 0,
         decisions: [],
+        envelopes: [],
         ranAsPlanned: true,
       });
     }
     const parent = attrs.parentWorkflowExecution?.workflowId
       ? `, a sub-plan of ${attrs.parentWorkflowExecution.workflowId}`
       : '';
+    const signed = this.verifiedProposal();
+    const proposedBy =
+      typeof signed === 'object'
+        ? `${this.proposer || '?'} (signed proposal by ${'agent' in signed.proposer ? `agent ${signed.proposer.agent}` : `device ${signed.proposer.device.slice(0, 12)}…`})`
+        : `${this.proposer || '?'} (unsigned: ${signed})`;
     this.add(runId, event, {
       kind: 'plan_started',
-      text: `plan "${this.planName}" proposed by ${this.proposer || '?'}: ${this.steps.size} step${this.steps.size === 1 ? '' : 's'}, workspace ${this.workspaceId}${parent}${invalid}`,
+      text: `plan "${this.planName}" proposed by ${proposedBy}: ${this.steps.size} step${this.steps.size === 1 ? '' : 's'}, workspace ${this.workspaceId}${parent}${invalid}`,
     });
+  }
+
+  /** Who proposed the plan, as the records known now verify it; a string says why nobody verifiably did. */
+  private verifiedProposal(): VerifiedProposal | string {
+    if (!this.proposal) return 'no signed proposal';
+    if (this.registry instanceof DeviceRecordError) return 'the device records do not verify';
+    try {
+      return verifyProposal(this.proposal, {
+        workflowId: this.workflowId,
+        registry: this.registry,
+        raw: this.isSubPlan ? undefined : this.raw,
+      });
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+
+  /** What the verifiers know of a step here (the same as the workflow and the executor compute). */
+  private expected(state: StepState): ExpectedStep {
+    const proposal = this.verifiedProposal();
+    const verified = typeof proposal === 'object' ? proposal : undefined;
+    return {
+      digest: state.digest,
+      auto: state.node.approval.mode === 'auto',
+      granted: {
+        step: state.node,
+        egress: this.egress,
+        mcpPin: state.mcpPin,
+        planName: verified?.planName ?? this.planName,
+        proposer: verified?.proposer,
+      },
+    };
   }
 
   private buildRegistry(records: Envelope[]): DeviceRegistry | DeviceRecordError {
@@ -580,7 +657,7 @@ class TimelineBuilder {
           nonceUsed: (nonce) => this.nonces.has(nonce),
           step: (path) => {
             const step = this.steps.get(path);
-            return step && { digest: step.digest, auto: step.node.approval.mode === 'auto' };
+            return step && this.expected(step);
           },
         }).device;
         if (viaPolicyActivity && requestedStep !== undefined && claimed?.stepPath !== requestedStep) {
@@ -594,6 +671,9 @@ class TimelineBuilder {
       }
     }
     if (claimed?.nonce) this.nonces.add(claimed.nonce);
+    if (stepPath !== undefined && problem === undefined) this.steps.get(stepPath)?.envelopes.push(envelope);
+    const grantId = claimed?.grantId;
+    const grant = grantId && this.registry instanceof DeviceRegistry ? this.registry.grant(grantId) : undefined;
     const approval: TimelineApproval = {
       keyId: claimed?.keyId ?? envelope?.signatures?.[0]?.keyid ?? '',
       device: device?.name ?? '',
@@ -603,15 +683,31 @@ class TimelineBuilder {
       auto: viaPolicyActivity || device?.role === 'policy',
       verified: problem === undefined,
       ...(problem !== undefined && { problem }),
+      ...(grant && this.registry instanceof DeviceRegistry
+        ? {
+            grant: {
+              grantId: grant.grantId,
+              name: grant.record.name,
+              text: grantText(grant.record, (id) => this.nameOf(id)),
+              issuedBy: this.nameOf(grant.issuedBy),
+              issuedAt: grant.record.at,
+              expiresAt: grant.record.expiresAt,
+            },
+          }
+        : {}),
     };
     const step = stepPath !== undefined ? this.steps.get(stepPath) : undefined;
     step?.decisions.push(approval);
     const verb = approval.decision === 'deny' ? 'denied' : 'approved';
     const key = `key ${approval.keyId.slice(0, 12)}`;
     // An envelope that failed verification proves nothing about who signed it: say only what it claims.
-    const who = approval.verified
-      ? `by "${approval.device}" (${approval.role}), ${key}`
-      : `(unverified) with ${key}${approval.device ? `, a key registered to "${approval.device}"` : ''}`;
+    const who = !approval.verified
+      ? `(unverified) with ${key}${approval.device ? `, a key registered to "${approval.device}"` : ''}${grantId ? `, naming standing approval ${grantId}` : ''}`
+      : approval.grant
+        ? `by standing approval "${approval.grant.name}" (${approval.grant.grantId}: ${approval.grant.text}; signed by "${approval.grant.issuedBy}" on ${approval.grant.issuedAt}), applied by the policy key`
+        : approval.role === 'policy'
+          ? `by the plan's own rule (before standing approvals: no person signed this), ${key}`
+          : `by "${approval.device}" (${approval.role}), ${key}`;
     const text = `${verb} ${who}${approval.reason ? `: "${approval.reason}"` : ''}`;
     this.add(runId, event, {
       kind: approval.verified ? 'approval' : 'approval_refused_at_audit',
@@ -628,6 +724,7 @@ class TimelineBuilder {
       if (state?.node.kind !== 'mcp') continue;
       try {
         state.digest = stepDigest(state.node, this.workspaceId, this.egress, pin);
+        state.mcpPin = pin;
       } catch {
         state.ranAsPlanned = false;
       }
@@ -679,17 +776,24 @@ class TimelineBuilder {
         state.ranAsPlanned = false;
         notes.push(`differs from the planned step ${described(state.node)} (digest mismatch)`);
       }
-      const approving = state.decisions.filter((d) => d.verified && d.decision === 'approve');
-      const humans = new Set(approving.filter((d) => !d.auto).map((d) => d.keyId)).size;
-      const denied = state.decisions.some((d) => d.verified && d.decision === 'deny');
-      const authorised =
-        !denied &&
-        (humans >= state.node.approval.quorum ||
-          (state.node.approval.mode === 'auto' && approving.some((d) => d.auto)));
+      const authority =
+        this.registry instanceof DeviceRegistry
+          ? authorizeStep({
+              workflowId: this.workflowId,
+              runId: this.firstRunId,
+              step: state.node,
+              expected: this.expected(state),
+              approvals: state.envelopes,
+              registry: this.registry,
+              // An audit does not accept a plan's own rules: no person signed those.
+              legacyPlanRules: false,
+            })
+          : undefined;
+      const authorised = authority?.verdict === 'approved';
       state.scheduledAuthorised = (state.scheduledAuthorised ?? true) && authorised;
       if (!authorised)
         notes.push(
-          `scheduled without verified approvals meeting its policy (${humans} of ${state.node.approval.quorum}${denied ? ', and denied' : ''})`,
+          `scheduled without approvals that authorise it (${authority?.summary ?? 'its device records do not verify'})`,
         );
     }
     this.add(runId, event, {
@@ -765,18 +869,18 @@ function decode<T>(payloads: Payloads | null | undefined, index = 0): T | undefi
 function readPayload(
   envelope: Envelope | undefined,
 ):
-  | Partial<Record<'workflowId' | 'runId' | 'stepPath' | 'decision' | 'reason' | 'nonce' | 'keyId', string>>
+  | Partial<
+      Record<'workflowId' | 'runId' | 'stepPath' | 'decision' | 'reason' | 'nonce' | 'keyId' | 'grantId', string>
+    >
   | undefined {
-  try {
-    const value: unknown = JSON.parse(utf8Decode(fromBase64(envelope!.payload)));
-    if (typeof value !== 'object' || value === null) return undefined;
-    return Object.fromEntries(Object.entries(value).filter(([, v]) => typeof v === 'string')) as Record<
-      string,
-      string
-    >;
-  } catch {
-    return undefined;
-  }
+  const payload = peekApprovalPayload(envelope);
+  if (!payload) return undefined;
+  const texts = Object.fromEntries(Object.entries(payload).filter(([, v]) => typeof v === 'string')) as Record<
+    string,
+    string
+  >;
+  const grantId = payload.grant?.id;
+  return typeof grantId === 'string' ? { ...texts, grantId } : texts;
 }
 
 function failureText(failure: Failure | null | undefined): string {

@@ -10,6 +10,8 @@ export type TimelineKind =
   | 'notice_failed'
   | 'approval'
   | 'approval_refused_at_audit'
+  /** A step asked for a standing approval and none applied (a person decides). */
+  | 'grant_not_applied'
   | 'step_started'
   | 'step_retry'
   | 'step_finished'
@@ -33,6 +35,16 @@ export interface TimelineApproval {
   verified: boolean;
   /** Why verification failed: `[code] message`, with an ApprovalRefused or DeviceRecordError code. */
   problem?: string;
+  /** The standing approval a person signed, when the policy key applied one. */
+  grant?: {
+    grantId: string;
+    name: string;
+    /** What it allows, for whom, until when (core/grants/grant.ts grantText). */
+    text: string;
+    issuedBy: string;
+    issuedAt: string;
+    expiresAt: string;
+  };
 }
 
 export interface TimelineResult {

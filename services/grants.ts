@@ -1,0 +1,171 @@
+/**
+ * Standing approvals over the registry: a device issues and revokes them (signed records); the
+ * control worker looks for one that covers a step that asked for it, spends a use, and signs an
+ * approval that names it; the registry's new records reach every open plan.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import { signApproval } from '../core/approval/approval.js';
+import type { Envelope } from '../core/approval/dsse.js';
+import { verifyProposal } from '../core/approval/proposal.js';
+import { DeviceRegistry } from '../core/devices/registry.js';
+import { signDeviceRecord } from '../core/devices/records.js';
+import { GRANT_LIMITS, type GrantRecord } from '../core/grants/grant.js';
+import type { GrantedStep } from '../core/grants/match.js';
+import { coveringGrants } from '../core/grants/select.js';
+import type { KeyPair } from '../core/keys.js';
+import type { McpPin } from '../core/mcp/catalog.js';
+import { REGISTRY_WORKFLOW_ID } from '../core/names.js';
+import type { StepNode } from '../core/plan/types.js';
+import { spendGrantUseUpdate, trustRecordsSignal, type RegistryView } from '../workflows/messages.js';
+import { addDeviceRecord, registryView } from './devices.js';
+import { refusalOf } from './errors.js';
+
+/** What a person chooses when issuing a grant; the id, issue time and default expiry are filled in. */
+export type GrantDraft = Omit<GrantRecord, 'type' | 'grantId' | 'at' | 'expiresAt'> & {
+  expiresAt?: string | undefined;
+};
+
+/** The record a device signs for `draft` (also what the phone builds, with the same defaults). */
+export function grantRecordOf(draft: GrantDraft, nowMs: number, grantId = randomBytes(8).toString('hex')): GrantRecord {
+  return {
+    type: 'grant',
+    grantId,
+    name: draft.name,
+    scope: draft.scope,
+    ...(draft.plans?.length ? { plans: draft.plans } : {}),
+    covers: draft.covers,
+    ...(draft.egress ? { egress: true } : {}),
+    ...(draft.maxUses !== undefined ? { maxUses: draft.maxUses } : {}),
+    ...(draft.maxRisk ? { maxRisk: draft.maxRisk } : {}),
+    expiresAt: draft.expiresAt ?? new Date(nowMs + GRANT_LIMITS.defaultLifetimeMs).toISOString(),
+    at: new Date(nowMs).toISOString(),
+  };
+}
+
+/** Signs `grant` with the device key `by` and adds it to the registry. */
+export async function issueGrant(client: Client, by: KeyPair, grant: GrantRecord): Promise<RegistryView> {
+  return addDeviceRecord(client, signDeviceRecord(grant, by), 'issue standing approval');
+}
+
+export async function revokeGrant(
+  client: Client,
+  by: KeyPair,
+  grantId: string,
+  reason: string,
+): Promise<RegistryView> {
+  const record = signDeviceRecord(
+    { type: 'revoke-grant', grantId, reason, at: new Date().toISOString() },
+    by,
+  );
+  return addDeviceRecord(client, record, 'revoke standing approval');
+}
+
+/** A step that asked for a standing approval, as the plan sends it to the control worker. */
+export interface StandingGrantRequest {
+  workflowId: string;
+  runId: string;
+  stepPath: string;
+  stepDigest: string;
+  step: StepNode;
+  egress: boolean;
+  mcpPin?: McpPin | undefined;
+  /** The plan's own name; a verified proposal's signed name is used instead when there is one. */
+  planName: string;
+  proposal?: Envelope | undefined;
+}
+
+export type StandingGrantAnswer =
+  | { applied: true; envelope: Envelope; records: Envelope[]; grantId: string }
+  /** `reason`: why no grant applies, for the person who decides instead. */
+  | { applied: false; reason: string; records: Envelope[] };
+
+/**
+ * Finds a grant in force that covers the step, spends one of its uses (if it has a limit), and
+ * signs an approval naming it with the policy key. The workflow and the executor check it all
+ * again; this is where it is looked for, not where it is trusted.
+ */
+export async function applyStandingGrant(
+  client: Client,
+  policyKey: KeyPair,
+  request: StandingGrantRequest,
+): Promise<StandingGrantAnswer> {
+  const { records } = await registryView(client);
+  const registry = DeviceRegistry.fromRecords(records);
+  let granted: GrantedStep = {
+    step: request.step,
+    egress: request.egress,
+    mcpPin: request.mcpPin,
+    planName: request.planName,
+  };
+  if (request.proposal) {
+    try {
+      const proposal = verifyProposal(request.proposal, { workflowId: request.workflowId, registry });
+      granted = { ...granted, planName: proposal.planName, proposer: proposal.proposer };
+    } catch (error) {
+      return { applied: false, reason: (error as Error).message, records };
+    }
+  }
+  const now = Date.now();
+  const { covering, misses } = coveringGrants(registry, granted, now);
+  const useKey = `${request.workflowId}/${request.stepPath}/${request.stepDigest}`;
+  const usedUp: string[] = [];
+  for (const grant of covering) {
+    let use: number | undefined;
+    if (grant.record.maxUses !== undefined) {
+      try {
+        use = (
+          await client.workflow
+            .getHandle(REGISTRY_WORKFLOW_ID)
+            .executeUpdate(spendGrantUseUpdate, { args: [{ grantId: grant.grantId, useKey }] })
+        ).use;
+      } catch (error) {
+        usedUp.push(refusalOf(error)?.message ?? (error as Error).message);
+        continue;
+      }
+    }
+    const envelope = signApproval(
+      {
+        workflowId: request.workflowId,
+        runId: request.runId,
+        stepPath: request.stepPath,
+        stepDigest: request.stepDigest,
+        decision: 'approve',
+        reason: `standing approval "${grant.record.name}"`,
+        nowMs: now,
+        ttlMs: 10 * 60_000,
+        nonce: randomBytes(18).toString('base64url'),
+        grant: { id: grant.grantId, sig: grant.sig },
+        ...(use !== undefined ? { use } : {}),
+      },
+      policyKey,
+    );
+    return { applied: true, envelope, records, grantId: grant.grantId };
+  }
+  const reasons = [
+    ...usedUp,
+    ...misses.slice(0, 3).map((m) => `"${m.grant.record.name}" does not cover it: ${m.reason}`),
+  ];
+  return {
+    applied: false,
+    reason: reasons.length
+      ? `no standing approval applies (${reasons.join('; ')})`
+      : 'no standing approval covers this step',
+    records,
+  };
+}
+
+/** Tells every open plan of the registry's records (they adopt them if they extend their chain). */
+export async function announceTrustRecords(client: Client, records: Envelope[]): Promise<number> {
+  let told = 0;
+  const query = "WorkflowType = 'planWorkflow' AND ExecutionStatus = 'Running'";
+  for await (const execution of client.workflow.list({ query })) {
+    await client.workflow
+      .getHandle(execution.workflowId)
+      .signal(trustRecordsSignal, { records })
+      .then(() => told++)
+      // A plan that closed in between has nothing to adopt.
+      .catch(() => undefined);
+  }
+  return told;
+}
