@@ -24,7 +24,7 @@ export interface PlanReport {
   status: string;
   done: boolean;
   steps: StepReport[];
-  /** Steps waiting for a person's decision right now (auto-approved steps never are). */
+  /** Steps waiting for a person's decision right now (an auto step only once no standing approval covered it). */
   awaitingApproval: string[];
 }
 

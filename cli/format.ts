@@ -88,7 +88,14 @@ function stepLine(step: StepView, planRef: string, prefix: string): string[] {
       ),
     );
   const approvers = step.approvals.map(
-    (a) => `${a.decision === 'approve' ? 'approved' : 'denied'} by ${a.auto ? 'policy rule' : a.deviceName}`,
+    (a) =>
+      `${a.decision === 'approve' ? 'approved' : 'denied'} by ${
+        a.grant
+          ? `standing approval "${clean(a.grant.name)}" (signed by ${clean(a.grant.issuedBy)})`
+          : a.auto
+            ? "the plan's own rule (before standing approvals)"
+            : clean(a.deviceName)
+      }`,
   );
   if (approvers.length) parts.push(dim(approvers.join(', ')));
   const lines = [parts.join('  ')];

@@ -33,5 +33,10 @@ export function agentSecretSha256(secret: string): string {
  * registry holds only the public half, so reading it does not let anyone sign.
  */
 export function agentProposalKey(secret: string): KeyPair {
-  return keyPairFromSecret(sha256(utf8ToBytes(`countersign/agent-proposal/v1\n${secret}`)));
+  return keyPairFromSecret(sha256(utf8ToBytes(agentProposalSeedText(secret))));
+}
+
+/** What is hashed (SHA-256) into the agent's Ed25519 seed; the web app derives the same key with WebCrypto. */
+export function agentProposalSeedText(secret: string): string {
+  return `countersign/agent-proposal/v1\n${secret}`;
 }

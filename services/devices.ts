@@ -53,7 +53,8 @@ export async function openPairing(client: Client, policyPublicKey: Uint8Array): 
 
 /**
  * Enrols `key` as the root device with the one-time code, introduces the control worker's
- * policy key (so auto-approval rules can work), and pins the root for a local executor.
+ * policy key (it applies standing approvals people sign; alone it approves nothing), and pins the
+ * root for a local executor.
  */
 export async function pairRoot(
   client: Client,
@@ -75,7 +76,7 @@ export async function pairRoot(
       {
         type: 'introduce',
         publicKey: view.policyPublicKey,
-        name: 'policy (auto-approval rules)',
+        name: 'policy (applies standing approvals)',
         role: 'policy',
         at,
       },

@@ -10,7 +10,7 @@ import type { Envelope } from '../core/approval/dsse.js';
 import { verifyProposal } from '../core/approval/proposal.js';
 import { DeviceRegistry } from '../core/devices/registry.js';
 import { signDeviceRecord } from '../core/devices/records.js';
-import { GRANT_LIMITS, type GrantRecord } from '../core/grants/grant.js';
+import { buildGrantRecord, type GrantDraft, type GrantRecord } from '../core/grants/grant.js';
 import type { GrantedStep } from '../core/grants/match.js';
 import { coveringGrants } from '../core/grants/select.js';
 import type { KeyPair } from '../core/keys.js';
@@ -21,26 +21,11 @@ import { spendGrantUseUpdate, trustRecordsSignal, type RegistryView } from '../w
 import { addDeviceRecord, registryView } from './devices.js';
 import { refusalOf } from './errors.js';
 
-/** What a person chooses when issuing a grant; the id, issue time and default expiry are filled in. */
-export type GrantDraft = Omit<GrantRecord, 'type' | 'grantId' | 'at' | 'expiresAt'> & {
-  expiresAt?: string | undefined;
-};
+export type { GrantDraft };
 
-/** The record a device signs for `draft` (also what the phone builds, with the same defaults). */
-export function grantRecordOf(draft: GrantDraft, nowMs: number, grantId = randomBytes(8).toString('hex')): GrantRecord {
-  return {
-    type: 'grant',
-    grantId,
-    name: draft.name,
-    scope: draft.scope,
-    ...(draft.plans?.length ? { plans: draft.plans } : {}),
-    covers: draft.covers,
-    ...(draft.egress ? { egress: true } : {}),
-    ...(draft.maxUses !== undefined ? { maxUses: draft.maxUses } : {}),
-    ...(draft.maxRisk ? { maxRisk: draft.maxRisk } : {}),
-    expiresAt: draft.expiresAt ?? new Date(nowMs + GRANT_LIMITS.defaultLifetimeMs).toISOString(),
-    at: new Date(nowMs).toISOString(),
-  };
+/** The record for `draft`, with a fresh random id (core/grants/grant.ts buildGrantRecord). */
+export function grantRecordOf(draft: GrantDraft, nowMs: number): GrantRecord {
+  return buildGrantRecord(draft, nowMs, randomBytes(8).toString('hex'));
 }
 
 /** Signs `grant` with the device key `by` and adds it to the registry. */

@@ -5,8 +5,18 @@
  * under another id approve nothing; the policy key alone is refused by the workflow and the executor.
  */
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { ShellStepInput } from '../activities/executor.js';
+import { signProposal } from '../core/approval/proposal.js';
+import { stepDigest } from '../core/plan/digest.js';
+import type { ShellStep } from '../core/plan/types.js';
+import { planSteps } from '../core/plan/walk.js';
+import type { StepResult } from '../core/plan/state.js';
 import { signApproval } from '../core/approval/approval.js';
 import { fromBase64, toBase64, utf8Decode, utf8ToBytes } from '../core/bytes.js';
 import type { Envelope } from '../core/approval/dsse.js';
@@ -14,10 +24,13 @@ import { DeviceRegistry } from '../core/devices/registry.js';
 import { signDeviceRecord } from '../core/devices/records.js';
 import { generateKeyPair, type KeyPair } from '../core/keys.js';
 import { planWorkflowId, TASK_QUEUES } from '../core/names.js';
-import { PlanValidationError } from '../core/plan/validate.js';
+import { PlanValidationError, validatePlan } from '../core/plan/validate.js';
 import { addDeviceRecord, introduceDevice, registryView, revokeDevice } from '../services/devices.js';
 import { refusalOf } from '../services/errors.js';
+import { exportBundle } from '../services/audit/bundle.js';
+import { verifyBundle } from '../services/audit/verify.js';
 import { grantRecordOf, revokeGrant } from '../services/grants.js';
+import { planTimeline, timelineFromRuns } from '../services/history/index.js';
 import { cancelPlan, decide, planView, submitPlan } from '../services/plans.js';
 import { readKeyFile } from '../workers/key-file.js';
 import { approveUpdate, type PlanWorkflowInput } from '../workflows/messages.js';
@@ -370,5 +383,177 @@ describe('the policy key alone', () => {
     }
     expect(stepOf(await planView(stack.client, planId), 's').approvals).toEqual([]);
     await cancelPlan(stack.client, planId);
+  });
+});
+
+describe('the executor, when the workflow is bypassed', () => {
+  let rogue: Worker;
+  let connection: NativeConnection;
+  let running: Promise<void>;
+  beforeAll(async () => {
+    connection = await NativeConnection.connect({ address: stack.config.temporalAddress });
+    rogue = await Worker.create({
+      connection,
+      namespace: stack.config.namespace,
+      taskQueue: 'rogue',
+      workflowsPath: fileURLToPath(new URL('./support/rogue-workflows.ts', import.meta.url)),
+    });
+    running = rogue.run();
+  });
+  afterAll(async () => {
+    rogue?.shutdown();
+    await running;
+    await connection?.close();
+  });
+
+  /** Schedules runShellStep on the sandbox queue from the attacker's workflow; resolves to the outcome. */
+  async function runRogue(
+    command: string,
+    approvals: (ids: { workflowId: string; runId: string; digest: string }) => Envelope[],
+    proposal?: boolean,
+  ): Promise<string> {
+    const workflowId = planWorkflowId(`rogue${randomBytes(4).toString('hex')}`);
+    const runId = 'a'.repeat(36);
+    const workspaceId = workflowId.slice(5);
+    const step = planSteps(validatePlan({ name: 'rogue', steps: [auto('s', command)] }))[0] as ShellStep;
+    const digest = stepDigest(step, workspaceId);
+    const { records } = await registryView(stack.client);
+    const input: ShellStepInput = {
+      workflowId,
+      runId,
+      workspaceId,
+      step,
+      digest,
+      approvals: approvals({ workflowId, runId, digest }),
+      trustRecords: records,
+      ...(proposal
+        ? {
+            proposal: signProposal(
+              {
+                workflowId,
+                planName: 'rogue',
+                planSha256: 'ab'.repeat(32),
+                proposer: { device: stack.root.keyId },
+                at: new Date().toISOString(),
+              },
+              stack.root,
+            ),
+          }
+        : {}),
+    };
+    return stack.client.workflow
+      .execute('rogueRunWorkflow', { workflowId: `rogue-${workflowId}`, taskQueue: 'rogue', args: [input] })
+      .then(
+        (result: StepResult) => `ran: exit ${result.exitCode}`,
+        // WorkflowFailedError → ActivityFailure → the executor's ApplicationFailure.
+        (e: unknown) => String((e as WorkflowFailedError).cause?.cause ?? e),
+      );
+  }
+
+  const policyApproval = (
+    ids: { workflowId: string; runId: string; digest: string },
+    grant?: { id: string; sig: string },
+  ) =>
+    signApproval(
+      {
+        workflowId: ids.workflowId,
+        runId: ids.runId,
+        stepPath: 's',
+        stepDigest: ids.digest,
+        decision: 'approve',
+        nowMs: Date.now(),
+        nonce: nonce(),
+        grant,
+      },
+      policy,
+    );
+
+  it('refuses the policy key alone, and a grant that does not cover the step; runs the step a grant covers', async () => {
+    const grant = await grantFor(stack.client, stack.root, { covers: shell('echo granted') });
+    const registry = DeviceRegistry.fromRecords((await registryView(stack.client)).records);
+    const named = { id: grant.grantId, sig: registry.grant(grant.grantId)!.sig };
+    expect(await runRogue('id', (ids) => [policyApproval(ids)], true)).toMatch(
+      /executor refused step "s": 0 of 1 approval; not counted: \[grant_required\]/,
+    );
+    expect(await runRogue('id', (ids) => [policyApproval(ids, named)], true)).toMatch(
+      /\[grant_does_not_cover\] standing approval "test grant" .* does not cover "s": the command is not exactly `echo granted`/,
+    );
+    // Without a verified proposal, no scoped grant applies, even to the command it names.
+    expect(await runRogue('echo granted', (ids) => [policyApproval(ids, named)], false)).toMatch(
+      /the plan carries no verified proposal/,
+    );
+    // The control: what the person allowed runs, and only that.
+    expect(await runRogue('echo granted', (ids) => [policyApproval(ids, named)], true)).toBe('ran: exit 0');
+  });
+});
+
+describe('history and audit', () => {
+  it('name the grant that approved a step; audit verify fails the step if the grant was revoked before it ran', async () => {
+    const grant = await grantFor(stack.client, stack.root, {
+      name: 'audited echo',
+      covers: shell('echo audited'),
+    });
+    const { planId, workflowId } = await submitSigned(stack.client, stack.root, {
+      name: 'audited',
+      steps: [auto('s', 'echo audited')],
+    });
+    await stack.client.workflow.getHandle(workflowId).result();
+    const timeline = await planTimeline(stack.client, planId, { pinnedRootKeyId: stack.root.keyId });
+    const approval = timeline.entries.find((e) => e.kind === 'approval' && e.step === 's')!;
+    expect(approval.text).toMatch(
+      new RegExp(
+        `^approved by standing approval "audited echo" \\(${grant.grantId}: \`echo audited\` exactly, for plans "test phone" proposes, until ${grant.expiresAt}; signed by "test phone" on ${grant.at}\\), applied by the policy key`,
+      ),
+    );
+    expect(timeline.steps.find((s) => s.path === 's')?.verified).toBe(true);
+
+    const bundle = await exportBundle(stack.client, planId, { pinnedRootKeyId: stack.root.keyId });
+    const verdict = verifyBundle(bundle, { rootKeyId: stack.root.keyId });
+    expect(verdict.ok, JSON.stringify(verdict)).toBe(true);
+    expect(verdict.steps[0]!.text).toContain('ran as approved: standing approval "audited echo"');
+
+    // The registry's own revocation, dated before the step ran, that the plan never heard of.
+    const ranAt = timeline.entries.find((e) => e.kind === 'step_started' && e.step === 's')!.at;
+    const revokedAt = (offsetMs: number) =>
+      signDeviceRecord(
+        {
+          type: 'revoke-grant',
+          grantId: grant.grantId,
+          reason: 'lost trust',
+          at: new Date(Date.parse(ranAt) + offsetMs).toISOString(),
+        },
+        stack.root,
+      );
+    const before = verifyBundle(
+      { ...bundle, deviceRecords: [...bundle.deviceRecords, revokedAt(-1000)] },
+      { rootKeyId: stack.root.keyId },
+    );
+    expect(before.ok).toBe(false);
+    expect(before.steps[0]).toMatchObject({ path: 's', verdict: 'failed' });
+    expect(before.steps[0]!.text).toMatch(
+      /standing approval "audited echo" \([0-9a-f]{16}\) was revoked at .*, before the step ran at/,
+    );
+    const after = verifyBundle(
+      { ...bundle, deviceRecords: [...bundle.deviceRecords, revokedAt(60_000)] },
+      { rootKeyId: stack.root.keyId },
+    );
+    expect(after.ok).toBe(true);
+  });
+
+  it('the audit does not take a plan-rule approval from an old history as anyone having approved', async () => {
+    // The recorded histories from before standing approvals: their auto steps were approved by plan rules.
+    const fixture = JSON.parse(
+      await readFile(
+        fileURLToPath(new URL('./fixtures/histories/parallel-collect-all.json', import.meta.url)),
+        'utf8',
+      ),
+    ) as { workflowId: string; history: { events: unknown[] } };
+    const runs = [{ runId: 'recorded', events: historyFromJSON(fixture.history).events ?? [] }];
+    const { timeline } = timelineFromRuns(fixture.workflowId, runs);
+    const ruled = timeline.entries.filter((e) => e.approval?.role === 'policy');
+    expect(ruled.length).toBeGreaterThan(0);
+    for (const entry of ruled) expect(entry.approval!.verified).toBe(false);
+    const ranOnRule = timeline.steps.filter((s) => ruled.some((e) => e.step === s.path));
+    for (const step of ranOnRule) expect(step.verified, step.path).toBe(false);
   });
 });

@@ -71,13 +71,9 @@ export class ApprovalBook {
   }
 
   private registryWith(records: Envelope[]): DeviceRegistry {
-    const known = this.registry.records;
-    if (!Array.isArray(records) || records.length <= known.length) return this.registry;
-    for (let i = 0; i < known.length; i++) {
-      if (records[i]?.signatures?.[0]?.sig !== known[i]!.signatures[0].sig) return this.registry;
-    }
+    if (!Array.isArray(records) || records.length <= this.registry.records.length) return this.registry;
     try {
-      return DeviceRegistry.fromRecords(records);
+      return this.registry.extendedWith(records) ?? this.registry;
     } catch {
       return this.registry;
     }
@@ -167,7 +163,10 @@ export class ApprovalBook {
         `the deadline for step "${record.path}" passed at ${new Date(record.deadlineMs).toISOString()}; it is denied (fail-closed)`,
       );
     }
-    if (verified.device.role !== 'policy' && record.approvals.some((a) => a.keyId === verified.device.keyId)) {
+    if (
+      verified.device.role !== 'policy' &&
+      record.approvals.some((a) => a.keyId === verified.device.keyId)
+    ) {
       throw new ApprovalRefused(
         'duplicate_approver',
         `device "${verified.device.name}" already decided on step "${record.path}"`,

@@ -34,6 +34,13 @@ export function deviceList(view: RegistryView): DeviceList {
       issuedAt: a.issuedAt,
       ...(a.revoked ? { revoked: a.revoked } : {}),
     })),
+    grants: (view.grants ?? []).map((g) => ({
+      grantId: g.grantId,
+      record: g.record,
+      issuedBy: g.issuedBy,
+      uses: g.uses,
+      ...(g.revoked ? { revoked: g.revoked } : {}),
+    })),
   };
 }
 

@@ -1,5 +1,6 @@
 /** Schemas shared by several routes. The web app imports their static types. */
 import { Type, type Static } from 'typebox';
+import type { GrantRecord } from '../../core/grants/grant.js';
 
 export const ErrorBody = Type.Object(
   {
@@ -52,10 +53,22 @@ export const AgentInfo = Type.Object({
 });
 export type AgentInfo = Static<typeof AgentInfo>;
 
+/** A standing approval: the record a person's device signed (core/grants/grant.ts), and its fate. */
+export const GrantInfo = Type.Object({
+  grantId: Type.String(),
+  record: Type.Unsafe<GrantRecord>({ type: 'object', additionalProperties: true }),
+  issuedBy: Type.String(),
+  revoked: Type.Optional(Type.Object({ by: Type.String(), at: Type.String(), reason: Type.String() })),
+  /** Uses spent, for grants with a limit. */
+  uses: Type.Integer(),
+});
+export type GrantInfo = Static<typeof GrantInfo>;
+
 export const DeviceList = Type.Object({
   rootKeyId: Type.Union([Type.String(), Type.Null()]),
   devices: Type.Array(DeviceInfo),
   agents: Type.Array(AgentInfo),
+  grants: Type.Array(GrantInfo),
 });
 export type DeviceList = Static<typeof DeviceList>;
 

@@ -5,8 +5,8 @@
  */
 import { parseDuration } from '../../core/duration.js';
 import { previewGrant } from '../../core/grants/examples.js';
+import { grantRecordSchema } from '../../core/grants/schema.js';
 import {
-  grantRecordSchema,
   grantText,
   type ArgumentRule,
   type GrantRecord,

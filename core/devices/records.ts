@@ -7,7 +7,7 @@ import { fromBase64, utf8Decode } from '../bytes.js';
 import { deviceRecordBytes } from '../approval/payload.js';
 import { PAYLOAD_TYPES, signEnvelope, type Envelope } from '../approval/dsse.js';
 import type { KeyPair } from '../keys.js';
-import { grantRecordSchema, grantRevocationSchema } from '../grants/grant.js';
+import { grantRecordSchema, grantRevocationSchema } from '../grants/schema.js';
 
 export type DeviceRole = 'root' | 'approver' | 'policy';
 

@@ -63,6 +63,29 @@ export class DeviceRegistry {
     return registry;
   }
 
+  /**
+   * This registry with `records` applied, when they extend its own (same records first, then more):
+   * only the new records are verified. Throws DeviceRecordError for a record that does not apply,
+   * and returns undefined when `records` do not extend this chain at all.
+   */
+  extendedWith(records: readonly Envelope[], pinnedRootKeyId?: string): DeviceRegistry | undefined {
+    const known = this.accepted;
+    if (records.length < known.length) return undefined;
+    for (let i = 0; i < known.length; i++)
+      if (
+        records[i]?.signatures?.[0]?.sig !== known[i]!.signatures[0].sig ||
+        records[i]?.payload !== known[i]!.payload
+      )
+        return undefined;
+    const next = new DeviceRegistry();
+    for (const [id, device] of this.devices) next.devices.set(id, { ...device });
+    for (const [id, agent] of this.agents) next.agents.set(id, { ...agent });
+    for (const [id, grant] of this.grants) next.grants.set(id, { ...grant });
+    next.accepted.push(...known);
+    for (const record of records.slice(known.length)) next.apply(record, pinnedRootKeyId);
+    return next;
+  }
+
   get rootKeyId(): string | undefined {
     for (const device of this.devices.values()) if (device.role === 'root') return device.keyId;
     return undefined;
@@ -168,7 +191,8 @@ export class DeviceRegistry {
       }
       if (record.type === 'revoke-grant') {
         const grant = this.grants.get(record.grantId);
-        if (!grant) throw new DeviceRecordError('not_allowed', `cannot revoke unknown grant ${record.grantId}`);
+        if (!grant)
+          throw new DeviceRecordError('not_allowed', `cannot revoke unknown grant ${record.grantId}`);
         if (grant.revoked)
           throw new DeviceRecordError('not_allowed', `grant "${grant.record.name}" is already revoked`);
         grant.revoked = { by: signer.keyId, at: record.at, reason: record.reason };

@@ -621,6 +621,15 @@ describe('validatePlan: standing approvals, not plan rules', () => {
     ]);
   });
 
+  it('reads a recorded plan of either kind for the history (its rules read, never required)', () => {
+    const read = { planRules: 'read' as const };
+    expect(planSteps(validatePlan(plan([step('a', { approval: 'auto' })]), read))[0]?.approval.mode).toBe(
+      'auto',
+    );
+    const ruled = plan([step('a', { approval: 'auto' })], { policy: { autoApprove: [{ id: 'a' }] } });
+    expect(validatePlan(ruled, read).policy.autoApprove).toEqual([{ id: 'a' }]);
+  });
+
   it('never lets a gate ask for a standing approval', () => {
     expect(issuesOf(plan([{ id: 'g', gate: 'ok?', approval: 'auto' }]))).toEqual([
       { path: 'steps[0].approval', message: 'a gate is a human checkpoint: it cannot be auto-approved' },

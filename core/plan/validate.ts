@@ -208,9 +208,10 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 /**
  * `refuse` (every new plan): a plan may only ask for a standing approval (`approval: auto`); its
  * own `policy.autoApprove` rules are refused. `legacy`: the replay of plans recorded before
- * standing approvals, whose rules the policy key applied.
+ * standing approvals, whose rules the policy key applied. `read`: a history of either kind, read
+ * (never trusted) by the timeline and the audit.
  */
-export type PlanRules = 'refuse' | 'legacy';
+export type PlanRules = 'refuse' | 'legacy' | 'read';
 
 export const PLAN_RULES_REFUSED =
   'plans can no longer approve their own steps: a person issues a standing approval instead (the app\'s Grants screen, or `countersign grants add`), and `approval: auto` on a step asks for one';

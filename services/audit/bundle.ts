@@ -9,6 +9,7 @@ import type { Client } from '@temporalio/client';
 import { sha256Hex } from '../../core/bytes.js';
 import type { Envelope } from '../../core/approval/dsse.js';
 import { fetchChain, timelineFromRuns } from '../history/index.js';
+import { registryView } from '../devices.js';
 import { toWorkflowId } from '../plans.js';
 
 export const BUNDLE_FORMAT = 'countersign-audit/v1';
@@ -67,6 +68,14 @@ export async function exportBundle(
   };
   const planWorkflowId = toWorkflowId(planRef);
   await visit(planWorkflowId, planRef);
+  // The registry's records as they stand now, when they extend the plan's: a revocation the plan
+  // never heard of (of a standing approval it ran on, say) belongs in the audit too.
+  const latest = (await registryView(client)).records;
+  if (
+    latest.length > deviceRecords.length &&
+    deviceRecords.every((r, i) => r.signatures[0].sig === latest[i]?.signatures[0].sig)
+  )
+    deviceRecords = latest;
   return {
     format: BUNDLE_FORMAT,
     manifest: {

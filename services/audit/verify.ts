@@ -9,10 +9,11 @@
 import { defaultPayloadConverter } from '@temporalio/common';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { temporal } from '@temporalio/proto';
-import { fromBase64, utf8Decode } from '../../core/bytes.js';
+import { peekApprovalPayload } from '../../core/approval/approval.js';
 import type { Envelope } from '../../core/approval/dsse.js';
 import { DeviceRegistry } from '../../core/devices/registry.js';
 import { timelineFromRuns, type RunHistory } from '../history/index.js';
+import type { TimelineApproval } from '../history/types.js';
 import { BUNDLE_FORMAT, workflowDigest, type AuditBundle, type BundledWorkflow } from './bundle.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -51,12 +52,8 @@ function decode<T>(payloads: temporal.api.common.v1.IPayloads | null | undefined
 }
 
 function stepOfEnvelope(envelope: Envelope | undefined): string | undefined {
-  try {
-    const payload = JSON.parse(utf8Decode(fromBase64(envelope!.payload))) as { stepPath?: unknown };
-    return typeof payload.stepPath === 'string' ? payload.stepPath : undefined;
-  } catch {
-    return undefined;
-  }
+  const path = peekApprovalPayload(envelope)?.stepPath;
+  return typeof path === 'string' ? path : undefined;
 }
 
 /** The step an event belongs to, where it says (activities of a step, approvals of a step). */
@@ -147,6 +144,26 @@ function runsOf(workflow: BundledWorkflow): RunHistory[] {
   }));
 }
 
+/**
+ * A standing approval (or the device that signed it) revoked before the step ran authorised
+ * nothing, even if the plan had not heard of it yet: the bundle's final device records say when.
+ */
+function grantsRevokedBeforeRun(approvals: TimelineApproval[], registry: DeviceRegistry, ranAt: string): string[] {
+  const ranMs = Date.parse(ranAt);
+  const found: string[] = [];
+  for (const approval of approvals) {
+    if (!approval.grant) continue;
+    const grant = registry.grant(approval.grant.grantId);
+    const issuer = grant && registry.get(grant.issuedBy);
+    const revoked = [grant?.revoked, issuer?.revoked].find((r) => r && Date.parse(r.at) <= ranMs);
+    if (revoked)
+      found.push(
+        `standing approval "${approval.grant.name}" (${approval.grant.grantId}) ${revoked === grant?.revoked ? 'was revoked' : 'was signed by a device revoked'} at ${revoked.at}, before the step ran at ${ranAt}`,
+      );
+  }
+  return found;
+}
+
 export function verifyBundle(raw: unknown, options: { rootKeyId?: string | undefined } = {}): BundleVerdict {
   const bundle = checkShape(raw);
   const root = options.rootKeyId
@@ -167,8 +184,9 @@ export function verifyBundle(raw: unknown, options: { rootKeyId?: string | undef
     if (!listed.has(id)) problems.push(`the bundle holds ${id}, which its manifest does not list`);
   const steps: StepVerdict[] = [];
   let chainProblem: string | undefined;
+  let finalRegistry: DeviceRegistry | undefined;
   try {
-    DeviceRegistry.fromRecords(bundle.deviceRecords, root.keyId);
+    finalRegistry = DeviceRegistry.fromRecords(bundle.deviceRecords, root.keyId);
   } catch (error) {
     chainProblem = `the bundle's device records do not chain to the root ${root.keyId?.slice(0, 12) ?? '?'}…: ${(error as Error).message}`;
   }
@@ -217,12 +235,15 @@ export function verifyBundle(raw: unknown, options: { rootKeyId?: string | undef
       ];
       const approvals = entries.filter((e) => e.approval);
       if (chainProblem && approvals.length) reasons.push(chainProblem);
-      const ran = step.attempts > 0 || entries.some((e) => e.kind === 'step_started');
+      const started = entries.find((e) => e.kind === 'step_started');
+      const ran = step.attempts > 0 || started !== undefined;
+      if (started && finalRegistry)
+        reasons.push(...grantsRevokedBeforeRun(approvals.map((e) => e.approval!), finalRegistry, started.at));
       const deciders = approvals
         .filter((e) => e.approval!.verified)
         .map((e) =>
-          e.approval!.auto
-            ? 'an auto-approve rule (policy key)'
+          e.approval!.grant
+            ? `standing approval "${e.approval!.grant.name}" (${e.approval!.grant.grantId}: ${e.approval!.grant.text}; signed by "${e.approval!.grant.issuedBy}")`
             : `${e.approval!.decision === 'deny' ? 'denied' : 'approved'} by "${e.approval!.device}"`,
         );
       if (reasons.length || (ran && !step.verified))

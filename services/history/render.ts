@@ -77,9 +77,11 @@ export function renderTimeline(timeline: PlanTimeline): string {
     const label =
       entry.approval?.decision === 'deny'
         ? 'denial'
-        : entry.approval?.auto
-          ? 'auto-approval'
-          : LABELS[entry.kind];
+        : entry.approval?.grant
+          ? 'standing approval'
+          : entry.approval?.auto
+            ? 'plan rule'
+            : LABELS[entry.kind];
     out.push(
       `${entry.at.slice(11, 23)} ${mark} ${label.padEnd(17)} ${clean(entry.step ?? '').padEnd(stepWidth)}  ${clean(entry.text)}`,
     );

@@ -544,7 +544,7 @@ class TimelineBuilder {
     let invalid = '';
     try {
       // Histories keep plans of every version: a plan's own rules are read (and never trusted) here.
-      spec = validatePlan(input?.plan, { planRules: 'legacy' });
+      spec = validatePlan(input?.plan, { planRules: 'read' });
     } catch (error) {
       invalid = ` (the plan is invalid: ${(error as Error).message.split('\n').slice(1).join('; ').trim()})`;
     }

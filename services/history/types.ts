@@ -29,7 +29,7 @@ export interface TimelineApproval {
   role: string;
   decision: 'approve' | 'deny';
   reason: string;
-  /** Signed by the policy key under an auto-approve rule (or delivered by the auto-approval activity). */
+  /** Signed by the policy key: applying a standing approval (old histories: a plan's own rule). */
   auto: boolean;
   /** The envelope passed verifyApproval again, here, at audit time. */
   verified: boolean;

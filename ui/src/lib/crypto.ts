@@ -9,7 +9,8 @@ import {
   loginPayloadBytes,
   type ApprovalRequest,
 } from '../../../core/approval/payload.js';
-import { toBase64 } from '../../../core/bytes.js';
+import { agentProposalSeedText } from '../../../core/agents.js';
+import { fromBase64, toBase64 } from '../../../core/bytes.js';
 import type { DeviceRecord } from '../../../core/devices/records.js';
 import { keyIdOf } from '../../../core/keys.js';
 import type { StoredDevice } from './keystore.js';
@@ -58,6 +59,26 @@ export function signRecord(device: StoredDevice, record: DeviceRecord): Promise<
 
 export function signApproval(device: StoredDevice, request: ApprovalRequest): Promise<Envelope> {
   return signed(device, PAYLOAD_TYPES.approval, approvalPayloadBytes(request, device.keyId));
+}
+
+/** PKCS #8 wrapping of a raw 32-byte Ed25519 seed (RFC 8410), so WebCrypto can import it. */
+const ED25519_PKCS8_PREFIX = new Uint8Array([
+  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+]);
+
+/**
+ * The public half of the key an agent signs its proposals with (core/agents.ts agentProposalKey),
+ * derived here with WebCrypto from the token's secret, which never leaves this page.
+ */
+export async function agentProposalPublicKey(secret: string): Promise<Uint8Array> {
+  const seed = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(agentProposalSeedText(secret))));
+  const pkcs8 = new Uint8Array(ED25519_PKCS8_PREFIX.length + seed.length);
+  pkcs8.set(ED25519_PKCS8_PREFIX);
+  pkcs8.set(seed, ED25519_PKCS8_PREFIX.length);
+  const key = await crypto.subtle.importKey('pkcs8', pkcs8, { name: 'Ed25519' }, true, ['sign']);
+  const jwk = await crypto.subtle.exportKey('jwk', key);
+  const x = (jwk.x ?? '').replace(/-/g, '+').replace(/_/g, '/');
+  return fromBase64(x + '='.repeat((4 - (x.length % 4)) % 4));
 }
 
 /** `count` random bytes, base64url without padding. */

@@ -1,5 +1,5 @@
 /** Small formatting helpers shared by the screens. */
-import type { ChannelName, ChannelOutcome } from './types.js';
+import type { ApprovalRecord, ChannelName, ChannelOutcome } from './types.js';
 
 /** The first 16 hex digits of a key id in groups of 4: what two people compare aloud. */
 export function fingerprint(keyId: string): string {
@@ -23,6 +23,12 @@ export function time(iso: string | number | undefined): string {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return String(iso);
   return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+}
+
+/** Who decided, as a person reads it: a device, or a standing approval and who signed it. */
+export function deciderText(a: Pick<ApprovalRecord, 'deviceName' | 'auto' | 'grant'>): string {
+  if (a.grant) return `standing approval “${a.grant.name}” (signed by ${a.grant.issuedBy})`;
+  return a.auto ? 'the plan’s own rule (before standing approvals: no person signed it)' : a.deviceName;
 }
 
 /** "in 4 min", "3 h ago". */

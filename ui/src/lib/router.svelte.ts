@@ -1,4 +1,4 @@
-/** Hash routing: `#/inbox`, `#/approve/<workflowId>/<stepPath>`, `#/plans/<id>/history`, `#/settings`, `#/pair?code=…`. */
+/** Hash routing: `#/inbox`, `#/approve/<workflowId>/<stepPath>`, `#/plans/<id>/history`, `#/grants`, `#/settings`, `#/pair?code=…`. */
 
 export type Route =
   | { name: 'inbox' }
@@ -7,6 +7,7 @@ export type Route =
   | { name: 'plan'; workflowId: string }
   | { name: 'history'; workflowId: string }
   | { name: 'devices' }
+  | { name: 'grants' }
   | { name: 'settings' }
   | { name: 'pair'; code: string }
   | { name: 'join'; invite: string }
@@ -32,6 +33,8 @@ export function parseHash(hash: string): Route {
       break;
     case 'devices':
       return { name: 'devices' };
+    case 'grants':
+      return { name: 'grants' };
     case 'settings':
       return { name: 'settings' };
     case 'pair':
@@ -58,6 +61,8 @@ export function href(route: Route): string {
       return `#/plans/${enc(route.workflowId)}/history`;
     case 'devices':
       return '#/devices';
+    case 'grants':
+      return '#/grants';
     case 'settings':
       return '#/settings';
     case 'pair':

@@ -3,7 +3,10 @@
  * api/types.ts, imported as types; the small schema-only bodies are written here.
  */
 import type { Envelope } from '../../../core/approval/dsse.js';
+import type { GrantRecord } from '../../../core/grants/grant.js';
 import type { ChannelOutcome, NotifyOffer, QuietHours } from '../../../core/notify/types.js';
+
+export type { GrantRecord };
 
 export type { Envelope };
 export type {
@@ -83,10 +86,20 @@ export interface AgentInfo {
   revoked?: { by: string; at: string; reason: string } | undefined;
 }
 
+/** A standing approval as `GET /api/devices` lists it. */
+export interface GrantInfo {
+  grantId: string;
+  record: GrantRecord;
+  issuedBy: string;
+  revoked?: { by: string; at: string; reason: string } | undefined;
+  uses: number;
+}
+
 export interface DevicesBody {
   rootKeyId: string | null;
   devices: DeviceInfo[];
   agents: AgentInfo[];
+  grants: GrantInfo[];
 }
 
 /** The plan list's entries. */
