@@ -8,7 +8,8 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { authorizeStep, type StepAuthority } from '../core/approval/authorize.js';
 import type { Envelope } from '../core/approval/dsse.js';
 import { verifyProposal, type VerifiedProposal } from '../core/approval/proposal.js';
-import { DeviceRecordError, DeviceRegistry } from '../core/devices/registry.js';
+import { cachedRegistry } from '../core/devices/registry-cache.js';
+import { DeviceRecordError, type DeviceRegistry } from '../core/devices/registry.js';
 import { FAILURE_TYPES } from '../core/names.js';
 import { stepDigest } from '../core/plan/digest.js';
 import type { McpPin } from '../core/mcp/catalog.js';
@@ -31,22 +32,6 @@ export interface ApprovedStep {
   proposal?: Envelope | undefined;
 }
 
-/**
- * Rebuilding a registry verifies every record's signature (~3 ms each in pure JS); plans share
- * the same few records, so registries are remembered by their exact record signatures and pin.
- */
-const registryCache = new Map<string, DeviceRegistry>();
-function trustedRegistry(records: Envelope[], pinnedRootKeyId: string): DeviceRegistry {
-  const key = `${pinnedRootKeyId}|${records.map((r) => `${r.signatures[0].sig}:${r.payload}`).join('|')}`;
-  let registry = registryCache.get(key);
-  if (!registry) {
-    registry = DeviceRegistry.fromRecords(records, pinnedRootKeyId);
-    if (registryCache.size >= 32) registryCache.delete(registryCache.keys().next().value!);
-    registryCache.set(key, registry);
-  }
-  return registry;
-}
-
 function notApproved(message: string): never {
   throw ApplicationFailure.nonRetryable(message, FAILURE_TYPES.stepNotApproved);
 }
@@ -61,7 +46,7 @@ export function assertStepApproved(input: ApprovedStep, pinnedRootKeyId: string 
   }
   let registry: DeviceRegistry;
   try {
-    registry = trustedRegistry(input.trustRecords, pinnedRootKeyId);
+    registry = cachedRegistry(input.trustRecords, pinnedRootKeyId);
   } catch (error) {
     const reason = error instanceof DeviceRecordError ? `[${error.code}] ${error.message}` : String(error);
     throw ApplicationFailure.nonRetryable(
@@ -123,9 +108,14 @@ export async function spendGrantUses(
     const max = decider.grant?.record.maxUses;
     if (max === undefined) continue;
     try {
-      await ledger.spend(decider.grant!.grantId, max, `${input.workflowId}/${input.step.path}/${input.digest}`);
+      await ledger.spend(
+        decider.grant!.grantId,
+        max,
+        `${input.workflowId}/${input.step.path}/${input.digest}`,
+      );
     } catch (error) {
-      if (error instanceof GrantUsesExceeded) notApproved(`executor refused step "${input.step.path}": ${error.message}`);
+      if (error instanceof GrantUsesExceeded)
+        notApproved(`executor refused step "${input.step.path}": ${error.message}`);
       throw error;
     }
   }

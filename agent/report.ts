@@ -75,9 +75,7 @@ export function planReport(tree: PlanViewTree): PlanReport {
     steps,
     // An auto step is waiting for a person only once no standing approval covered it.
     awaitingApproval: steps
-      .filter(
-        (s) => s.status === 'awaiting_approval' && (s.approval === 'required' || s.noStandingApproval),
-      )
+      .filter((s) => s.status === 'awaiting_approval' && (s.approval === 'required' || s.noStandingApproval))
       .map((s) => s.path),
   };
 }

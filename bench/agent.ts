@@ -4,10 +4,11 @@
  * the overhead of proposing and awaiting a plan through Countersign's MCP server.
  *   MCP: `propose_plan` + `wait_for_plan`, called with the SDK's real `Client` over streamable
  *        HTTP (`POST /mcp`, bearer agent token), timed end to end as a pair, for a plan of one
- *        auto-approved `true` step (jail). `propose_plan` may already return the finished plan
- *        (it waits for the first gate or the end, up to 3s); `wait_for_plan` then answers at once.
- *   baseline, same run: the same plan through `submitPlan` and `handle.result()` (the executor
- *        path without MCP).
+ *        `true` step (jail) that runs on a standing approval the root device signed for the
+ *        agent's plans. `propose_plan` may already return the finished plan (it waits for the
+ *        first gate or the end, up to 3s); `wait_for_plan` then answers at once.
+ *   baseline, same run: the same plan through `submitPlan` (proposed by the root device, on its
+ *        own grant) and `handle.result()` (the executor path without MCP).
  * Samples alternate MCP / baseline, so drift of the machine weighs on both alike.
  * Knob: BENCH_AGENT_PLANS (50). `POST /mcp` allows 300 requests a minute: the bench paces itself
  * between samples (never inside one) to stay under it.
@@ -16,9 +17,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { issueAgentToken } from '../services/agents.js';
-import { submitPlan } from '../services/plans.js';
 import type { WorkerProcess } from '../test/support/processes.js';
-import { autoPlan, startBenchStack, warmup, type BenchStack } from './harness.js';
+import { autoPlan, grantRun, startBenchStack, submitAuto, warmup, type BenchStack } from './harness.js';
 import { startApiProcess } from './http.js';
 import { line, summary } from './stats.js';
 
@@ -95,7 +95,7 @@ async function mcpPair(mcp: McpClient, name: string): Promise<PairSample> {
 /** The same plan, submitted and awaited straight through Temporal. */
 async function directPair(stack: BenchStack, name: string): Promise<number> {
   const t0 = performance.now();
-  const { workflowId } = await submitPlan(stack.client, autoPlan(name, 'true'), { proposer: 'bench' });
+  const { workflowId } = await submitAuto(stack, autoPlan(name, 'true'));
   await stack.client.workflow.getHandle(workflowId).result();
   return performance.now() - t0;
 }
@@ -108,8 +108,10 @@ async function main(): Promise<void> {
   try {
     const started = await startApiProcess(stack);
     api = started.api;
-    await warmup(stack.client);
-    const { token } = await issueAgentToken(stack.client, stack.root, 'bench agent');
+    await warmup(stack);
+    const { agentId, token } = await issueAgentToken(stack.client, stack.root, 'bench agent');
+    // The agent's `true` steps run on a standing approval for its plans, as the direct ones do on the root's.
+    await grantRun(stack, 'true', { agent: agentId });
     const pacer = new Pacer();
     mcp = new McpClient({ name: 'countersign-bench', version: '0.1.0' });
     // initialize + notifications/initialized are POSTs; the optional GET stream is refused (405).

@@ -20,7 +20,7 @@ import { signDecision } from '../test/support/api.js';
 import { launchPhone, type Phone } from '../test/support/browser.js';
 import type { WorkerProcess } from '../test/support/processes.js';
 import { PROJECT_ROOT } from '../workers/config.js';
-import { approvalLatency, startBenchStack, until, warmup, type BenchStack } from './harness.js';
+import { approvalLatency, startBenchStack, submitAuto, until, warmup, type BenchStack } from './harness.js';
 import { apiPost, httpLogin, startApiProcess, type HttpSession } from './http.js';
 import { line } from './stats.js';
 import { measureScreens } from './web-app-screens.js';
@@ -81,9 +81,10 @@ async function liveUpdateDelay(stack: BenchStack, session: HttpSession, phone: P
     run: 'sleep 0.2',
     approval: 'auto',
   }));
-  const plan = { name: 'bench-live', policy: { autoApprove: [{ kind: 'shell' }] }, steps };
-  const submitted = await apiPost(session, '/api/plans', { plan });
-  const { workflowId } = (await submitted.json()) as { workflowId: string };
+  const plan = { name: 'bench-live', steps };
+  // Proposed signed by the root device, whose standing approval for `sleep 0.2` runs every step
+  // (a plan posted to the API carries no signed proposal, so no grant could apply to it).
+  const { workflowId } = await submitAuto(stack, plan);
   // Runs in the page: records when each step is first seen succeeded in a `plan` event.
   await page.evaluate(`(() => {
     window.seen = {};
@@ -154,7 +155,7 @@ async function main(): Promise<void> {
   try {
     const started = await startApiProcess(stack);
     api = started.api;
-    await warmup(stack.client);
+    await warmup(stack);
     const session = await httpLogin(started.url, stack.root);
 
     console.log(`\n1. approval round trip, ${APPROVALS} approvals of \`true\` steps (jail)`);

@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultPayloadConverter } from '@temporalio/common';
 import Docker from 'dockerode';
 import type { StepResult } from '../core/plan/state.js';
-import { planView, submitPlan } from '../services/plans.js';
+import { planView } from '../services/plans.js';
 import { DockerBroker } from '../sandbox/docker/broker.js';
 import { hardenedSpec, LABELS } from '../sandbox/docker/container-policy.js';
 import { WORKSPACE_IMAGE, workspaceVolumeName } from '../sandbox/docker/docker-backend.js';
@@ -27,6 +27,7 @@ import {
   approvalLatency,
   autoPlan,
   startBenchStack,
+  submitAuto,
   until,
   warmup,
   type ApprovalSample,
@@ -102,8 +103,7 @@ async function stepOverhead(stack: BenchStack): Promise<StepOverhead> {
     const ids = planIds(`${sandbox}-e2e${steps}`);
     for (let i = 0; i < E2E_PLANS; i++) {
       const submittedAt = Date.now();
-      const { planId, workflowId } = await submitPlan(stack.client, autoPlan('bench-e2e', 'true', steps), {
-        proposer: 'bench',
+      const { planId, workflowId } = await submitAuto(stack, autoPlan('bench-e2e', 'true', steps), {
         planId: ids(),
       });
       await stack.client.workflow.getHandle(workflowId).result();
@@ -240,7 +240,7 @@ async function leakCheck(stack: BenchStack): Promise<string[]> {
   const submitting = eachLimit(ids, LEAK_CONCURRENCY, async (planId) => {
     const t0 = Date.now();
     try {
-      const { workflowId } = await submitPlan(stack.client, plan, { proposer: 'bench', planId });
+      const { workflowId } = await submitAuto(stack, plan, { planId });
       await stack.client.workflow.getHandle(workflowId).result();
       latencies.set(planId, Date.now() - t0);
     } catch (error) {
@@ -320,11 +320,11 @@ async function main(): Promise<void> {
       `\nCountersign Docker benchmarks — ${new Date().toISOString()} — node ${process.version}, ${cpus().length} cores, plans ${PREFIX}*`,
     );
     console.log(`stack up in ${lap()}\n`);
-    await warmup(stack.client, 5, planIds('jail-warmup'));
+    await warmup(stack, 5, planIds('jail-warmup'));
     const jail = await stepOverhead(stack);
     const jailTook = lap();
     await stack.startExecutor('docker');
-    await warmup(stack.client, 3, planIds('docker-warmup'));
+    await warmup(stack, 3, planIds('docker-warmup'));
     const dock = await stepOverhead(stack);
     console.log(`1. step overhead, jail (the baseline) vs Docker (jail ${jailTook}, docker ${lap()})`);
     console.log('approval → step process started (runner wrote started.json)');

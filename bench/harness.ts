@@ -12,7 +12,9 @@ import { Client, Connection } from '@temporalio/client';
 import { signApproval } from '../core/approval/approval.js';
 import { generateKeyPair } from '../core/keys.js';
 import { openPairing, pairRoot, registryView } from '../services/devices.js';
-import { planView, submitPlan } from '../services/plans.js';
+import type { GrantScope } from '../core/grants/grant.js';
+import { grantRecordOf, issueGrant } from '../services/grants.js';
+import { planView, submitPlan, type SubmittedPlan } from '../services/plans.js';
 import { startDevServer, type DevServer } from '../services/temporal-server.js';
 import { RunDir } from '../sandbox/runner/run-dir.js';
 import { freePort } from '../test/support/ports.js';
@@ -117,23 +119,70 @@ export async function startBenchStack(sandbox: Sandbox): Promise<BenchStack> {
   }
 }
 
-/** A plan of one auto-approved step. */
+/**
+ * A plan of `steps` steps running `run`, each asking for a standing approval (`approval: auto`):
+ * submitted with `submitAuto`, they run on the grant the bench's root device signed, no person.
+ */
 export function autoPlan(name: string, run: string, steps = 1) {
   return {
     name,
-    policy: { autoApprove: [{ kind: 'shell' as const }] },
     steps: Array.from({ length: steps }, (_, i) => ({ id: `s${i}`, run, approval: 'auto' })),
   };
 }
 
+/** Grants issued per stack: command → the grant's signing (so concurrent submissions share one). */
+const granted = new WeakMap<BenchStack, Map<string, Promise<unknown>>>();
+
+/**
+ * A standing approval for exactly `run`, signed once per stack by the bench's root device for
+ * the plans it proposes (what a person does once before letting a command run unattended).
+ * `scope` widens it to an agent's plans instead.
+ */
+export function grantRun(
+  stack: BenchStack,
+  run: string,
+  scope: GrantScope = { device: stack.root.keyId },
+): Promise<unknown> {
+  const mine = granted.get(stack) ?? new Map<string, Promise<unknown>>();
+  granted.set(stack, mine);
+  const key = JSON.stringify([run, scope]);
+  let signing = mine.get(key);
+  if (!signing) {
+    const record = grantRecordOf(
+      { name: `bench: ${run}`.slice(0, 100), scope, covers: { kind: 'shell', command: run, match: 'exact' } },
+      Date.now(),
+    );
+    signing = issueGrant(stack.client, stack.root, record);
+    signing.catch(() => mine.delete(key));
+    mine.set(key, signing);
+  }
+  return signing;
+}
+
+/**
+ * Submits `plan` proposed and signed by the bench's root device (as `countersign plan run` does),
+ * after granting each command of its `approval: auto` steps exactly: those steps then run on the
+ * standing approval, without anyone approving them.
+ */
+export async function submitAuto(
+  stack: BenchStack,
+  plan: { name: string; steps: { run: string; approval?: string }[] },
+  options: { planId?: string | undefined } = {},
+): Promise<SubmittedPlan> {
+  const runs = new Set(plan.steps.filter((s) => s.approval === 'auto').map((s) => s.run));
+  await Promise.all([...runs].map((run) => grantRun(stack, run)));
+  return submitPlan(stack.client, plan, {
+    proposer: 'bench',
+    planId: options.planId,
+    signer: { key: stack.root, proposer: { device: stack.root.keyId } },
+  });
+}
+
 /** Runs `n` single-step `true` plans: bundle loaded, runners spawned, sticky caches filled. */
-export async function warmup(client: Client, n = 5, planId?: () => string): Promise<void> {
+export async function warmup(stack: BenchStack, n = 5, planId?: () => string): Promise<void> {
   for (let i = 0; i < n; i++) {
-    const { workflowId } = await submitPlan(client, autoPlan('warmup', 'true'), {
-      proposer: 'bench',
-      planId: planId?.(),
-    });
-    await client.workflow.getHandle(workflowId).result();
+    const { workflowId } = await submitAuto(stack, autoPlan('warmup', 'true'), { planId: planId?.() });
+    await stack.client.workflow.getHandle(workflowId).result();
   }
 }
 

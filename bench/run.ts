@@ -13,11 +13,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import type { Client } from '@temporalio/client';
-import { submitPlan } from '../services/plans.js';
 import { freePort } from '../test/support/ports.js';
 import { PROJECT_ROOT, statePaths } from '../workers/config.js';
-import { approvalLatency, autoPlan, startBenchStack, warmup } from './harness.js';
+import {
+  approvalLatency,
+  autoPlan,
+  startBenchStack,
+  submitAuto,
+  warmup,
+  type BenchStack,
+} from './harness.js';
 import { line, treeRssKiB } from './stats.js';
 
 const APPROVALS = Number(process.env.BENCH_APPROVALS ?? 500);
@@ -25,7 +30,7 @@ const THROUGHPUT_SECONDS = Number(process.env.BENCH_THROUGHPUT_SECONDS ?? 60);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const STEPS_PER_PLAN = 25;
 
-async function throughput(client: Client) {
+async function throughput(stack: BenchStack) {
   const plan = autoPlan('bench-throughput', 'true');
   const endAt = Date.now() + THROUGHPUT_SECONDS * 1000;
   const latencies: number[] = [];
@@ -35,8 +40,8 @@ async function throughput(client: Client) {
       while (Date.now() < endAt) {
         const t0 = Date.now();
         try {
-          const { workflowId } = await submitPlan(client, plan, { proposer: 'bench' });
-          await client.workflow.getHandle(workflowId).result();
+          const { workflowId } = await submitAuto(stack, plan);
+          await stack.client.workflow.getHandle(workflowId).result();
           if (Date.now() <= endAt) latencies.push(Date.now() - t0);
         } catch {
           failures++;
@@ -84,7 +89,7 @@ async function main(): Promise<void> {
   // The executor would pick Docker where it answers: these figures are the jail's (bench/docker.ts has Docker's).
   const stack = await startBenchStack('jail');
   try {
-    await warmup(stack.client);
+    await warmup(stack);
 
     console.log(
       `\nCountersign benchmarks — ${new Date().toISOString()} — node ${process.version}, 2-core machine, jail backend\n`,
@@ -107,7 +112,7 @@ async function main(): Promise<void> {
       ),
     );
 
-    const tp = await throughput(stack.client);
+    const tp = await throughput(stack);
     console.log(
       `${'plan throughput (1 auto-approved `true` step)'.padEnd(52)} ${tp.perSecond.toFixed(2)} plans/s over ${THROUGHPUT_SECONDS}s, ${CONCURRENCY} in flight, ${tp.completed} completed, ${tp.failures} failed`,
     );

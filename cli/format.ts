@@ -104,6 +104,8 @@ function stepLine(step: StepView, planRef: string, prefix: string): string[] {
     const quorum = step.node.approval.quorum;
     const got = step.approvals.filter((a) => a.decision === 'approve').length;
     const deadline = step.deadlineMs ? ` before ${new Date(step.deadlineMs).toLocaleString()}` : '';
+    if (step.grantNote)
+      lines.push(`${prefix}  ${dim(`asked for a standing approval: ${clean(step.grantNote)}`)}`);
     lines.push(
       `${prefix}  ${yellow(`needs ${quorum - got} more approval${quorum - got > 1 ? 's' : ''}${deadline}:`)} countersign approve ${planRef} ${step.path}`,
     );

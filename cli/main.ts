@@ -169,7 +169,11 @@ async function main(argv: string[]): Promise<void> {
         if (!sub || sub === 'ls' || sub === 'list') return await listGrants(ctx);
         if (sub === 'add') return await addGrant(ctx, values);
         if (sub === 'revoke')
-          return await revokeGrantCommand(ctx, need(third, 'grant id'), values.reason ?? 'revoked from the CLI');
+          return await revokeGrantCommand(
+            ctx,
+            need(third, 'grant id'),
+            values.reason ?? 'revoked from the CLI',
+          );
         break;
       case 'notify':
         if (!sub) return await notifyStatus(ctx);

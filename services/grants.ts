@@ -8,7 +8,7 @@ import type { Client } from '@temporalio/client';
 import { signApproval } from '../core/approval/approval.js';
 import type { Envelope } from '../core/approval/dsse.js';
 import { verifyProposal } from '../core/approval/proposal.js';
-import { DeviceRegistry } from '../core/devices/registry.js';
+import { cachedRegistry } from '../core/devices/registry-cache.js';
 import { signDeviceRecord } from '../core/devices/records.js';
 import { buildGrantRecord, type GrantDraft, type GrantRecord } from '../core/grants/grant.js';
 import type { GrantedStep } from '../core/grants/match.js';
@@ -76,7 +76,7 @@ export async function applyStandingGrant(
   request: StandingGrantRequest,
 ): Promise<StandingGrantAnswer> {
   const { records } = await registryView(client);
-  const registry = DeviceRegistry.fromRecords(records);
+  const registry = cachedRegistry(records);
   let granted: GrantedStep = {
     step: request.step,
     egress: request.egress,

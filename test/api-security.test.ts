@@ -102,7 +102,7 @@ describe('pairing the root device', () => {
       {
         type: 'introduce',
         publicKey: policyPublicKey,
-        name: 'policy (auto-approval rules)',
+        name: 'policy (applies standing approvals)',
         role: 'policy',
         at: new Date().toISOString(),
       },

@@ -15,6 +15,7 @@ import { refusalOf } from '../services/errors.js';
 import { cancelPlan, decide, planView, submitPlan } from '../services/plans.js';
 import { readKeyFile } from '../workers/key-file.js';
 import { approveUpdate } from '../workflows/messages.js';
+import { grantAutoSteps, submitGranted } from './support/grants.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { stepStatus, waitForStep, waitForView } from './support/plans.js';
 
@@ -214,13 +215,13 @@ describe('cancellation', () => {
 
     const plan = {
       name: 'cancel-running',
-      policy: { autoApprove: [{ id: 'long' }] },
       steps: [
         { id: 'long', run: 'echo started; sleep 60; touch survived', approval: 'auto' },
         { id: 'after', run: 'true' },
       ],
     };
-    const running = await submitPlan(stack.client, plan, { proposer: 'test' });
+    // `long` runs on an exact grant the root device signed, without a person.
+    const running = await submitGranted(stack.client, stack.root, plan);
     await waitForView(stack.client, running.planId, (v) => stepStatus(v, 'long') === 'running');
     await new Promise((r) => setTimeout(r, 500));
     await cancelPlan(stack.client, running.planId);
@@ -250,11 +251,14 @@ describe('continue-as-new', () => {
     }));
     const plan = {
       name: 'long',
-      policy: { autoApprove: [{ runPrefix: 'echo ' }] },
       steps: [...steps, { id: 'human', run: 'wc -l < count' }],
     };
+    // Each `echo i >> count` step runs on an exact standing approval; `human` waits for a person.
+    const grants = await grantAutoSteps(stack.client, stack.root, plan);
+    expect(grants).toHaveLength(12);
     const { planId, workflowId } = await submitPlan(stack.client, plan, {
       proposer: 'test',
+      signer: { key: stack.root, proposer: { device: stack.root.keyId } },
       continueAsNewAfterEvents: 40,
     });
     const view = await waitForStep(stack.client, planId, 'human', 'awaiting_approval', 60_000);
@@ -266,5 +270,13 @@ describe('continue-as-new', () => {
     const final = await planView(stack.client, planId);
     expect(final.steps.find((s) => s.path === 'human')?.result?.outputTail.trim()).toBe('12');
     expect(final.steps.filter((s) => s.approvals[0]?.auto).length).toBe(12);
+    // Each ran on its own grant, including those applied in later runs of the chain.
+    expect(final.steps.slice(0, 12).map((s) => s.approvals[0]?.grant?.grantId)).toEqual(
+      grants.map((g) => g.grantId),
+    );
+    expect(final.steps.find((s) => s.path === 'human')?.approvals[0]).toMatchObject({
+      deviceName: 'test phone',
+      auto: false,
+    });
   });
 });

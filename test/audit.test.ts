@@ -13,32 +13,32 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportBundle, workflowDigest, type AuditBundle } from '../services/audit/bundle.js';
 import { verifyBundle, type BundleVerdict } from '../services/audit/verify.js';
-import { decide, submitPlan } from '../services/plans.js';
+import type { GrantRecord } from '../core/grants/grant.js';
+import { decide } from '../services/plans.js';
 import { PROJECT_ROOT } from '../workers/config.js';
+import { grantFor, shell, submitSigned } from './support/grants.js';
 import { waitForStep, waitForView } from './support/plans.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
 let bundle: AuditBundle;
 let dir: string;
+let grant: GrantRecord;
 
 beforeAll(async () => {
   stack = await startTestStack('audit');
   dir = await mkdtemp(join(tmpdir(), 'countersign-audit-'));
-  const { planId, workflowId } = await submitPlan(
-    stack.client,
-    {
-      name: 'audited',
-      policy: { autoApprove: [{ id: 'auto', run: 'echo auto' }] },
-      steps: [
-        { id: 'build', run: 'echo built' },
-        { id: 'auto', run: 'echo auto', approval: 'auto' },
-        { id: 'docs', plan: { name: 'docs', steps: [{ id: 'write', run: 'echo docs' }] } },
-        { id: 'ship', gate: 'Ship it?' },
-      ],
-    },
-    { proposer: 'test' },
-  );
+  // The auto step runs on a standing approval the root device signed; the plan is proposed signed.
+  grant = await grantFor(stack.client, stack.root, { name: 'say auto', covers: shell('echo auto') });
+  const { planId, workflowId } = await submitSigned(stack.client, stack.root, {
+    name: 'audited',
+    steps: [
+      { id: 'build', run: 'echo built' },
+      { id: 'auto', run: 'echo auto', approval: 'auto' },
+      { id: 'docs', plan: { name: 'docs', steps: [{ id: 'write', run: 'echo docs' }] } },
+      { id: 'ship', gate: 'Ship it?' },
+    ],
+  });
   await waitForStep(stack.client, planId, 'build', 'awaiting_approval');
   await decide(stack.client, stack.root, planId, 'build', { decision: 'approve' });
   await waitForView(stack.client, planId, (v) => v.subPlans[0]?.status === 'running');
@@ -104,7 +104,7 @@ function scheduledIndex(b: AuditBundle, step: string): number {
 }
 
 describe('an audit bundle of a real plan', () => {
-  it('verifies offline: approved, auto-approved and sub-plan steps ran as approved, the denied one did not run', () => {
+  it('verifies offline: approved, granted (auto) and sub-plan steps ran as approved, the denied one did not run', () => {
     const verdict = verify(copy());
     expect(verdict.problems).toEqual([]);
     expect(verdict.ok).toBe(true);
@@ -112,7 +112,7 @@ describe('an audit bundle of a real plan', () => {
     expect(byPath.build).toMatchObject({ verdict: 'ok', text: 'ran as approved: approved by "test phone"' });
     expect(byPath.auto).toMatchObject({
       verdict: 'ok',
-      text: 'ran as approved: an auto-approve rule (policy key)',
+      text: `ran as approved: standing approval "say auto" (${grant.grantId}: \`echo auto\` exactly, for plans "test phone" proposes, until ${grant.expiresAt}; signed by "test phone")`,
     });
     expect(byPath.write).toMatchObject({ verdict: 'ok', workflowId: expect.stringMatching(/\.docs$/) });
     expect(byPath.ship).toMatchObject({ verdict: 'not_run', text: 'did not run (denied by "test phone")' });

@@ -108,10 +108,12 @@ describe('countersign grants', () => {
     const shell = await cli('grants', 'add', '--run', 'bash', '--prefix', '--all-agents');
     expect(shell.code).toBe(64);
     expect(shell.out).toContain(
-      '"bash" runs whatever its arguments say: a prefix of it alone would allow any command',
+      '"bash" runs whatever its arguments say: a prefix starting with it would allow any command',
     );
     const syntax = await cli('agents', 'issue', 'bad agent', '--grant-prefix', 'git status; id');
-    expect(syntax.out).toContain('a prefix is plain words only; this one has a command separator (;)');
+    expect(syntax.out).toContain(
+      'a prefix is plain words only, and this one is not: a command separator (;)',
+    );
     expect((await registryView(stack.client)).agents!.some((a) => a.name === 'bad agent')).toBe(false);
     const nobody = await cli('grants', 'add', '--run', 'npm test');
     expect(nobody.out).toContain('say whose plans the grant is for, once');

@@ -55,10 +55,17 @@ describe('countersign CLI', () => {
     expect((await cli('pair', code)).out).toContain('already the root device');
     const devices = await cli('devices');
     expect(devices.out).toMatch(/ci laptop\s+root\s+active/);
-    expect(devices.out).toMatch(/policy \(auto-approval rules\)\s+policy\s+active/);
+    expect(devices.out).toMatch(/policy \(applies standing approvals\)\s+policy\s+active/);
   });
 
-  it('runs the example plan through every kind of node with CLI approvals', async () => {
+  it('runs the example plan through every kind of node with CLI approvals and a standing approval', async () => {
+    // The listing asks for a standing approval: this CLI's device signs one, as the example says.
+    const granted = await cli('grants', 'add', '--run', 'ls -la', '--mine', '--name', 'list the workspace');
+    expect(granted.code, granted.out).toBe(0);
+    expect(granted.out).toMatch(/signed standing approval [0-9a-f]{16} with ci laptop/);
+    const grants = await cli('grants');
+    expect(grants.out).toContain('list the workspace');
+    expect(grants.out).toContain('`ls -la` exactly, for plans "ci laptop" proposes');
     const run = await cli('plan', 'run', 'examples/hello.yaml');
     expect(run.code).toBe(0);
     planId = /plan (\w+) started/.exec(run.out)![1]!;
@@ -73,7 +80,9 @@ describe('countersign CLI', () => {
     expect((await cli('approve', planId, 'docs/write-readme')).code).toBe(0);
     await waitForStep(stack.client, planId, 'ship-it', 'awaiting_approval');
     const shown = await cli('plan', 'show', planId);
-    expect(shown.out).toMatch(/look-around.*succeeded.*approved by policy rule/);
+    expect(shown.out).toMatch(
+      /look-around.*succeeded.*approved by standing approval "list the workspace" \(signed by ci laptop\)/,
+    );
     expect(shown.out).toMatch(/write-readme\s+✓ succeeded/);
     expect(shown.out).toContain(`countersign approve ${planId} ship-it`);
     expect((await cli('plan', 'ls', '--awaiting')).out).toContain(`plan-${planId}`);
@@ -86,7 +95,9 @@ describe('countersign CLI', () => {
       .catch(() => undefined);
     const history = await cli('history', planId);
     expect(history.out).toMatch(/✓ approval\s+scaffold\s+approved by "ci laptop"/);
-    expect(history.out).toMatch(/✓ auto-approval\s+look-around/);
+    expect(history.out).toMatch(
+      /✓ standing approval\s+look-around\s+approved by standing approval "list the workspace" \([0-9a-f]{16}: `ls -la` exactly, for plans "ci laptop" proposes, until [^;]+; signed by "ci laptop" on [^)]+\), applied by the policy key/,
+    );
     expect(history.out).toMatch(/✓ denial\s+ship-it\s+denied by "ci laptop".*not on a Friday/);
     expect(history.out).toContain('plan "hello countersign" failed');
   });
@@ -97,8 +108,11 @@ describe('countersign CLI', () => {
     const run = `i=0; while [ ! -f seen ] && [ $i -lt 120 ]; do i=$((i+1)); echo tick-$i; sleep 0.5; done`;
     await writeFile(
       join(dir, 'ticker.yaml'),
-      `name: ticker\npolicy: { autoApprove: [ { id: tick } ] }\nsteps:\n  - { id: tick, run: '${run}', approval: auto }\n`,
+      `name: ticker\nsteps:\n  - { id: tick, run: '${run}', approval: auto }\n`,
     );
+    // A standing approval for exactly this command, so the step runs without anyone approving it.
+    const granted = await cli('grants', 'add', '--run', run, '--mine', '--name', 'ticker');
+    expect(granted.code, granted.out).toBe(0);
     const started = await cli('plan', 'run', join(dir, 'ticker.yaml'));
     const id = /plan (\w+) started/.exec(started.out)![1]!;
     const watch = spawn(join(PROJECT_ROOT, 'bin', 'countersign'), ['plan', 'show', id, '--watch'], {

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planView, submitPlan } from '../services/plans.js';
+import { submitGranted } from './support/grants.js';
 import { containersOf, readWorkspaceFile, removeDockerLeftovers } from './support/docker.js';
 import { ProcessStack, waitUntil } from './support/process-stack.js';
 import { WorkerProcess } from './support/processes.js';
@@ -20,10 +21,15 @@ afterAll(async () => {
   await removeDockerLeftovers(plans);
 });
 
-const auto = { autoApprove: [{ kind: 'shell' as const }] };
-
 async function submit(plan: Record<string, unknown>) {
   const submitted = await submitPlan(stack.client, plan, { proposer: 'test' });
+  plans.push(submitted.planId);
+  return submitted;
+}
+
+/** A plan whose `approval: auto` steps run on exact grants the root device signed, without a person. */
+async function submitAuto(plan: Record<string, unknown>) {
+  const submitted = await submitGranted(stack.client, stack.root, plan);
   plans.push(submitted.planId);
   return submitted;
 }
@@ -53,9 +59,8 @@ describe('faults on the Docker backend', () => {
   });
 
   it('a hung step under a frozen executor: the heartbeat times out, another executor takes over, the time limit stops it, the container goes', async () => {
-    const { planId, workflowId } = await submit({
+    const { planId, workflowId } = await submitAuto({
       name: 'docker-hung-step',
-      policy: auto,
       steps: [{ id: 'hang', run: 'echo hanging > started; sleep 600', timeout: '12s', approval: 'auto' }],
     });
     await waitUntil(
@@ -81,9 +86,8 @@ describe('faults on the Docker backend', () => {
   });
 
   it('a step that exceeds the memory limit fails with a clear out-of-memory message', async () => {
-    const { planId, workflowId } = await submit({
+    const { planId, workflowId } = await submitAuto({
       name: 'docker-oom',
-      policy: auto,
       steps: [{ id: 'hog', run: 'head -c 900m /dev/zero | tail > /dev/null', approval: 'auto' }],
     });
     expect(await stack.closed(workflowId)).toBe('FAILED');
@@ -97,9 +101,8 @@ describe('faults on the Docker backend', () => {
   });
 
   it('a flood of output is bounded and the step still succeeds with the end of its output', async () => {
-    const { planId, workflowId } = await submit({
+    const { planId, workflowId } = await submitAuto({
       name: 'docker-flood',
-      policy: auto,
       steps: [
         { id: 'flood', run: 'yes countersign | head -c 6000000; echo; echo tail-marker', approval: 'auto' },
       ],

@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JANITOR_WORKFLOW_ID } from '../core/names.js';
 import { DockerBroker } from '../sandbox/docker/broker.js';
 import { WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
-import { submitPlan } from '../services/plans.js';
 import { ensureJanitor } from '../workers/control.js';
 import { brokerScope } from '../workers/sandbox-choice.js';
+import { submitGranted } from './support/grants.js';
 import { containersOf, removeDockerLeftovers } from './support/docker.js';
 import { waitUntil } from './support/process-stack.js';
 import { startTestStack, type TestStack } from './support/stack.js';
@@ -33,21 +33,15 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const auto = { autoApprove: [{ kind: 'shell' as const }] };
-
+/** A plan open at its gate, after a first step ran (on an exact grant, no person) in its container. */
 async function planWithContainer(name: string) {
-  const submitted = await submitPlan(
-    stack.client,
-    {
-      name,
-      policy: auto,
-      steps: [
-        { id: 'touch', run: 'echo hi', approval: 'auto' },
-        { id: 'wait', gate: 'keep the plan open' },
-      ],
-    },
-    { proposer: 'test' },
-  );
+  const submitted = await submitGranted(stack.client, stack.root, {
+    name,
+    steps: [
+      { id: 'touch', run: 'echo hi', approval: 'auto' },
+      { id: 'wait', gate: 'keep the plan open' },
+    ],
+  });
   plans.push(submitted.planId);
   await waitForStep(stack.client, submitted.planId, 'wait', 'awaiting_approval');
   expect(await containersOf([submitted.planId])).toHaveLength(1);

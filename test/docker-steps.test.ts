@@ -7,7 +7,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerBroker } from '../sandbox/docker/broker.js';
 import { WORKSPACE_IMAGE, workspaceVolumeName } from '../sandbox/docker/docker-backend.js';
-import { cancelPlan, planView, submitPlan } from '../services/plans.js';
+import { cancelPlan, planView } from '../services/plans.js';
+import { submitGranted } from './support/grants.js';
 import { removeDockerLeftovers } from './support/docker.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { waitForStep, waitForView } from './support/plans.js';
@@ -24,7 +25,12 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const auto = { autoApprove: [{ kind: 'shell' as const }] };
+/** Submits `plan` signed by the root device, whose exact grants let its `approval: auto` steps run without a person. */
+async function submitAuto(plan: Record<string, unknown>) {
+  const submitted = await submitGranted(stack.client, stack.root, plan);
+  plans.push(submitted.planId);
+  return submitted;
+}
 
 describe('the Docker backend', () => {
   it('runs a plan in one workspace container whose volume carries files from step to step', async () => {
@@ -32,12 +38,7 @@ describe('the Docker backend', () => {
       { id: 'write', run: 'mkdir -p out && echo from-step-one > out/note && id -u', approval: 'auto' },
       { id: 'read', run: 'cat note; pwd', cwd: 'out', approval: 'auto' },
     ];
-    const { planId, workflowId } = await submitPlan(
-      stack.client,
-      { name: 'docker-plan', policy: auto, steps },
-      { proposer: 'test' },
-    );
-    plans.push(planId);
+    const { planId, workflowId } = await submitAuto({ name: 'docker-plan', steps });
     await stack.client.workflow.getHandle(workflowId).result();
     const [write, read] = (await planView(stack.client, planId)).steps;
     expect(write?.result?.backend).toBe('docker');
@@ -59,14 +60,12 @@ describe('the Docker backend', () => {
   it('keeps the workspace container hardened while the plan runs', async () => {
     const plan = {
       name: 'docker-live',
-      policy: auto,
       steps: [
         { id: 'first', run: 'true', approval: 'auto' },
         { id: 'wait', gate: 'look at the container' },
       ],
     };
-    const { planId } = await submitPlan(stack.client, plan, { proposer: 'test' });
-    plans.push(planId);
+    const { planId } = await submitAuto(plan);
     await waitForStep(stack.client, planId, 'wait', 'awaiting_approval');
     const container = await broker.findWorkspace(planId);
     expect(container?.running).toBe(true);
@@ -93,16 +92,10 @@ describe('the Docker backend', () => {
       'test -e /var/run/docker.sock && echo SOCKET:present || echo SOCKET:absent',
       'touch /usr/evil 2>/dev/null && echo USR:writable || echo USR:read-only',
     ].join('; ');
-    const { planId, workflowId } = await submitPlan(
-      stack.client,
-      {
-        name: 'docker-probe',
-        policy: auto,
-        steps: [{ id: 'probe', run: `bash -c '${probe}'`, approval: 'auto' }],
-      },
-      { proposer: 'attacker' },
-    );
-    plans.push(planId);
+    const { planId, workflowId } = await submitAuto({
+      name: 'docker-probe',
+      steps: [{ id: 'probe', run: `bash -c '${probe}'`, approval: 'auto' }],
+    });
     await stack.client.workflow.getHandle(workflowId).result();
     const output = (await planView(stack.client, planId)).steps[0]!.result!.outputTail;
     expect(output).toContain('TEMPORAL:closed');

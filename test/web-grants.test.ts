@@ -136,7 +136,7 @@ describe('standing approvals on a phone', () => {
     await testId('grant-command').fill('bash');
     await expect
       .poll(() => testId('grant-problem').textContent())
-      .toContain('a prefix of it alone would allow any command');
+      .toContain('a prefix starting with it would allow any command');
     expect(await testId('grant-sign').isDisabled()).toBe(true);
     await testId('grant-command').fill('git status');
 

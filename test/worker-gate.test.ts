@@ -14,6 +14,7 @@ import { decide, planView, submitPlan } from '../services/plans.js';
 import { startWorkerGate, type WorkerGate } from '../sandbox/gate/worker-gate.js';
 import { createExecutorWorker } from '../workers/executor.js';
 import { approveUpdate } from '../workflows/messages.js';
+import { submitGranted } from './support/grants.js';
 import { pairTestRoot, startTestStack, type TestStack } from './support/stack.js';
 import { waitForStep } from './support/plans.js';
 
@@ -105,15 +106,10 @@ describe('the worker gate', () => {
   it('survives an executor that vanishes mid-poll: its polls are cancelled upstream, the next task reaches a live worker', async () => {
     await stopExecutor();
     await abandonPolls(5);
-    const { planId, workflowId } = await submitPlan(
-      stack.client,
-      {
-        name: 'after-a-crash',
-        policy: { autoApprove: [{ kind: 'shell' }] },
-        steps: [{ id: 'hi', run: 'echo still here', approval: 'auto' }],
-      },
-      { proposer: 'test' },
-    );
+    const { planId, workflowId } = await submitGranted(stack.client, stack.root, {
+      name: 'after-a-crash',
+      steps: [{ id: 'hi', run: 'echo still here', approval: 'auto' }],
+    });
     await waitForStep(stack.client, planId, 'hi', 'running'); // its task is now in the queue
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     await startGatedExecutor();

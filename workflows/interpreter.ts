@@ -275,7 +275,8 @@ export class PlanInterpreter {
     for (const [path, record] of this.steps) {
       const node = this.stepNodes.get(path)!;
       if (node.approval.mode !== 'auto') continue;
-      if (record.status === 'awaiting_approval' && this.verdict(record) === undefined) this.grantRetries.add(path);
+      if (record.status === 'awaiting_approval' && this.verdict(record) === undefined)
+        this.grantRetries.add(path);
       const dispatched = this.dispatched.get(path);
       if (record.status === 'running' && dispatched && !dispatched.withdrawn) {
         const authority = this.book.authority(path);
@@ -417,7 +418,10 @@ export class PlanInterpreter {
    * is withdrawn before it runs. 'withdrawn': the step never started. A step that had started is
    * stopped, and fails saying why.
    */
-  private async execute(node: Exclude<StepNode, { kind: 'gate' }>, record: StepRecord): Promise<StepResult | 'withdrawn'> {
+  private async execute(
+    node: Exclude<StepNode, { kind: 'gate' }>,
+    record: StepRecord,
+  ): Promise<StepResult | 'withdrawn'> {
     const approved = {
       workflowId: this.workflowId,
       runId: this.runId,
@@ -465,7 +469,9 @@ export class PlanInterpreter {
       this.publish();
     }
     if (node.approval.mode === 'auto' && this.verdict(record) === undefined)
-      await (this.options.legacyPlanRules ? this.legacyAutoApprove(node, record) : this.askForGrant(node, record));
+      await (this.options.legacyPlanRules
+        ? this.legacyAutoApprove(node, record)
+        : this.askForGrant(node, record));
     if (this.verdict(record) === undefined && record.remindersSent === 0 && !record.escalatedAt)
       this.notify(node, record, 'gate', 0);
     const remindMs = node.approval.remind ? parseDuration(node.approval.remind) : undefined;
@@ -835,7 +841,9 @@ export class PlanInterpreter {
 
 function proposerText(proposal: ReturnType<ApprovalBook['proposal']>): string {
   if (typeof proposal === 'string') return '';
-  return 'agent' in proposal.proposer ? `agent ${proposal.proposer.agent}` : `device ${proposal.proposer.device}`;
+  return 'agent' in proposal.proposer
+    ? `agent ${proposal.proposer.agent}`
+    : `device ${proposal.proposer.device}`;
 }
 
 /** Records how a step or sub-plan ended when it threw: cancelled, or failed with the reason. */

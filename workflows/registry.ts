@@ -85,7 +85,9 @@ export async function deviceRegistryWorkflow(input: RegistryWorkflowInput): Prom
     announcing++;
     void control
       .announceTrustRecords({ records: [...registry.records] })
-      .catch((error: unknown) => log.warn('could not tell open plans of new device records', { error: String(error) }))
+      .catch((error: unknown) =>
+        log.warn('could not tell open plans of new device records', { error: String(error) }),
+      )
       .finally(() => announcing--);
   };
   // Applying to a copy first keeps the live registry untouched when a record is refused.
@@ -149,10 +151,14 @@ export async function deviceRegistryWorkflow(input: RegistryWorkflowInput): Prom
         const grant = registry.grant(grantId);
         if (!grant) refuse(new DeviceRecordError('not_allowed', `no standing approval ${grantId}`));
         if (grant.revoked)
-          refuse(new DeviceRecordError('not_allowed', `standing approval "${grant.record.name}" was revoked`));
+          refuse(
+            new DeviceRecordError('not_allowed', `standing approval "${grant.record.name}" was revoked`),
+          );
         const max = grant.record.maxUses;
         if (max === undefined)
-          refuse(new DeviceRecordError('not_allowed', `standing approval "${grant.record.name}" has no use limit`));
+          refuse(
+            new DeviceRecordError('not_allowed', `standing approval "${grant.record.name}" has no use limit`),
+          );
         if (typeof useKey !== 'string' || useKey.length === 0 || useKey.length > 1000)
           refuse(new DeviceRecordError('malformed_record', 'a use is named by workflowId/stepPath/digest'));
         const uses = grantUses.get(grantId) ?? [];

@@ -55,7 +55,9 @@ export async function issueAgent(
   console.log(`\n  ${token}\n`);
   for (const covers of commands) {
     const record = recordFor(agentId, covers);
-    printPreview(record, (id) => (id === agentId ? name : (view.devices.find((d) => d.keyId === id)?.name ?? id)));
+    printPreview(record, (id) =>
+      id === agentId ? name : (view.devices.find((d) => d.keyId === id)?.name ?? id),
+    );
     await issueGrant(client, key, record);
     console.log(`${green('signed')} standing approval ${bold(record.grantId)} for ${bold(name)}`);
   }

@@ -30,7 +30,9 @@ export async function pair(ctx: CliContext, code: string, options: { name?: stri
   console.log(dim(`  key file ${ctx.paths.cliKey} (mode 0600); executor pin ${ctx.paths.pinnedRoot}`));
   if (view.devices.some((d) => d.role === 'policy'))
     console.log(
-      dim("  introduced the control worker's policy key: it applies standing approvals you sign (countersign grants add)"),
+      dim(
+        "  introduced the control worker's policy key: it applies standing approvals you sign (countersign grants add)",
+      ),
     );
 }
 

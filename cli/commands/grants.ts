@@ -104,7 +104,8 @@ function splitPair(text: string, what: string): [string, string] {
 
 /** The draft a person described on the command line. */
 export function draftFromOptions(options: GrantOptions, deviceKeyId: string, nowMs: number): GrantDraft {
-  if (Boolean(options.run) === Boolean(options.mcp)) usage('give what the grant allows: --run COMMAND or --mcp SERVER/TOOL');
+  if (Boolean(options.run) === Boolean(options.mcp))
+    usage('give what the grant allows: --run COMMAND or --mcp SERVER/TOOL');
   let covers: GrantRecord['covers'];
   if (options.run) {
     const env: Record<string, string | null> = {};
@@ -150,9 +151,11 @@ export function draftFromOptions(options: GrantOptions, deviceKeyId: string, now
     };
   }
   const risk = options['max-risk'];
-  if (risk !== undefined && !['low', 'medium', 'high'].includes(risk)) usage('--max-risk is low, medium or high');
+  if (risk !== undefined && !['low', 'medium', 'high'].includes(risk))
+    usage('--max-risk is low, medium or high');
   const uses = options.uses === undefined ? undefined : Number(options.uses);
-  if (uses !== undefined && !(Number.isInteger(uses) && uses >= 1)) usage('--uses takes a whole number of 1 or more');
+  if (uses !== undefined && !(Number.isInteger(uses) && uses >= 1))
+    usage('--uses takes a whole number of 1 or more');
   let expiresAt: string | undefined;
   if (options.expires !== undefined) {
     try {

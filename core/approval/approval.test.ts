@@ -53,14 +53,18 @@ const deviceRecords: Envelope[] = [
 const registry = DeviceRegistry.fromRecords(deviceRecords, root.keyId);
 
 const WORKSPACE = 'ws-1';
-const spec = validatePlan({
-  name: 'release',
-  policy: { autoApprove: [{ id: 'lint' }] },
-  steps: [
-    { id: 'lint', run: 'npm run lint', approval: 'auto' },
-    { id: 'deploy', run: 'make deploy', env: { STAGE: 'prod' } },
-  ],
-});
+// A plan recorded before standing approvals (its own autoApprove rule): new plans may only ask.
+const spec = validatePlan(
+  {
+    name: 'release',
+    policy: { autoApprove: [{ id: 'lint' }] },
+    steps: [
+      { id: 'lint', run: 'npm run lint', approval: 'auto' },
+      { id: 'deploy', run: 'make deploy', env: { STAGE: 'prod' } },
+    ],
+  },
+  { planRules: 'legacy' },
+);
 const [lintStep, deployStep] = planSteps(spec);
 const digests: Record<string, { digest: string; auto: boolean }> = {
   lint: { digest: stepDigest(lintStep!, WORKSPACE), auto: true },
@@ -174,9 +178,10 @@ describe('signApproval / verifyApproval: the valid case', () => {
     ).toBe('deny');
   });
 
-  it('accepts the policy key on an auto step, and records that it was the policy key', () => {
+  it('accepts the policy key on an auto step of a legacy plan, and records that it was the policy key', () => {
     const envelope = signApproval(request({ stepPath: 'lint', stepDigest: digests.lint!.digest }), policyKey);
-    const verified = verifyApproval(envelope, expectation());
+    // Since standing approvals, the policy key alone counts only when replaying plans recorded before them.
+    const verified = verifyApproval(envelope, expectation({ legacyPlanRules: true }));
     expect(verified.device.role).toBe('policy');
     expect(verified.payload.stepPath).toBe('lint');
   });
@@ -705,5 +710,133 @@ describe('device record envelopes are not approvals', () => {
       at: RECORD_TIME,
     };
     expect(refusal(signDeviceRecord(record, root)).code).toBe('malformed_envelope');
+  });
+});
+
+describe('verifyApproval: standing approvals (grants)', () => {
+  const AGENT = '0123456789abcdef';
+  const GRANT = '1111222233334444';
+  const grantRecord: DeviceRecord = {
+    type: 'grant',
+    grantId: GRANT,
+    name: 'lint anything',
+    scope: { agents: 'all' },
+    covers: { kind: 'shell', command: 'npm run lint', match: 'exact' },
+    expiresAt: '2030-01-31T00:00:00.000Z',
+    at: RECORD_TIME,
+  };
+  const grantEnvelope = signDeviceRecord(grantRecord, root);
+  const withGrant = DeviceRegistry.fromRecords(
+    [
+      ...deviceRecords,
+      signDeviceRecord(
+        {
+          type: 'issue-agent',
+          agentId: AGENT,
+          name: 'builder',
+          secretSha256: 'ab'.repeat(32),
+          at: RECORD_TIME,
+        },
+        root,
+      ),
+      grantEnvelope,
+    ],
+    root.keyId,
+  );
+  const sig = grantEnvelope.signatures[0].sig;
+  const lint = (grant?: { id: string; sig: string }, use?: number) =>
+    request({ stepPath: 'lint', stepDigest: digests.lint!.digest, grant, use });
+  /** The lint step as the workflow knows it: with what a grant looks at. */
+  const granted = expectation({
+    registry: withGrant,
+    step: (path) =>
+      path === 'lint'
+        ? {
+            ...digests.lint!,
+            granted: { step: lintStep!, egress: false, planName: 'release', proposer: { agent: AGENT } },
+          }
+        : digests[path],
+  });
+
+  it('accepts the policy key applying a grant that covers the step, and returns the grant', () => {
+    const verified = verifyApproval(signApproval(lint({ id: GRANT, sig }), policyKey), granted);
+    expect(verified.device.role).toBe('policy');
+    expect(verified.grant?.grantId).toBe(GRANT);
+    expect(verified.grant?.issuedBy).toBe(root.keyId);
+    expect(verified.payload.grant).toEqual({ id: GRANT, sig });
+  });
+
+  it('refuses a grant when the verifier does not know what the step looks like: grant_does_not_cover', () => {
+    // The plain expectation knows the lint step's digest and that it is auto, but no `granted` context.
+    const error = refusal(
+      signApproval(lint({ id: GRANT, sig }), policyKey),
+      expectation({ registry: withGrant }),
+    );
+    expect(error.code).toBe('grant_does_not_cover');
+    expect(error.message).toBe(
+      `standing approval "lint anything" (${GRANT}): the step it would approve is not known here`,
+    );
+  });
+
+  it("refuses a person's approval that names a grant (or a use): malformed_payload", () => {
+    for (const [what, r] of [
+      ['a grant', lint({ id: GRANT, sig })],
+      ['a grant and a use', lint({ id: GRANT, sig }, 1)],
+      ['only a use', lint(undefined, 1)],
+      ['a grant on a human step', request({ grant: { id: GRANT, sig } })],
+    ] as const) {
+      const error = refusal(signApproval(r, root), granted);
+      expect(error.code, what).toBe('malformed_payload');
+      expect(error.message, what).toBe(
+        "a person's approval does not name a standing approval: only the control worker applies those",
+      );
+    }
+  });
+
+  it('refuses a grant named with another signature: unknown_grant', () => {
+    const otherSig = signDeviceRecord({ ...grantRecord, name: 'lint anything!' }, root).signatures[0].sig;
+    expect(otherSig).not.toBe(sig);
+    const error = refusal(signApproval(lint({ id: GRANT, sig: otherSig }), policyKey), granted);
+    expect(error.code).toBe('unknown_grant');
+    expect(error.message).toBe(
+      `the approval names standing approval ${GRANT}, which was signed differently (a record replayed under another id?)`,
+    );
+  });
+
+  it('refuses a grant the device records do not hold: unknown_grant', () => {
+    const error = refusal(signApproval(lint({ id: 'ffffffffffffffff', sig }), policyKey), granted);
+    expect(error.code).toBe('unknown_grant');
+    expect(error.message).toBe(
+      'the approval names standing approval ffffffffffffffff, which is not in the device records',
+    );
+  });
+
+  it('refuses the policy key without a grant, unless replaying a plan from before grants: grant_required', () => {
+    const envelope = signApproval(lint(), policyKey);
+    const error = refusal(envelope, granted);
+    expect(error.code).toBe('grant_required');
+    expect(error.message).toBe(
+      'the policy key applies standing approvals a person signed; this approval of "lint" names none, so it counts for nothing',
+    );
+    expect(verifyApproval(envelope, { ...granted, legacyPlanRules: true }).grant).toBeUndefined();
+  });
+
+  it('refuses a grant applied to a step that needs a person, before looking at the grant', () => {
+    const error = refusal(signApproval(request({ grant: { id: GRANT, sig }, use: 1 }), policyKey), granted);
+    expect(error.code).toBe('policy_key_not_allowed');
+  });
+
+  it('refuses a grant applied after it expired, even when time is not checked: grant_expired', () => {
+    const late = { ...lint({ id: GRANT, sig }), nowMs: Date.parse('2030-01-31T00:00:00.000Z') };
+    const error = refusal(signApproval(late, policyKey), { ...granted, ignoreTime: true });
+    expect(error.code).toBe('grant_expired');
+    expect(error.message).toBe(
+      `standing approval "lint anything" (${GRANT}) expired at 2030-01-31T00:00:00.000Z`,
+    );
+    // Signed a minute before the grant expired, checked live at its expiry (the envelope itself still fresh).
+    const expiry = Date.parse('2030-01-31T00:00:00.000Z');
+    const justBefore = signApproval({ ...lint({ id: GRANT, sig }), nowMs: expiry - 60_000 }, policyKey);
+    expect(refusal(justBefore, { ...granted, nowMs: expiry }).code).toBe('grant_expired');
+    expect(verifyApproval(justBefore, { ...granted, nowMs: expiry - 1 }).grant?.grantId).toBe(GRANT);
   });
 });

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { signApproval } from '../approval/approval.js';
 import { PAYLOAD_TYPES, signEnvelope, type Envelope } from '../approval/dsse.js';
 import { fromBase64, toBase64, utf8ToBytes } from '../bytes.js';
+import { agentProposalKey } from '../agents.js';
+import type { GrantRecord } from '../grants/grant.js';
 import { keyIdOf, keyPairFromSecret, type KeyPair } from '../keys.js';
 import { signDeviceRecord, type DeviceRecord } from './records.js';
 import { DeviceRecordError, DeviceRegistry } from './registry.js';
@@ -161,7 +163,7 @@ describe('DeviceRegistry: refusals', () => {
     ]) {
       const error = refusal(registry, envelope);
       expect(error.code).toBe('not_allowed');
-      expect(error.message).toBe('the policy key cannot introduce or revoke devices or agents');
+      expect(error.message).toBe('the policy key cannot introduce or revoke devices, agents or grants');
     }
   });
 
@@ -357,5 +359,279 @@ describe('agent tokens in the registry', () => {
     registry.apply(issue('0123456789abcdef', approver));
     expect(refusal(registry, issue('0123456789abcdef', approver)).code).toBe('not_allowed');
     expect(refusal(fixture(), revokeAgent('fedcba9876543210', root)).code).toBe('not_allowed');
+  });
+});
+
+describe('standing approvals (grants) in the registry', () => {
+  const AGENT = '0123456789abcdef';
+  const GRANT = '1111222233334444';
+  const issueAgent = (signer: KeyPair = root) =>
+    signDeviceRecord(
+      { type: 'issue-agent', agentId: AGENT, name: 'builder', secretSha256: 'ab'.repeat(32), at: AT },
+      signer,
+    );
+  const record = (overrides: Partial<GrantRecord> = {}): GrantRecord => ({
+    type: 'grant',
+    grantId: GRANT,
+    name: 'run the tests',
+    scope: { agents: 'all' },
+    covers: { kind: 'shell', command: 'npm test', match: 'exact' },
+    expiresAt: '2030-01-31T00:00:00.000Z',
+    at: AT,
+    ...overrides,
+  });
+  const grant = (signer: KeyPair, overrides: Partial<GrantRecord> = {}) =>
+    signDeviceRecord(record(overrides), signer);
+  const revokeGrant = (signer: KeyPair, grantId = GRANT, at = '2030-01-02T00:00:00.000Z') =>
+    signDeviceRecord({ type: 'revoke-grant', grantId, reason: 'done with it', at }, signer);
+  /** The fixture with an agent, so grants may name it. */
+  const withAgent = (): DeviceRegistry => {
+    const registry = fixture();
+    registry.apply(issueAgent());
+    return registry;
+  };
+  const grantCount = (registry: DeviceRegistry) => registry.listGrants().length;
+
+  it.each([
+    ['the root', root],
+    ['an approver', approver],
+  ])('accepts a grant signed by %s, keeping the record, its signature and its issuer', (_who, signer) => {
+    const registry = withAgent();
+    const envelope = grant(signer, { scope: { agent: AGENT } });
+    registry.apply(envelope);
+    const held = registry.grant(GRANT);
+    expect(held).toEqual({
+      grantId: GRANT,
+      record: record({ scope: { agent: AGENT } }),
+      sig: envelope.signatures[0].sig,
+      issuedBy: signer.keyId,
+    });
+    expect(registry.listGrants()).toEqual([held]);
+    expect(registry.records.at(-1)).toBe(envelope);
+    // Rebuilding from the accepted records gives the same grants.
+    expect(DeviceRegistry.fromRecords(registry.records, root.keyId).listGrants()).toEqual([held]);
+  });
+
+  it.each([
+    ['all agents', { agents: 'all' } as const],
+    ['a known agent', { agent: AGENT }],
+    ["a person's device", { device: approver.keyId }],
+    ['the root', { device: root.keyId }],
+  ])('accepts a scope of %s', (_what, scope) => {
+    const registry = withAgent();
+    registry.apply(grant(root, { scope }));
+    expect(registry.grant(GRANT)?.record.scope).toEqual(scope);
+  });
+
+  it('refuses a grant signed by the policy key, a stranger or a revoked device', () => {
+    const cases: [KeyPair, string][] = [
+      [policyKey, 'the policy key cannot introduce or revoke devices, agents or grants'],
+      [stranger, `record is signed by unknown device ${stranger.keyId}`],
+      [retired, 'record is signed by revoked device old phone'],
+    ];
+    for (const [signer, message] of cases) {
+      const registry = fixture();
+      const error = refusal(registry, grant(signer));
+      expect(error.code).toBe('not_allowed');
+      expect(error.message).toBe(message);
+      expect(grantCount(registry)).toBe(0);
+    }
+  });
+
+  it('refuses a second grant with the same id, even from another device or with another content', () => {
+    const registry = fixture();
+    registry.apply(grant(root));
+    for (const again of [grant(root), grant(approver, { name: 'something else' })]) {
+      const error = refusal(registry, again);
+      expect(error.code).toBe('not_allowed');
+      expect(error.message).toBe(`grant ${GRANT} is already issued`);
+    }
+    expect(registry.grant(GRANT)?.issuedBy).toBe(root.keyId);
+    expect(grantCount(registry)).toBe(1);
+  });
+
+  it('refuses a scope naming an unknown agent or device, or the policy key', () => {
+    const cases: [GrantRecord['scope'], string][] = [
+      [{ agent: AGENT }, `the grant names unknown agent ${AGENT}`],
+      [{ device: stranger.keyId }, `the grant names unknown device ${stranger.keyId}`],
+      [{ device: policyKey.keyId }, `the grant names unknown device ${policyKey.keyId}`],
+    ];
+    for (const [scope, message] of cases) {
+      const registry = fixture();
+      const error = refusal(registry, grant(root, { scope }));
+      expect(error.code).toBe('not_allowed');
+      expect(error.message).toBe(message);
+      expect(grantCount(registry)).toBe(0);
+    }
+  });
+
+  it('refuses a malformed grant record with the schema reason', () => {
+    const error = refusal(
+      fixture(),
+      grant(root, { covers: { kind: 'shell', command: 'sh', match: 'prefix' } }),
+    );
+    expect(error.code).toBe('malformed_record');
+    expect(error.message).toBe(
+      'device record is malformed: covers.command: "sh" runs whatever its arguments say: a prefix starting with it would allow any command; grant the exact command instead',
+    );
+    const expired = refusal(fixture(), grant(root, { expiresAt: AT }));
+    expect(expired.message).toBe('device record is malformed: expiresAt: a grant expires after it is issued');
+  });
+
+  it.each([
+    ['its issuer', root],
+    ['another person', approver],
+  ])('lets %s revoke a grant', (_who, signer) => {
+    const registry = fixture();
+    registry.apply(grant(root));
+    registry.apply(revokeGrant(signer));
+    expect(registry.grant(GRANT)?.revoked).toEqual({
+      by: signer.keyId,
+      at: '2030-01-02T00:00:00.000Z',
+      reason: 'done with it',
+    });
+    // Revoked grants stay listed, with their fate.
+    expect(registry.listGrants().map((g) => g.revoked?.by)).toEqual([signer.keyId]);
+  });
+
+  it('refuses revoking a grant from the policy key, a stranger or a revoked device', () => {
+    for (const [signer, message] of [
+      [policyKey, 'the policy key cannot introduce or revoke devices, agents or grants'],
+      [stranger, `record is signed by unknown device ${stranger.keyId}`],
+      [retired, 'record is signed by revoked device old phone'],
+    ] as const) {
+      const registry = fixture();
+      registry.apply(grant(root));
+      expect(refusal(registry, revokeGrant(signer)).message).toBe(message);
+      expect(registry.grant(GRANT)?.revoked).toBeUndefined();
+    }
+  });
+
+  it('refuses revoking a grant twice, keeping the first revocation', () => {
+    const registry = fixture();
+    registry.apply(grant(root));
+    registry.apply(revokeGrant(approver));
+    const error = refusal(registry, revokeGrant(root, GRANT, '2030-01-03T00:00:00.000Z'));
+    expect(error.code).toBe('not_allowed');
+    expect(error.message).toBe('grant "run the tests" is already revoked');
+    expect(registry.grant(GRANT)?.revoked?.by).toBe(approver.keyId);
+  });
+
+  it('refuses revoking an unknown grant', () => {
+    const error = refusal(fixture(), revokeGrant(root, 'ffffffffffffffff'));
+    expect(error.code).toBe('not_allowed');
+    expect(error.message).toBe('cannot revoke unknown grant ffffffffffffffff');
+  });
+
+  it('lists every grant in the order issued, and finds each by id', () => {
+    const registry = withAgent();
+    const ids = ['aaaaaaaaaaaaaaa1', 'aaaaaaaaaaaaaaa2', 'aaaaaaaaaaaaaaa3'];
+    ids.forEach((grantId, i) => registry.apply(grant(i % 2 ? approver : root, { grantId, name: `g${i}` })));
+    expect(registry.listGrants().map((g) => [g.grantId, g.record.name, g.issuedBy])).toEqual([
+      [ids[0], 'g0', root.keyId],
+      [ids[1], 'g1', approver.keyId],
+      [ids[2], 'g2', root.keyId],
+    ]);
+    for (const grantId of ids) expect(registry.grant(grantId)?.grantId).toBe(grantId);
+    expect(registry.grant(GRANT)).toBeUndefined();
+    expect(fixture().listGrants()).toEqual([]);
+  });
+
+  it('a grant is not a device: grant records change neither the devices nor the agents', () => {
+    const registry = withAgent();
+    const devices = registry.list();
+    const agents = registry.listAgents();
+    registry.apply(grant(root));
+    registry.apply(revokeGrant(root));
+    expect(registry.list()).toEqual(devices);
+    expect(registry.listAgents()).toEqual(agents);
+  });
+});
+
+describe('agent tokens with a proposal key', () => {
+  const secret = 'an-agent-token-secret-0123456789abcdef';
+  const key = agentProposalKey(secret);
+
+  it('exposes the public half of the proposal key as bytes', () => {
+    const registry = fixture();
+    registry.apply(
+      signDeviceRecord(
+        {
+          type: 'issue-agent',
+          agentId: '0123456789abcdef',
+          name: 'builder',
+          secretSha256: 'ab'.repeat(32),
+          proposalKey: toBase64(key.publicKey),
+          at: AT,
+        },
+        approver,
+      ),
+    );
+    const agent = registry.agent('0123456789abcdef');
+    expect(agent?.proposalKey).toBeInstanceOf(Uint8Array);
+    expect(agent?.proposalKey).toEqual(key.publicKey);
+    expect(agent?.issuedBy).toBe(approver.keyId);
+    expect(agent?.issuedAt).toBe(AT);
+  });
+
+  it('leaves it out for tokens issued before signed proposals', () => {
+    const registry = fixture();
+    registry.apply(
+      signDeviceRecord(
+        {
+          type: 'issue-agent',
+          agentId: '0123456789abcdef',
+          name: 'old',
+          secretSha256: 'ab'.repeat(32),
+          at: AT,
+        },
+        root,
+      ),
+    );
+    expect(registry.agent('0123456789abcdef')).not.toHaveProperty('proposalKey');
+  });
+
+  it('refuses a proposal key that is not 32 bytes', () => {
+    const error = refusal(
+      fixture(),
+      signDeviceRecord(
+        {
+          type: 'issue-agent',
+          agentId: '0123456789abcdef',
+          name: 'builder',
+          secretSha256: 'ab'.repeat(32),
+          proposalKey: toBase64(key.publicKey.slice(1)),
+          at: AT,
+        },
+        root,
+      ),
+    );
+    expect(error.code).toBe('malformed_record');
+    expect(error.message).toBe(
+      'device record is malformed: proposalKey: publicKey must be base64 of 32 bytes',
+    );
+  });
+});
+
+describe('DeviceRegistry.extendedWith: adopting a longer chain verifies only the new records', () => {
+  it('gives the same registry as rebuilding from all records, and leaves the original as it was', () => {
+    const base = DeviceRegistry.fromRecords(records.slice(0, 3), root.keyId);
+    const extended = base.extendedWith(records, root.keyId)!;
+    const rebuilt = DeviceRegistry.fromRecords(records, root.keyId);
+    expect(extended.list()).toEqual(rebuilt.list());
+    expect(extended.records).toEqual(rebuilt.records);
+    expect(base.records).toHaveLength(3);
+    // The revocation in the longer chain changed the copy, never the device object the base holds.
+    expect(base.get(retired.keyId)?.revoked).toBeUndefined();
+    expect(extended.get(retired.keyId)?.revoked).toBeDefined();
+  });
+
+  it('answers undefined for a chain that does not extend this one, and throws for a bad new record', () => {
+    const base = fixture();
+    expect(base.extendedWith(records.slice(0, 2))).toBeUndefined();
+    expect(base.extendedWith([records[0]!, records[2]!, records[1]!, ...records.slice(3)])).toBeUndefined();
+    expect(() => base.extendedWith([...records, introduce(newcomer, stranger, 'approver', 'stray')])).toThrow(
+      DeviceRecordError,
+    );
   });
 });

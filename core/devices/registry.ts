@@ -65,7 +65,7 @@ export class DeviceRegistry {
 
   /**
    * This registry with `records` applied, when they extend its own (same records first, then more):
-   * only the new records are verified. Throws DeviceRecordError for a record that does not apply,
+   * only the new records are verified (this same registry when there are none). Throws DeviceRecordError for a record that does not apply,
    * and returns undefined when `records` do not extend this chain at all.
    */
   extendedWith(records: readonly Envelope[], pinnedRootKeyId?: string): DeviceRegistry | undefined {
@@ -77,6 +77,7 @@ export class DeviceRegistry {
         records[i]?.payload !== known[i]!.payload
       )
         return undefined;
+    if (records.length === known.length) return this;
     const next = new DeviceRegistry();
     for (const [id, device] of this.devices) next.devices.set(id, { ...device });
     for (const [id, agent] of this.agents) next.agents.set(id, { ...agent });

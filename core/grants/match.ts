@@ -10,7 +10,7 @@ import type { McpPin } from '../mcp/catalog.js';
 import { stepRisk } from '../notify/risk.js';
 import type { McpStep, Risk, ShellStep, StepNode } from '../plan/types.js';
 import type { ArgumentRule, GrantRecord, McpCoverage, ShellCoverage } from './grant.js';
-import { plainWords } from './shell-words.js';
+import { hasHiddenCharacters, plainWords } from './shell-words.js';
 
 /** The step as it would be signed, with what the grant's scope and limits look at. */
 export interface GrantedStep {
@@ -149,7 +149,7 @@ const MAX_GLOB_VALUE = 4096;
  */
 export function globMatches(glob: string, value: string): boolean {
   if (value.length > MAX_GLOB_VALUE) return false;
-  if (/[\u0000-\u001f\u007f]/.test(value)) return false;
+  if (hasHiddenCharacters(value)) return false;
   if (value.split(/[/\\]/).includes('..')) return false;
   const tokens: ('*' | '**' | '?' | string)[] = [];
   for (let i = 0; i < glob.length; i++) {

@@ -2,8 +2,9 @@
 import { z } from 'zod';
 import { utf8ToBytes } from '../bytes.js';
 import { canonicalJson } from '../canonical.js';
+import { PLAN_LIMITS } from '../plan/limits.js';
 import { GRANT_LIMITS } from './grant.js';
-import { COMMAND_RUNNERS, plainWords } from './shell-words.js';
+import { hasHiddenCharacters, plainWords, prefixProblem } from './shell-words.js';
 
 const hex16 = z.string().regex(/^[0-9a-f]{16}$/);
 const keyId = z.string().regex(/^[0-9a-f]{32}$/);
@@ -16,7 +17,7 @@ const relativePath = z
   .string()
   .max(1024)
   .refine(
-    (p) => !p.startsWith('/') && !p.split('/').includes('..') && !/[\u0000-\u001f]/.test(p),
+    (p) => !p.startsWith('/') && !p.split('/').includes('..') && !hasHiddenCharacters(p),
     'must be a relative path that stays inside the workspace',
   );
 
@@ -44,7 +45,7 @@ const argumentRule = z.union([
         .string()
         .min(1)
         .max(GRANT_LIMITS.maxGlobChars)
-        .refine((g) => !/[\u0000-\u001f]/.test(g), 'a glob has no control characters'),
+        .refine((g) => !hasHiddenCharacters(g), 'a glob has no control or invisible characters'),
     })
     .strict(),
   z.object({ any: z.literal(true) }).strict(),
@@ -53,7 +54,7 @@ const argumentRule = z.union([
 const shellCoverage = z
   .object({
     kind: z.literal('shell'),
-    command: z.string().min(1).max(4096),
+    command: z.string().min(1).max(PLAN_LIMITS.maxCommandBytes),
     match: z.enum(['exact', 'prefix']),
     cwd: relativePath.optional(),
     env: z.record(envName, z.string().max(4096).nullable()).optional(),
@@ -66,16 +67,12 @@ const shellCoverage = z
       ctx.addIssue({
         code: 'custom',
         path: ['command'],
-        message: `a prefix is plain words only; this one has ${parsed.reason}`,
+        message: `a prefix is plain words only, and this one is not: ${parsed.reason}`,
       });
       return;
     }
-    if (parsed.words.length === 1 && COMMAND_RUNNERS.has(parsed.words[0]!))
-      ctx.addIssue({
-        code: 'custom',
-        path: ['command'],
-        message: `"${parsed.words[0]}" runs whatever its arguments say: a prefix of it alone would allow any command`,
-      });
+    const problem = prefixProblem(parsed.words);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['command'], message: problem });
   });
 
 const mcpCoverage = z

@@ -39,9 +39,16 @@ const SPECIAL: Record<string, string> = {
 const ASSIGNMENT = /^[A-Za-z_][A-Za-z0-9_]*=/;
 
 /** Control and format characters (bidi overrides, zero-width joiners) hide what a line says. */
-// eslint-disable-next-line no-control-regex
-const HIDDEN =
-  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]/u;
+const HIDDEN = new RegExp(
+  // eslint-disable-next-line no-control-regex -- finding control characters is the point
+  '[\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff]',
+  'u',
+);
+
+/** True when `text` holds a control or invisible character (tabs and newlines included). */
+export function hasHiddenCharacters(text: string): boolean {
+  return /[\t\n]/.test(text) || HIDDEN.test(text);
+}
 
 function describe(char: string): string {
   return (
@@ -56,8 +63,7 @@ function describe(char: string): string {
  * letters, digits and `_-./,:@%+=`. The first word may not be an assignment (`NAME=value cmd`).
  */
 export function plainWords(command: string): ShellWords {
-  if (HIDDEN.test(command.replace(/\t/g, ' ').replace(/\n/g, ' ')))
-    return { ok: false, reason: 'it holds a control or invisible character' };
+  if (HIDDEN.test(command)) return { ok: false, reason: 'it holds a control or invisible character' };
   const words: string[] = [];
   let word: string | undefined;
   let i = 0;
@@ -96,7 +102,7 @@ export function plainWords(command: string): ShellWords {
   return { ok: true, words };
 }
 
-/** Programs that run other commands given in their arguments: a prefix of just one of these allows anything. */
+/** Programs that run other commands given in their arguments: a prefix starting with one allows anything. */
 export const COMMAND_RUNNERS: ReadonlySet<string> = new Set([
   'sh',
   'bash',
@@ -128,3 +134,41 @@ export const COMMAND_RUNNERS: ReadonlySet<string> = new Set([
   'stdbuf',
   'flock',
 ]);
+
+/** Programs that run code given in their arguments (`python3 -c …`, `node -e …`). */
+export const INTERPRETERS: ReadonlySet<string> = new Set([
+  'python',
+  'python2',
+  'python3',
+  'node',
+  'nodejs',
+  'deno',
+  'bun',
+  'perl',
+  'ruby',
+  'php',
+  'lua',
+  'R',
+  'Rscript',
+  'awk',
+  'gawk',
+  'mawk',
+  'osascript',
+  'pwsh',
+]);
+
+const INLINE_CODE_FLAGS = new Set(['-c', '-e', '-E', '-r', '-p', '--eval', '--print', 'eval', '-x']);
+
+/**
+ * Why a prefix of these words would allow any command, or undefined. A prefix may not start with
+ * a program that runs other commands (`sh`, `env`, `sudo`, `/bin/sh`, …), nor be an interpreter
+ * alone or with its inline-code flag (`python3`, `node -e`): grant the exact command instead.
+ */
+export function prefixProblem(words: readonly string[]): string | undefined {
+  const program = words[0]?.split('/').pop() ?? '';
+  if (COMMAND_RUNNERS.has(program))
+    return `"${words[0]}" runs whatever its arguments say: a prefix starting with it would allow any command; grant the exact command instead`;
+  if (INTERPRETERS.has(program) && (words.length === 1 || words.some((w) => INLINE_CODE_FLAGS.has(w))))
+    return `"${words.join(' ')}" runs code given in its arguments: a prefix of it would allow any program; grant the exact command instead`;
+  return undefined;
+}

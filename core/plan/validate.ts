@@ -214,7 +214,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 export type PlanRules = 'refuse' | 'legacy' | 'read';
 
 export const PLAN_RULES_REFUSED =
-  'plans can no longer approve their own steps: a person issues a standing approval instead (the app\'s Grants screen, or `countersign grants add`), and `approval: auto` on a step asks for one';
+  "plans can no longer approve their own steps: a person issues a standing approval instead (the app's Grants screen, or `countersign grants add`), and `approval: auto` on a step asks for one";
 
 class PlanValidator {
   readonly issues: PlanIssue[] = [];
@@ -234,7 +234,10 @@ class PlanValidator {
     if (!fields) return undefined;
     const policy: PlanPolicy = fields.policy;
     if (this.rules === 'refuse' && policy.autoApprove.length > 0)
-      this.issues.push({ path: joinPath(joinPath(at, 'policy'), 'autoApprove'), message: PLAN_RULES_REFUSED });
+      this.issues.push({
+        path: joinPath(joinPath(at, 'policy'), 'autoApprove'),
+        message: PLAN_RULES_REFUSED,
+      });
     const ids = new Set<string>();
     this.egressOfPlans.push(fields.egress);
     const rootChildren = this.children(fields.steps, joinPath(at, 'steps'), depth + 1, policy, ids);
@@ -512,7 +515,10 @@ export function validatePlan(
 ): PlanSpec {
   const screened = screenRawValue(raw, '', 0);
   if (screened) throw new PlanValidationError([screened]);
-  const validator = new PlanValidator(options.maxNodes ?? PLAN_LIMITS.maxNodes, options.planRules ?? 'refuse');
+  const validator = new PlanValidator(
+    options.maxNodes ?? PLAN_LIMITS.maxNodes,
+    options.planRules ?? 'refuse',
+  );
   const plan = validator.plan(raw, '', 0);
   if (!plan || validator.issues.length > 0) throw new PlanValidationError(validator.issues);
   return plan;

@@ -148,7 +148,11 @@ function runsOf(workflow: BundledWorkflow): RunHistory[] {
  * A standing approval (or the device that signed it) revoked before the step ran authorised
  * nothing, even if the plan had not heard of it yet: the bundle's final device records say when.
  */
-function grantsRevokedBeforeRun(approvals: TimelineApproval[], registry: DeviceRegistry, ranAt: string): string[] {
+function grantsRevokedBeforeRun(
+  approvals: TimelineApproval[],
+  registry: DeviceRegistry,
+  ranAt: string,
+): string[] {
   const ranMs = Date.parse(ranAt);
   const found: string[] = [];
   for (const approval of approvals) {
@@ -238,7 +242,13 @@ export function verifyBundle(raw: unknown, options: { rootKeyId?: string | undef
       const started = entries.find((e) => e.kind === 'step_started');
       const ran = step.attempts > 0 || started !== undefined;
       if (started && finalRegistry)
-        reasons.push(...grantsRevokedBeforeRun(approvals.map((e) => e.approval!), finalRegistry, started.at));
+        reasons.push(
+          ...grantsRevokedBeforeRun(
+            approvals.map((e) => e.approval!),
+            finalRegistry,
+            started.at,
+          ),
+        );
       const deciders = approvals
         .filter((e) => e.approval!.verified)
         .map((e) =>

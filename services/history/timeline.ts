@@ -7,7 +7,6 @@
 import { WorkflowNotFoundError, isGrpcServiceError, type Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { fromBase64, utf8Decode } from '../../core/bytes.js';
 import {
   ApprovalRefused,
   peekApprovalPayload,
@@ -617,15 +616,14 @@ class TimelineBuilder {
     }
   }
 
-  /** As the workflow does: a submission's records are adopted when they extend the known chain and verify. */
+  /** As the workflow does: records are adopted when they extend the known chain and verify. */
   private adoptRecords(records: Envelope[]): void {
     if (this.registry instanceof DeviceRecordError || !Array.isArray(records)) return;
-    const known = this.registry.records;
-    if (records.length <= known.length) return;
-    for (let i = 0; i < known.length; i++)
-      if (records[i]?.signatures?.[0]?.sig !== known[i]!.signatures[0].sig) return;
-    const extended = this.buildRegistry(records);
-    if (extended instanceof DeviceRegistry) this.registry = extended;
+    try {
+      this.registry = this.registry.extendedWith(records, this.pinnedRootKeyId) ?? this.registry;
+    } catch {
+      // A chain with a bad record is not adopted; the history keeps what it had.
+    }
   }
 
   private approval(
@@ -673,7 +671,8 @@ class TimelineBuilder {
     if (claimed?.nonce) this.nonces.add(claimed.nonce);
     if (stepPath !== undefined && problem === undefined) this.steps.get(stepPath)?.envelopes.push(envelope);
     const grantId = claimed?.grantId;
-    const grant = grantId && this.registry instanceof DeviceRegistry ? this.registry.grant(grantId) : undefined;
+    const grant =
+      grantId && this.registry instanceof DeviceRegistry ? this.registry.grant(grantId) : undefined;
     const approval: TimelineApproval = {
       keyId: claimed?.keyId ?? envelope?.signatures?.[0]?.keyid ?? '',
       device: device?.name ?? '',
@@ -870,15 +869,17 @@ function readPayload(
   envelope: Envelope | undefined,
 ):
   | Partial<
-      Record<'workflowId' | 'runId' | 'stepPath' | 'decision' | 'reason' | 'nonce' | 'keyId' | 'grantId', string>
+      Record<
+        'workflowId' | 'runId' | 'stepPath' | 'decision' | 'reason' | 'nonce' | 'keyId' | 'grantId',
+        string
+      >
     >
   | undefined {
   const payload = peekApprovalPayload(envelope);
   if (!payload) return undefined;
-  const texts = Object.fromEntries(Object.entries(payload).filter(([, v]) => typeof v === 'string')) as Record<
-    string,
-    string
-  >;
+  const texts = Object.fromEntries(
+    Object.entries(payload).filter(([, v]) => typeof v === 'string'),
+  ) as Record<string, string>;
   const grantId = payload.grant?.id;
   return typeof grantId === 'string' ? { ...texts, grantId } : texts;
 }

@@ -8,8 +8,9 @@ import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { planView, submitPlan } from '../../services/plans.js';
+import { planView } from '../../services/plans.js';
 import { PROJECT_ROOT } from '../../workers/config.js';
+import { submitGranted } from '../support/grants.js';
 import { containersOf, readWorkspaceFile, removeDockerLeftovers } from '../support/docker.js';
 import { ProcessStack, waitUntil } from '../support/process-stack.js';
 
@@ -40,24 +41,23 @@ async function restartDockerEngine(): Promise<void> {
   await run(`${PROJECT_ROOT}/scripts/docker-engine`);
 }
 
-const auto = { autoApprove: [{ kind: 'shell' as const }] };
+/** Submits `plan` signed by the root device, whose exact grants let its `approval: auto` steps run without a person. */
+async function submitAuto(plan: Record<string, unknown>) {
+  const submitted = await submitGranted(stack.client, stack.root, plan);
+  plans.push(submitted.planId);
+  return submitted;
+}
 
 describe('a Docker engine restart', () => {
   it('between steps: the next step runs in a fresh container on the same volume', async () => {
-    const { planId, workflowId } = await submitPlan(
-      stack.client,
-      {
-        name: 'engine-restart-between',
-        policy: auto,
-        steps: [
-          { id: 'write', run: 'echo kept > note', approval: 'auto' },
-          { id: 'pause', gate: 'restart the engine now' },
-          { id: 'read', run: 'cat note', approval: 'auto' },
-        ],
-      },
-      { proposer: 'test' },
-    );
-    plans.push(planId);
+    const { planId, workflowId } = await submitAuto({
+      name: 'engine-restart-between',
+      steps: [
+        { id: 'write', run: 'echo kept > note', approval: 'auto' },
+        { id: 'pause', gate: 'restart the engine now' },
+        { id: 'read', run: 'cat note', approval: 'auto' },
+      ],
+    });
     await stack.waitForStatus(planId, 'pause', 'awaiting_approval');
     await restartDockerEngine();
     await stack.approve(planId, 'pause');
@@ -69,16 +69,10 @@ describe('a Docker engine restart', () => {
   });
 
   it('during a step: the step fails saying the container stopped, runs once, and the files stay', async () => {
-    const { planId, workflowId } = await submitPlan(
-      stack.client,
-      {
-        name: 'engine-restart-during',
-        policy: auto,
-        steps: [{ id: 'long', run: 'echo started >> counter; sleep 20; echo finished', approval: 'auto' }],
-      },
-      { proposer: 'test' },
-    );
-    plans.push(planId);
+    const { planId, workflowId } = await submitAuto({
+      name: 'engine-restart-during',
+      steps: [{ id: 'long', run: 'echo started >> counter; sleep 20; echo finished', approval: 'auto' }],
+    });
     await waitUntil(
       async () =>
         (await readWorkspaceFile(planId, 'counter').catch(() => '')).includes('started') ? true : undefined,

@@ -13,11 +13,12 @@ import { TEMPORAL_CLI } from '../../services/temporal-server.js';
 import { NOTIFY_SETTINGS_WORKFLOW_ID, REGISTRY_WORKFLOW_ID } from '../../core/names.js';
 import { changeNotifySettings } from '../../services/notify/settings.js';
 import { cancelPlan, decide, submitPlan } from '../../services/plans.js';
+import { grantFor, shell, submitGranted, submitSigned } from '../support/grants.js';
+import { revokeGrant } from '../../services/grants.js';
 import { startTestStack } from '../support/stack.js';
 import { waitForStep, waitForView } from '../support/plans.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/histories/', import.meta.url));
-const autoShell = { autoApprove: [{ kind: 'shell' as const }] };
 
 it('records a history for every workflow shape', { timeout: 300_000 }, async () => {
   const stack = await startTestStack('record');
@@ -90,8 +91,7 @@ it('records a history for every workflow shape', { timeout: 300_000 }, async () 
           ],
         },
       ];
-      return (await submitPlan(client, { name: 'ff', policy: autoShell, steps }, { proposer: 'recorder' }))
-        .workflowId;
+      return (await submitGranted(client, stack.root, { name: 'ff', steps })).workflowId;
     },
     'parallel-collect-all': async () => {
       const steps = [
@@ -104,27 +104,18 @@ it('records a history for every workflow shape', { timeout: 300_000 }, async () 
           maxConcurrency: 1,
         },
       ];
-      return (await submitPlan(client, { name: 'ca', policy: autoShell, steps }, { proposer: 'recorder' }))
-        .workflowId;
+      return (await submitGranted(client, stack.root, { name: 'ca', steps })).workflowId;
     },
     'sub-plan': async () => {
-      const p = await submitPlan(
-        client,
-        {
-          name: 'parent',
-          steps: [
-            {
-              id: 'sub',
-              plan: {
-                name: 'child',
-                policy: autoShell,
-                steps: [{ id: 'c', run: 'echo child', approval: 'auto' }],
-              },
-            },
-          ],
-        },
-        { proposer: 'recorder' },
-      );
+      const p = await submitGranted(client, stack.root, {
+        name: 'parent',
+        steps: [
+          {
+            id: 'sub',
+            plan: { name: 'child', steps: [{ id: 'c', run: 'echo child', approval: 'auto' }] },
+          },
+        ],
+      });
       return p.workflowId;
     },
     'timeout-with-reminders': async () => {
@@ -137,11 +128,10 @@ it('records a history for every workflow shape', { timeout: 300_000 }, async () 
       ).workflowId;
     },
     cancelled: async () => {
-      const p = await submitPlan(
-        client,
-        { name: 'cancel', policy: autoShell, steps: [{ id: 'long', run: 'sleep 30', approval: 'auto' }] },
-        { proposer: 'recorder' },
-      );
+      const p = await submitGranted(client, stack.root, {
+        name: 'cancel',
+        steps: [{ id: 'long', run: 'sleep 30', approval: 'auto' }],
+      });
       await waitForStep(client, p.planId, 'long', 'running');
       await cancelPlan(client, p.planId);
       return p.workflowId;
@@ -157,38 +147,36 @@ it('records a history for every workflow shape', { timeout: 300_000 }, async () 
       return p.workflowId;
     },
     'mcp-calls': async () => {
-      const p = await submitPlan(
-        client,
-        {
-          name: 'mcp',
-          policy: { autoApprove: [{ tool: 'everything/echo' }] },
-          steps: [
-            { id: 'write', run: 'echo hello > greeting.txt' },
-            {
-              parallel: [
-                {
-                  id: 'read',
-                  mcp: {
-                    server: 'filesystem',
-                    tool: 'read_text_file',
-                    arguments: { path: '/workspace/greeting.txt' },
-                  },
+      await grantFor(client, stack.root, {
+        covers: { kind: 'mcp', server: 'everything', tool: 'echo', arguments: { message: { equals: 'hi' } } },
+      });
+      const p = await submitSigned(client, stack.root, {
+        name: 'mcp',
+        steps: [
+          { id: 'write', run: 'echo hello > greeting.txt' },
+          {
+            parallel: [
+              {
+                id: 'read',
+                mcp: {
+                  server: 'filesystem',
+                  tool: 'read_text_file',
+                  arguments: { path: '/workspace/greeting.txt' },
                 },
-                {
-                  id: 'echo',
-                  mcp: { server: 'everything', tool: 'echo', arguments: { message: 'hi' } },
-                  approval: 'auto',
-                },
-              ],
-            },
-            {
-              id: 'outside',
-              mcp: { server: 'filesystem', tool: 'read_text_file', arguments: { path: '/etc/passwd' } },
-            },
-          ],
-        },
-        { proposer: 'recorder' },
-      );
+              },
+              {
+                id: 'echo',
+                mcp: { server: 'everything', tool: 'echo', arguments: { message: 'hi' } },
+                approval: 'auto',
+              },
+            ],
+          },
+          {
+            id: 'outside',
+            mcp: { server: 'filesystem', tool: 'read_text_file', arguments: { path: '/etc/passwd' } },
+          },
+        ],
+      });
       for (const step of ['write', 'read', 'outside']) {
         await waitForStep(client, p.planId, step, 'awaiting_approval');
         await approve(p.planId, step);
@@ -229,14 +217,40 @@ it('records a history for every workflow shape', { timeout: 300_000 }, async () 
         run: `echo ${i}`,
         approval: 'auto',
       }));
+      for (const { run } of steps) await grantFor(client, stack.root, { covers: shell(run) });
       const p = await submitPlan(
         client,
-        { name: 'can', policy: autoShell, steps },
-        { proposer: 'recorder', continueAsNewAfterEvents: 40 },
+        { name: 'can', steps },
+        {
+          proposer: 'recorder',
+          continueAsNewAfterEvents: 40,
+          signer: { key: stack.root, proposer: { device: stack.root.keyId } },
+        },
       );
       await waitForView(client, p.planId, (v) => v.continuedAsNew > 0);
       await settle(p.workflowId);
       // The latest run: it starts from carried state, which is what replay must handle.
+      return p.workflowId;
+    },
+    'standing-approvals': async () => {
+      // A grant approves one step; another waits until a grant issued meanwhile reaches the plan
+      // (the registry's signal); a third waits for a person; a revocation reaches the plan too.
+      const first = await grantFor(client, stack.root, { covers: shell('echo granted') });
+      const p = await submitSigned(client, stack.root, {
+        name: 'standing',
+        steps: [
+          { id: 'granted', run: 'echo granted', approval: 'auto' },
+          { id: 'late', run: 'echo late', approval: 'auto' },
+          { id: 'person', run: 'echo person', approval: 'auto' },
+        ],
+      });
+      await waitForStep(client, p.planId, 'granted', 'succeeded');
+      await waitForView(client, p.planId, (v) => v.steps[1]!.grantNote !== undefined);
+      await grantFor(client, stack.root, { covers: shell('echo late') });
+      await waitForStep(client, p.planId, 'late', 'succeeded');
+      await waitForView(client, p.planId, (v) => v.steps[2]!.grantNote !== undefined);
+      await revokeGrant(client, stack.root, first.grantId, 'recorded');
+      await approve(p.planId, 'person');
       return p.workflowId;
     },
   };
@@ -248,6 +262,9 @@ it('records a history for every workflow shape', { timeout: 300_000 }, async () 
     await save(name, workflowId);
   }
   if (!only) await save('device-registry', REGISTRY_WORKFLOW_ID);
+  // The registry with grants issued, used (announced to plans) and revoked.
+  if (!only || only.includes('standing-approvals'))
+    await save('device-registry-grants', REGISTRY_WORKFLOW_ID);
   if (!only || only.includes('notify-settings')) {
     await changeNotifySettings(client, stack.root.keyId, {
       type: 'preferences',

@@ -71,7 +71,9 @@ const ED25519_PKCS8_PREFIX = new Uint8Array([
  * derived here with WebCrypto from the token's secret, which never leaves this page.
  */
 export async function agentProposalPublicKey(secret: string): Promise<Uint8Array> {
-  const seed = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(agentProposalSeedText(secret))));
+  const seed = new Uint8Array(
+    await crypto.subtle.digest('SHA-256', new TextEncoder().encode(agentProposalSeedText(secret))),
+  );
   const pkcs8 = new Uint8Array(ED25519_PKCS8_PREFIX.length + seed.length);
   pkcs8.set(ED25519_PKCS8_PREFIX);
   pkcs8.set(seed, ED25519_PKCS8_PREFIX.length);
