@@ -161,13 +161,15 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
 
     async runShellStep(input: ShellStepInput): Promise<StepResult> {
       const context = Context.current();
-      const authority = assertStepApproved(input, deps.pinnedRootKeyId());
-      await spendGrantUses(authority, input, deps.grantUses);
       const run = new RunDir(deps.runsDir, {
         workflowId: input.workflowId,
         stepPath: input.step.path,
         digest: input.digest,
       });
+      // A step re-attached after a crash is judged as of its launch, not failed for lateness.
+      const launchedAtMs = (await run.claimedAtMs()) ?? Date.now();
+      const authority = assertStepApproved(input, deps.pinnedRootKeyId(), launchedAtMs);
+      await spendGrantUses(authority, input, deps.grantUses);
       await ensureLaunched(run, input);
       const attachCount = await run.recordAttach(context.info.attempt);
       const { started, finished } = await follow(run, input.step.path);

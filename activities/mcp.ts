@@ -197,7 +197,7 @@ export function createMcpActivities(deps: McpDependencies) {
 
     async runMcpStep(input: McpStepInput): Promise<StepResult> {
       const context = Context.current();
-      const authority = assertStepApproved(input, deps.pinnedRootKeyId());
+      const authority = assertStepApproved(input, deps.pinnedRootKeyId(), Date.now());
       await spendGrantUses(authority, input, deps.grantUses);
       const { step, mcpPin: pin } = input;
       const entry = (await deps.catalog()).servers.find((s) => s.id === step.server);

@@ -7,7 +7,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { authorizeStep, type StepAuthority } from '../core/approval/authorize.js';
 import type { Envelope } from '../core/approval/dsse.js';
-import { verifyProposal, type VerifiedProposal } from '../core/approval/proposal.js';
+import { verifyProposedStep, type VerifiedProposal } from '../core/approval/proposal.js';
 import { cachedRegistry } from '../core/devices/registry-cache.js';
 import { DeviceRecordError, type DeviceRegistry } from '../core/devices/registry.js';
 import { FAILURE_TYPES } from '../core/names.js';
@@ -30,6 +30,8 @@ export interface ApprovedStep {
   trustRecords: Envelope[];
   /** The plan's signed proposal: whose plan it is, for standing approvals scoped to a proposer. */
   proposal?: Envelope | undefined;
+  /** With a proposal: the plan (or sub-plan) as written, which the proposal signed and the step is part of. */
+  plan?: unknown;
 }
 
 function notApproved(message: string): never {
@@ -37,7 +39,12 @@ function notApproved(message: string): never {
 }
 
 /** The authority the step's approvals give; throws a non-retryable failure that says why it is not enough. */
-export function assertStepApproved(input: ApprovedStep, pinnedRootKeyId: string | undefined): StepAuthority {
+export function assertStepApproved(
+  input: ApprovedStep,
+  pinnedRootKeyId: string | undefined,
+  /** When the step was (or is being) launched, by this host's clock: grants must be in force then. */
+  launchedAtMs: number,
+): StepAuthority {
   if (!pinnedRootKeyId) {
     throw ApplicationFailure.nonRetryable(
       'executor has no pinned root device: pair a device (`countersign pair`) so the executor can trust approvals',
@@ -68,7 +75,12 @@ export function assertStepApproved(input: ApprovedStep, pinnedRootKeyId: string 
   let proposal: VerifiedProposal | undefined;
   if (input.proposal) {
     try {
-      proposal = verifyProposal(input.proposal, { workflowId: input.workflowId, registry });
+      proposal = verifyProposedStep(input.proposal, {
+        workflowId: input.workflowId,
+        registry,
+        raw: input.plan,
+        step: input.step,
+      });
     } catch {
       // Unverified: no grant scoped to a proposer can apply, which the verdict below will say.
     }
@@ -92,6 +104,7 @@ export function assertStepApproved(input: ApprovedStep, pinnedRootKeyId: string 
     registry,
     // The executor never runs a step on a plan's own rule, whatever the plan says it is.
     legacyPlanRules: false,
+    grantsAtMs: launchedAtMs,
   });
   if (authority.verdict !== 'approved')
     notApproved(`executor refused step "${input.step.path}": ${authority.summary}`);

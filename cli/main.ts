@@ -42,7 +42,7 @@ const USAGE = `countersign — durable agent plans, countersigned step by step
   countersign agents issue NAME [--grant CMD]... [--grant-prefix WORDS]...   issue an agent token (shown
                                       once; signed by this CLI's device key), with standing approvals for it
   countersign grants                  standing approvals: what each allows, for whom, until when, uses left
-  countersign grants add --run CMD [--prefix] | --mcp SERVER/TOOL [--arg N=V]... [--arg-glob N=GLOB]...
+  countersign grants add --run CMD [--prefix [--option -v]...] | --mcp SERVER/TOOL [--arg N=V]... [--arg-glob N=GLOB]...
         [--arg-any N]... [--allow-writes]
       --agent ID | --all-agents | --mine | --device KEYID     whose plans may use it (one of these)
       [--plan NAME]... [--cwd DIR] [--env NAME[=VALUE]]... [--expires 30d] [--uses N]
@@ -93,6 +93,7 @@ async function main(argv: string[]): Promise<void> {
       'grant-prefix': { type: 'string', multiple: true },
       run: { type: 'string' },
       prefix: { type: 'boolean' },
+      option: { type: 'string', multiple: true },
       mcp: { type: 'string' },
       arg: { type: 'string', multiple: true },
       'arg-glob': { type: 'string', multiple: true },

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { signApproval } from '../core/approval/approval.js';
 import type { Envelope } from '../core/approval/dsse.js';
-import { verifyProposal } from '../core/approval/proposal.js';
+import { verifyProposedStep } from '../core/approval/proposal.js';
 import { cachedRegistry } from '../core/devices/registry-cache.js';
 import { signDeviceRecord } from '../core/devices/records.js';
 import { buildGrantRecord, type GrantDraft, type GrantRecord } from '../core/grants/grant.js';
@@ -58,6 +58,8 @@ export interface StandingGrantRequest {
   /** The plan's own name; a verified proposal's signed name is used instead when there is one. */
   planName: string;
   proposal?: Envelope | undefined;
+  /** The plan (or sub-plan) as written that the step comes from: the proposal must have signed it. */
+  plan?: unknown;
 }
 
 export type StandingGrantAnswer =
@@ -85,7 +87,12 @@ export async function applyStandingGrant(
   };
   if (request.proposal) {
     try {
-      const proposal = verifyProposal(request.proposal, { workflowId: request.workflowId, registry });
+      const proposal = verifyProposedStep(request.proposal, {
+        workflowId: request.workflowId,
+        registry,
+        raw: request.plan,
+        step: request.step,
+      });
       granted = { ...granted, planName: proposal.planName, proposer: proposal.proposer };
     } catch (error) {
       return { applied: false, reason: (error as Error).message, records };

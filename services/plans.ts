@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { signApproval } from '../core/approval/approval.js';
-import { planSha256, signProposal, type Proposer } from '../core/approval/proposal.js';
+import { planSha256, signProposal, subPlanHashes, type Proposer } from '../core/approval/proposal.js';
 import type { KeyPair } from '../core/keys.js';
 import { planWorkflowId, SEARCH_ATTRIBUTES, TASK_QUEUES } from '../core/names.js';
 import { stepDigest } from '../core/plan/digest.js';
@@ -52,6 +52,7 @@ export async function submitPlan(
         workflowId: planWorkflowId(planId),
         planName: spec.name,
         planSha256: planSha256(raw),
+        subPlans: subPlanHashes(spec),
         proposer: options.signer.proposer,
         at: new Date().toISOString(),
       },

@@ -62,7 +62,8 @@ describe('countersign grants', () => {
     expect(added.out).toContain(
       'allows commands starting `echo from-the-cli`, for plans "grant laptop" proposes, at most 2 times',
     );
-    expect(added.out).toMatch(/✓ echo from-the-cli --help/);
+    expect(added.out).toMatch(/✓ echo from-the-cli src\/app/);
+    expect(added.out).toMatch(/✗ echo from-the-cli --node-options=.* \(it adds the option/);
     expect(added.out).toMatch(
       /✗ echo from-the-cli && rm -rf ~ {2}\(the command is not plain words: a background job or a chain/,
     );

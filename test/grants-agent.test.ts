@@ -8,13 +8,17 @@ import { randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PlanReport } from '../agent/report.js';
 import { agentSecretSha256, formatAgentToken } from '../core/agents.js';
 import { signDeviceRecord } from '../core/devices/records.js';
+import { TASK_QUEUES } from '../core/names.js';
 import { issueAgentToken } from '../services/agents.js';
-import { addDeviceRecord } from '../services/devices.js';
+import { addDeviceRecord, registryView } from '../services/devices.js';
 import { listPlans } from '../services/plans.js';
+import type { PlanWorkflowInput } from '../workflows/messages.js';
+import { waitForView } from './support/plans.js';
 import { startApi, type ApiUnderTest } from './support/api.js';
 import { grantFor, shell } from './support/grants.js';
 import { freePort } from './support/ports.js';
@@ -153,5 +157,54 @@ describe('a grant a person signed for one agent', () => {
     const old = await runAndWait(formatAgentToken({ agentId, secret }), 'echo for-all-agents');
     expect(old.awaitingApproval).toEqual(['command']);
     expect(old.steps[0]!.noStandingApproval).toMatch(/from before signed proposals: issue it a new token/);
+  });
+});
+
+describe("an agent's signed proposal, replayed", () => {
+  it('does not lend its grants to a plan or sub-plan the agent never proposed', async () => {
+    await grantFor(stack.client, stack.root, {
+      name: 'claude may test',
+      scope: { agent: claude.agentId },
+      covers: shell('echo replayed-grant'),
+    });
+    // A real plan of the agent: its proposal is in the history for anyone with a Temporal client.
+    const real = await runAndWait(claude.token, 'echo replayed-grant');
+    expect(real.status).toBe('succeeded');
+    const started = (await stack.client.workflow.getHandle(real.workflowId).fetchHistory()).events![0]!
+      .workflowExecutionStartedEventAttributes!;
+    const input = defaultPayloadConverter.fromPayload<PlanWorkflowInput>(started.input!.payloads![0]!);
+
+    // The attacker's own plan, started directly under an id the proposal's prefix covers.
+    const { records } = await registryView(stack.client);
+    const attack = {
+      name: 'run the tests',
+      steps: [
+        {
+          id: 's',
+          plan: { name: 'inner', steps: [{ id: 'x', run: 'echo replayed-grant', approval: 'auto' }] },
+        },
+      ],
+    };
+    const workflowId = `${real.workflowId}.a`;
+    const handle = await stack.client.workflow.start('planWorkflow', {
+      workflowId,
+      taskQueue: TASK_QUEUES.control,
+      args: [
+        {
+          planId: workflowId.slice(5),
+          plan: attack,
+          workspaceId: 'someone-elses-workspace',
+          proposer: 'agent "claude"',
+          trustRecords: records,
+          proposal: input.proposal,
+        } satisfies PlanWorkflowInput,
+      ],
+    });
+    const child = `${workflowId}.s`;
+    const view = await waitForView(stack.client, child, (v) => v.steps[0]?.grantNote !== undefined);
+    expect(view.steps[0]!.status).toBe('awaiting_approval');
+    expect(view.steps[0]!.approvals).toEqual([]);
+    expect(view.steps[0]!.grantNote).toMatch(/not one the proposal signed/);
+    await handle.cancel();
   });
 });

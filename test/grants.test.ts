@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { ShellStepInput } from '../activities/executor.js';
-import { signProposal } from '../core/approval/proposal.js';
+import { planSha256, signProposal } from '../core/approval/proposal.js';
 import { stepDigest } from '../core/plan/digest.js';
 import type { ShellStep } from '../core/plan/types.js';
 import { planSteps } from '../core/plan/walk.js';
@@ -128,14 +128,15 @@ describe('a grant covers the exact step, nothing smuggled behind it', () => {
     'git status <<EOF\nid\nEOF',
   ];
 
-  it('a prefix grant for `git status` runs `git status` and `git status --short`; every bypass waits for a person', async () => {
+  it('a prefix grant for `git status` (with `--short` listed) runs `git status` and `git status --short`; every bypass and unlisted option waits for a person', async () => {
     const grant = await grantFor(stack.client, stack.root, {
       name: 'git status',
-      covers: shell('git status', 'prefix'),
+      covers: { ...shell('git status', 'prefix'), options: ['--short'] },
     });
     const steps = [
       auto('plain', 'git status'),
       auto('short', 'git status --short'),
+      auto('option', 'git status --porcelain --untracked-files=all'),
       ...bypasses.map((run, i) => auto(`bypass-${i}`, run)),
     ];
     const { planId } = await submitSigned(stack.client, stack.root, {
@@ -153,6 +154,9 @@ describe('a grant covers the exact step, nothing smuggled behind it', () => {
       expect(step.approvals, bypasses[i]).toEqual([]);
       expect(step.grantNote, bypasses[i]).toMatch(/does not cover it: the command is not plain words/);
     }
+    const option = await settledGate(planId, 'option');
+    expect(option.status).toBe('awaiting_approval');
+    expect(option.grantNote).toMatch(/it adds the option `--porcelain`, which the grant does not list/);
     await cancelPlan(stack.client, planId);
   });
 
@@ -407,17 +411,25 @@ describe('the executor, when the workflow is bypassed', () => {
   });
 
   /** Schedules runShellStep on the sandbox queue from the attacker's workflow; resolves to the outcome. */
+  /**
+   * `proposal`: none; the root's proposal of exactly this plan; one it signed for another plan
+   * (replayed here); or one for this plan's workflow whose sub-plan the rogue claims to be.
+   */
   async function runRogue(
     command: string,
     approvals: (ids: { workflowId: string; runId: string; digest: string }) => Envelope[],
-    proposal?: boolean,
+    proposal: 'none' | 'this plan' | 'another plan' | 'a sub-plan it never signed' = 'this plan',
   ): Promise<string> {
-    const workflowId = planWorkflowId(`rogue${randomBytes(4).toString('hex')}`);
+    const top = planWorkflowId(`rogue${randomBytes(4).toString('hex')}`);
+    const workflowId = proposal === 'a sub-plan it never signed' ? `${top}.evil` : top;
     const runId = 'a'.repeat(36);
     const workspaceId = workflowId.slice(5);
-    const step = planSteps(validatePlan({ name: 'rogue', steps: [auto('s', command)] }))[0] as ShellStep;
+    const raw = { name: 'rogue', steps: [auto('s', command)] };
+    const step = planSteps(validatePlan(raw))[0] as ShellStep;
     const digest = stepDigest(step, workspaceId);
     const { records } = await registryView(stack.client);
+    const signedRaw =
+      proposal === 'another plan' ? { name: 'rogue', steps: [auto('s', 'echo something else')] } : raw;
     const input: ShellStepInput = {
       workflowId,
       runId,
@@ -426,20 +438,22 @@ describe('the executor, when the workflow is bypassed', () => {
       digest,
       approvals: approvals({ workflowId, runId, digest }),
       trustRecords: records,
-      ...(proposal
-        ? {
+      ...(proposal === 'none'
+        ? {}
+        : {
+            plan: raw,
             proposal: signProposal(
               {
-                workflowId,
+                workflowId: top,
                 planName: 'rogue',
-                planSha256: 'ab'.repeat(32),
+                planSha256: planSha256(signedRaw),
+                subPlans: {},
                 proposer: { device: stack.root.keyId },
                 at: new Date().toISOString(),
               },
               stack.root,
             ),
-          }
-        : {}),
+          }),
     };
     return stack.client.workflow
       .execute('rogueRunWorkflow', { workflowId: `rogue-${workflowId}`, taskQueue: 'rogue', args: [input] })
@@ -453,6 +467,7 @@ describe('the executor, when the workflow is bypassed', () => {
   const policyApproval = (
     ids: { workflowId: string; runId: string; digest: string },
     grant?: { id: string; sig: string },
+    nowMs = Date.now(),
   ) =>
     signApproval(
       {
@@ -461,7 +476,7 @@ describe('the executor, when the workflow is bypassed', () => {
         stepPath: 's',
         stepDigest: ids.digest,
         decision: 'approve',
-        nowMs: Date.now(),
+        nowMs,
         nonce: nonce(),
         grant,
       },
@@ -472,18 +487,33 @@ describe('the executor, when the workflow is bypassed', () => {
     const grant = await grantFor(stack.client, stack.root, { covers: shell('echo granted') });
     const registry = DeviceRegistry.fromRecords((await registryView(stack.client)).records);
     const named = { id: grant.grantId, sig: registry.grant(grant.grantId)!.sig };
-    expect(await runRogue('id', (ids) => [policyApproval(ids)], true)).toMatch(
+    expect(await runRogue('id', (ids) => [policyApproval(ids)])).toMatch(
       /executor refused step "s": 0 of 1 approval; not counted: \[grant_required\]/,
     );
-    expect(await runRogue('id', (ids) => [policyApproval(ids, named)], true)).toMatch(
+    expect(await runRogue('id', (ids) => [policyApproval(ids, named)])).toMatch(
       /\[grant_does_not_cover\] standing approval "test grant" .* does not cover "s": the command is not exactly `echo granted`/,
     );
     // Without a verified proposal, no scoped grant applies, even to the command it names.
-    expect(await runRogue('echo granted', (ids) => [policyApproval(ids, named)], false)).toMatch(
-      /the plan carries no verified proposal/,
-    );
+    for (const replay of ['none', 'another plan', 'a sub-plan it never signed'] as const)
+      expect(await runRogue('echo granted', (ids) => [policyApproval(ids, named)], replay), replay).toMatch(
+        /the plan carries no verified proposal/,
+      );
     // The control: what the person allowed runs, and only that.
-    expect(await runRogue('echo granted', (ids) => [policyApproval(ids, named)], true)).toBe('ran: exit 0');
+    expect(await runRogue('echo granted', (ids) => [policyApproval(ids, named)])).toBe('ran: exit 0');
+  });
+
+  it('refuses an expired grant even when the policy key backdates its approval', async () => {
+    const grant = await grantFor(stack.client, stack.root, {
+      covers: shell('echo short-lived'),
+      expiresAt: new Date(Date.now() + 1500).toISOString(),
+    });
+    const registry = DeviceRegistry.fromRecords((await registryView(stack.client)).records);
+    const named = { id: grant.grantId, sig: registry.grant(grant.grantId)!.sig };
+    await new Promise((resolve) => setTimeout(resolve, 1600));
+    const backdated = Date.parse(grant.at) + 100;
+    expect(await runRogue('echo short-lived', (ids) => [policyApproval(ids, named, backdated)])).toMatch(
+      /\[grant_expired\] standing approval "test grant" \([0-9a-f]{16}\) expired at/,
+    );
   });
 });
 
@@ -538,6 +568,39 @@ describe('history and audit', () => {
       { rootKeyId: stack.root.keyId },
     );
     expect(after.ok).toBe(true);
+  });
+
+  it('audit verify fails a step approved by a device the registry revoked before the step ran', async () => {
+    const laptop = { ...generateKeyPair(), name: 'audited laptop' };
+    await introduceDevice(stack.client, stack.root, laptop);
+    const { planId, workflowId } = await submitSigned(stack.client, stack.root, {
+      name: 'person approved',
+      steps: [{ id: 'p', run: 'echo by a person' }],
+    });
+    await waitForStep(stack.client, planId, 'p', 'awaiting_approval');
+    await decide(stack.client, laptop, planId, 'p', { decision: 'approve' });
+    await stack.client.workflow.getHandle(workflowId).result();
+    const bundle = await exportBundle(stack.client, planId, { pinnedRootKeyId: stack.root.keyId });
+    expect(verifyBundle(bundle, { rootKeyId: stack.root.keyId }).ok).toBe(true);
+    const timeline = await planTimeline(stack.client, planId, { pinnedRootKeyId: stack.root.keyId });
+    const ranAt = timeline.entries.find((e) => e.kind === 'step_started')!.at;
+    const revoked = signDeviceRecord(
+      {
+        type: 'revoke',
+        keyId: laptop.keyId,
+        reason: 'stolen',
+        at: new Date(Date.parse(ranAt) - 1000).toISOString(),
+      },
+      stack.root,
+    );
+    const verdict = verifyBundle(
+      { ...bundle, deviceRecords: [...bundle.deviceRecords, revoked] },
+      { rootKeyId: stack.root.keyId },
+    );
+    expect(verdict.ok).toBe(false);
+    expect(verdict.steps[0]!.text).toMatch(
+      /the approval by "audited laptop" counts for nothing: the device was revoked at .*, before the step ran at/,
+    );
   });
 
   it('the audit does not take a plan-rule approval from an old history as anyone having approved', async () => {

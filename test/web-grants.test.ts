@@ -119,7 +119,10 @@ describe('standing approvals on a phone', () => {
       .toContain('commands starting `git status`, for any agent');
     const allowed = await testId('grant-example-allowed').allTextContents();
     const refused = await testId('grant-example-refused').allTextContents();
-    expect(allowed.join('\n')).toContain('git status --help');
+    expect(allowed.join('\n')).toContain('git status src/app');
+    expect(refused.join('\n')).toContain(
+      'which the grant does not list (options after a prefix must be listed',
+    );
     expect(refused.join('\n')).toContain('git status && rm -rf ~');
     expect(refused.join('\n')).toContain(
       'the command is not plain words: a background job or a chain (&, &&)',

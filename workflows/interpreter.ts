@@ -158,7 +158,7 @@ export class PlanInterpreter {
     readonly input: PlanWorkflowInput,
     readonly workflowId: string,
     readonly runId: string,
-    readonly options: { legacyPlanRules: boolean; isSubPlan: boolean },
+    readonly options: { legacyPlanRules: boolean },
   ) {
     const carried = input.carried;
     for (const step of planSteps(spec)) {
@@ -194,8 +194,8 @@ export class PlanInterpreter {
         egress: spec.egress,
         planName: spec.name,
         proposal: input.proposal,
-        // A sub-plan's proposal signed its top plan, whose text it does not hold.
-        raw: options.isSubPlan ? undefined : input.plan,
+        // The proposal signed this plan's hash (a sub-plan's among its top plan's sub-plans).
+        raw: input.plan,
         legacyPlanRules: options.legacyPlanRules,
       },
       this.steps,
@@ -430,7 +430,10 @@ export class PlanInterpreter {
       digest: record.digest,
       approvals: record.approvals.map((a) => a.envelope),
       trustRecords: this.book.trustRecords,
-      ...(this.input.proposal ? { proposal: this.input.proposal } : {}),
+      // A grant scoped to the proposer needs the signed plan, to see the step is one of its own.
+      ...(this.input.proposal && node.approval.mode === 'auto'
+        ? { proposal: this.input.proposal, plan: this.input.plan }
+        : {}),
     };
     const executor = executorFor(node);
     const run = () =>
@@ -555,7 +558,7 @@ export class PlanInterpreter {
         egress: this.spec.egress,
         ...(record.mcpPin ? { mcpPin: record.mcpPin } : {}),
         planName: typeof proposal === 'object' ? proposal.planName : this.spec.name,
-        ...(this.input.proposal ? { proposal: this.input.proposal } : {}),
+        ...(this.input.proposal ? { proposal: this.input.proposal, plan: this.input.plan } : {}),
       });
     } catch (error) {
       if (isCancellation(error)) throw error;

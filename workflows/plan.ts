@@ -48,7 +48,6 @@ export async function planWorkflow(input: PlanWorkflowInput): Promise<PlanResult
   const info = workflowInfo();
   const interpreter = new PlanInterpreter(spec, input, info.workflowId, info.firstExecutionRunId, {
     legacyPlanRules,
-    isSubPlan: info.parent !== undefined,
   });
   const continuedAsNew = input.carried?.continuedAsNew ?? 0;
   let outcome: Awaited<ReturnType<PlanInterpreter['run']>> | undefined;

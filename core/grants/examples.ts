@@ -44,13 +44,16 @@ export function previewGrant(
   const covers = grant.covers;
   const candidates: string[] = [covers.command];
   if (covers.match === 'prefix') {
-    candidates.push(`${covers.command} --help`);
+    candidates.push(`${covers.command} src/app`);
+    for (const option of covers.options ?? []) candidates.push(`${covers.command} ${option}`);
+    candidates.push(`${covers.command} --node-options=--require=/workspace/evil.js`);
+    warnings.push(
+      `Any further words after \`${covers.command}\` are allowed (file names, targets), and only the options listed: the program runs on whatever the plan's workspace holds.`,
+    );
     const words = plainWords(covers.command);
-    if (words.ok && words.words.length === 1)
-      warnings.push(
-        `Any arguments after \`${covers.command}\` are allowed: every subcommand and option of it.`,
-      );
     const program = words.ok ? (words.words[0]!.split('/').pop() ?? '') : '';
+    if (words.ok && words.words.length === 1)
+      warnings.push(`A prefix of one word allows every subcommand of \`${covers.command}\`.`);
     if (COMMAND_RUNNERS.has(program))
       warnings.push(`\`${words.ok && words.words[0]}\` runs other commands given in its arguments.`);
     if (INTERPRETERS.has(program))

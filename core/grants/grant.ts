@@ -28,6 +28,12 @@ export interface ShellCoverage {
   command: string;
   /** `exact`: the step's command is this string. `prefix`: its plain words begin with these words. */
   match: 'exact' | 'prefix';
+  /**
+   * Prefix only: the option words (`--short`, `-v`, `--format=oneline`) a step may add after the
+   * prefix. Any other word that starts with `-` makes the step not match: options are where
+   * programs take code (`--node-options=…`, `--upload-pack=…`, `-c …`).
+   */
+  options?: string[] | undefined;
   /** The step's working directory must be this one (relative to the workspace). */
   cwd?: string | undefined;
   /** Environment the step may set: name → exact value, or null for any value. Nothing else may be set. */

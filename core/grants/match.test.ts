@@ -87,6 +87,8 @@ const verdict = (expected: true | string): Coverage =>
 
 describe('grantCovers: shell commands', () => {
   const notExactly = (c: string) => `the command is not exactly \`${c}\``;
+  const unlisted = (option: string) =>
+    `it adds the option \`${option}\`, which the grant does not list (options after a prefix must be listed: programs take code through them)`;
   const notStarting = (c: string) => `the command does not start with the words \`${c}\``;
   const notPlain = (why: string) => `the command is not plain words: ${why}`;
   const cases: [string, 'exact' | 'prefix', string, true | string][] = [
@@ -105,9 +107,22 @@ describe('grantCovers: shell commands', () => {
       notExactly('make build && make test'),
     ],
     ['git status', 'prefix', 'git status', true],
-    ['git status', 'prefix', 'git status --short', true],
-    ['git status', 'prefix', 'git   status\t-s', true],
-    ['git status', 'prefix', "git 'status' -s", true],
+    ['git status', 'prefix', 'git status src/app', true],
+    ['git status', 'prefix', 'git   status\tsrc', true],
+    ['git status', 'prefix', "git 'status' src", true],
+    ['git status', 'prefix', 'git status --short', unlisted('--short')],
+    [
+      'npm test',
+      'prefix',
+      "npm test --node-options='--import=data:text/javascript,x'",
+      unlisted('--node-options=--import=data:text/javascript,x'),
+    ],
+    [
+      'git fetch',
+      'prefix',
+      "git fetch --upload-pack='id;git-upload-pack' .",
+      unlisted('--upload-pack=id;git-upload-pack'),
+    ],
     ['git status', 'prefix', 'git status "a quoted; argument"', true],
     ['git status', 'prefix', 'git statusx', notStarting('git status')],
     ['git status', 'prefix', 'git', notStarting('git status')],
@@ -134,6 +149,19 @@ describe('grantCovers: shell commands', () => {
     expect(grantCovers(grant(shell(command, match)), at(step))).toEqual(verdict(expected));
     // commandMatches is the command half of it, on its own.
     expect(commandMatches({ command, match }, run)).toEqual(verdict(expected));
+  });
+
+  it('allows after a prefix only the options the grant lists, as whole words', () => {
+    const covers = { command: 'git status', match: 'prefix' as const, options: ['--short', '-b'] };
+    expect(commandMatches(covers, 'git status --short -b')).toEqual(verdict(true));
+    expect(commandMatches(covers, 'git status --short=x')).toEqual(verdict(unlisted('--short=x')));
+    expect(commandMatches(covers, 'git status -- --short --porcelain')).toEqual(verdict(unlisted('--')));
+    expect(
+      grantCovers(
+        grant(shell('git status', 'prefix', { options: ['--short'] })),
+        at(stepOf({ run: 'git status --short' })),
+      ),
+    ).toEqual(verdict(true));
   });
 
   it('refuses a prefix that is not plain words (the schema refuses it too; the matcher does not trust that)', () => {

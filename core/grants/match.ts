@@ -74,7 +74,10 @@ function proposerText(proposer: Proposer): string {
 }
 
 /** Only the command: what `commandMatches` says for a shell coverage (the phone's examples use it too). */
-export function commandMatches(covers: Pick<ShellCoverage, 'command' | 'match'>, command: string): Coverage {
+export function commandMatches(
+  covers: Pick<ShellCoverage, 'command' | 'match' | 'options'>,
+  command: string,
+): Coverage {
   if (covers.match === 'exact')
     return command === covers.command ? YES : no(`the command is not exactly \`${covers.command}\``);
   const words = plainWords(command);
@@ -82,7 +85,16 @@ export function commandMatches(covers: Pick<ShellCoverage, 'command' | 'match'>,
   const prefix = plainWords(covers.command);
   if (!prefix.ok) return no("the grant's prefix is not plain words");
   const starts = prefix.words.every((word, i) => words.words[i] === word);
-  return starts ? YES : no(`the command does not start with the words \`${prefix.words.join(' ')}\``);
+  if (!starts) return no(`the command does not start with the words \`${prefix.words.join(' ')}\``);
+  const allowed = new Set(covers.options ?? []);
+  const option = words.words
+    .slice(prefix.words.length)
+    .find((word) => word.startsWith('-') && !allowed.has(word));
+  return option === undefined
+    ? YES
+    : no(
+        `it adds the option \`${option}\`, which the grant does not list (options after a prefix must be listed: programs take code through them)`,
+      );
 }
 
 function shellCovers(covers: ShellCoverage, step: ShellStep): Coverage {

@@ -56,12 +56,35 @@ const shellCoverage = z
     kind: z.literal('shell'),
     command: z.string().min(1).max(PLAN_LIMITS.maxCommandBytes),
     match: z.enum(['exact', 'prefix']),
+    options: z
+      .array(
+        z
+          .string()
+          .max(200)
+          .refine(
+            (o) => {
+              const parsed = plainWords(o);
+              return o.startsWith('-') && parsed.ok && parsed.words.length === 1 && parsed.words[0] === o;
+            },
+            { message: 'an option is one plain word starting with -' },
+          ),
+      )
+      .max(32)
+      .optional(),
     cwd: relativePath.optional(),
     env: z.record(envName, z.string().max(4096).nullable()).optional(),
   })
   .strict()
   .superRefine((coverage, ctx) => {
-    if (coverage.match !== 'prefix') return;
+    if (coverage.match !== 'prefix') {
+      if (coverage.options?.length)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['options'],
+          message: 'options are listed for a prefix grant only',
+        });
+      return;
+    }
     const parsed = plainWords(coverage.command);
     if (!parsed.ok) {
       ctx.addIssue({
@@ -71,7 +94,7 @@ const shellCoverage = z
       });
       return;
     }
-    const problem = prefixProblem(parsed.words);
+    const problem = prefixProblem(parsed.words, coverage.options);
     if (problem) ctx.addIssue({ code: 'custom', path: ['command'], message: problem });
   });
 

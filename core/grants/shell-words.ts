@@ -133,6 +133,66 @@ export const COMMAND_RUNNERS: ReadonlySet<string> = new Set([
   'busybox',
   'stdbuf',
   'flock',
+  'npx',
+  'bunx',
+  'uvx',
+  'pnpx',
+  'taskset',
+  'setpriv',
+  'chrt',
+  'numactl',
+  'runuser',
+  'sg',
+  'strace',
+  'ltrace',
+  'gdb',
+  'valgrind',
+  'fakeroot',
+  'proot',
+  'firejail',
+  'parallel',
+  'entr',
+  'expect',
+]);
+
+/** Tools whose subcommands run any program or package (`npm exec`, `git bisect run`, `uv run`). */
+const TOOL_RUNNERS: ReadonlySet<string> = new Set([
+  'npm',
+  'pnpm',
+  'yarn',
+  'bun',
+  'git',
+  'uv',
+  'poetry',
+  'pipenv',
+  'bundle',
+  'conda',
+  'nix',
+  'mise',
+  'asdf',
+]);
+const RUNNING_SUBCOMMANDS: ReadonlySet<string> = new Set([
+  'npm exec',
+  'npm x',
+  'npm explore',
+  'pnpm exec',
+  'pnpm dlx',
+  'yarn exec',
+  'yarn dlx',
+  'bun x',
+  'bun exec',
+  'git bisect',
+  'uv run',
+  'uv tool',
+  'poetry run',
+  'pipenv run',
+  'bundle exec',
+  'conda run',
+  'nix run',
+  'nix shell',
+  'nix develop',
+  'mise exec',
+  'asdf exec',
 ]);
 
 /** Programs that run code given in their arguments (`python3 -c …`, `node -e …`). */
@@ -157,18 +217,27 @@ export const INTERPRETERS: ReadonlySet<string> = new Set([
   'pwsh',
 ]);
 
-const INLINE_CODE_FLAGS = new Set(['-c', '-e', '-E', '-r', '-p', '--eval', '--print', 'eval', '-x']);
+const INLINE_CODE_FLAGS = ['-c', '-e', '-E', '-r', '-p', '-x', '--eval', '--print', '--exec', 'eval'];
+const isInlineCodeFlag = (word: string) =>
+  INLINE_CODE_FLAGS.some((flag) => word === flag || word.startsWith(`${flag}=`));
 
 /**
- * Why a prefix of these words would allow any command, or undefined. A prefix may not start with
- * a program that runs other commands (`sh`, `env`, `sudo`, `/bin/sh`, …), nor be an interpreter
- * alone or with its inline-code flag (`python3`, `node -e`): grant the exact command instead.
+ * Why a prefix of these words (with these options allowed after it) would allow any command, or
+ * undefined. A prefix may not start with a program that runs other commands (`sh`, `env`,
+ * `sudo`, `/bin/sh`, `npx`, …), be a tool whose subcommands run any program (`npm`, `git`,
+ * `npm exec`, `uv run`), nor be an interpreter alone or with an inline-code flag (`python3`,
+ * `node -e`): grant the exact command instead.
  */
-export function prefixProblem(words: readonly string[]): string | undefined {
+export function prefixProblem(words: readonly string[], options: readonly string[] = []): string | undefined {
   const program = words[0]?.split('/').pop() ?? '';
-  if (COMMAND_RUNNERS.has(program))
-    return `"${words[0]}" runs whatever its arguments say: a prefix starting with it would allow any command; grant the exact command instead`;
-  if (INTERPRETERS.has(program) && (words.length === 1 || words.some((w) => INLINE_CODE_FLAGS.has(w))))
-    return `"${words.join(' ')}" runs code given in its arguments: a prefix of it would allow any program; grant the exact command instead`;
+  const exact = 'grant the exact command instead';
+  if (COMMAND_RUNNERS.has(program) || program.startsWith('ld-linux'))
+    return `"${words[0]}" runs whatever its arguments say: a prefix starting with it would allow any command; ${exact}`;
+  if (TOOL_RUNNERS.has(program) && words.length === 1)
+    return `"${words[0]}" has subcommands that run any program (such as exec or run): a prefix of it alone would allow any command; name the subcommand, or ${exact}`;
+  if (RUNNING_SUBCOMMANDS.has(`${program} ${words[1] ?? ''}`))
+    return `"${words.slice(0, 2).join(' ')}" runs whatever its arguments say: a prefix starting with it would allow any command; ${exact}`;
+  if (INTERPRETERS.has(program) && (words.length === 1 || [...words, ...options].some(isInlineCodeFlag)))
+    return `"${words.join(' ')}" runs code given in its arguments: a prefix of it would allow any program; ${exact}`;
   return undefined;
 }

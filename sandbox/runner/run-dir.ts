@@ -89,6 +89,13 @@ export class RunDir {
     return join(this.dir, name);
   }
 
+  /** When this step was first claimed (launched) here, or undefined when it never was. */
+  async claimedAtMs(): Promise<number | undefined> {
+    const claim = await readJson<{ claimedAt?: string }>(this.path('claim.json'));
+    const at = claim?.claimedAt ? Date.parse(claim.claimedAt) : NaN;
+    return Number.isNaN(at) ? undefined : at;
+  }
+
   async state(): Promise<RunState> {
     const finished = await readJson<RunFinished>(this.path('result.json'));
     const started = await readJson<RunStarted>(this.path('started.json'));

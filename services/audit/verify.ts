@@ -145,17 +145,22 @@ function runsOf(workflow: BundledWorkflow): RunHistory[] {
 }
 
 /**
- * A standing approval (or the device that signed it) revoked before the step ran authorised
- * nothing, even if the plan had not heard of it yet: the bundle's final device records say when.
+ * A device, or a standing approval (or the device that signed it), revoked before the step ran
+ * authorised nothing, even if the plan had not heard of it yet: the bundle's final device records
+ * say when.
  */
-function grantsRevokedBeforeRun(
-  approvals: TimelineApproval[],
-  registry: DeviceRegistry,
-  ranAt: string,
-): string[] {
+function revokedBeforeRun(approvals: TimelineApproval[], registry: DeviceRegistry, ranAt: string): string[] {
   const ranMs = Date.parse(ranAt);
   const found: string[] = [];
   for (const approval of approvals) {
+    if (approval.decision !== 'approve') continue;
+    const device = registry.get(approval.keyId);
+    if (device?.revoked && Date.parse(device.revoked.at) <= ranMs) {
+      found.push(
+        `the approval by "${device.name}" counts for nothing: the device was revoked at ${device.revoked.at}, before the step ran at ${ranAt}`,
+      );
+      continue;
+    }
     if (!approval.grant) continue;
     const grant = registry.grant(approval.grant.grantId);
     const issuer = grant && registry.get(grant.issuedBy);
@@ -243,7 +248,7 @@ export function verifyBundle(raw: unknown, options: { rootKeyId?: string | undef
       const ran = step.attempts > 0 || started !== undefined;
       if (started && finalRegistry)
         reasons.push(
-          ...grantsRevokedBeforeRun(
+          ...revokedBeforeRun(
             approvals.map((e) => e.approval!),
             finalRegistry,
             started.at,

@@ -206,7 +206,6 @@ class TimelineBuilder {
   private proposer = '';
   private proposal?: Envelope | undefined;
   private raw: unknown;
-  private isSubPlan = false;
   private status = 'running';
 
   constructor(
@@ -536,7 +535,6 @@ class TimelineBuilder {
     this.proposer = input?.proposer ?? '';
     this.proposal = input?.proposal;
     this.raw = input?.plan;
-    this.isSubPlan = Boolean(attrs.parentWorkflowExecution?.workflowId);
     this.trustRecords = input?.trustRecords ?? [];
     this.registry = this.buildRegistry(this.trustRecords);
     let spec: PlanSpec | undefined;
@@ -583,7 +581,7 @@ class TimelineBuilder {
       return verifyProposal(this.proposal, {
         workflowId: this.workflowId,
         registry: this.registry,
-        raw: this.isSubPlan ? undefined : this.raw,
+        raw: this.raw,
       });
     } catch (error) {
       return (error as Error).message;
