@@ -151,6 +151,8 @@ export class PlanInterpreter {
   private readonly grantRetries = new Set<string>();
   /** Steps handed to the executor, with why their approval was withdrawn if it was. */
   private readonly dispatched = new Map<string, { scope: CancellationScope; withdrawn?: string }>();
+  /** Why a step's standing approval was withdrawn before it ran, kept for what it then says. */
+  private readonly withdrawals = new Map<string, string>();
   private lastPublished = '';
 
   constructor(
@@ -455,7 +457,11 @@ export class PlanInterpreter {
           `stopped as it ran: its standing approval no longer holds (${dispatched.withdrawn})`,
           FAILURE_TYPES.stepNotApproved,
         );
-      record.grantNote = `its standing approval was withdrawn before it ran (${dispatched.withdrawn}); a person decides`;
+      this.withdrawals.set(
+        node.path,
+        `its standing approval was withdrawn before it ran (${dispatched.withdrawn})`,
+      );
+      record.grantNote = `${this.withdrawals.get(node.path)}; a person decides`;
       return 'withdrawn';
     } finally {
       this.dispatched.delete(node.path);
@@ -567,7 +573,8 @@ export class PlanInterpreter {
     }
     this.book.adopt(answer.records);
     if (!answer.applied) {
-      record.grantNote = `${answer.reason}; a person decides`;
+      const withdrawn = this.withdrawals.get(node.path);
+      record.grantNote = `${withdrawn ? `${withdrawn}, and ` : ''}${answer.reason}; a person decides`;
       return;
     }
     try {
