@@ -27,7 +27,7 @@ const STATUS: Record<StepStatus | 'running' | 'pending', string> = {
 };
 
 export function statusText(status: string): string {
-  return STATUS[status as StepStatus] ?? status;
+  return STATUS[status as StepStatus] ?? clean(status);
 }
 
 const SHOWN_VALUE_CHARS = 2000;
@@ -72,19 +72,21 @@ export function stepWhat(step: StepView): string[] {
       return [
         ...call,
         `  the tool says: "${says.length > 600 ? `${says.slice(0, 600)}…` : says}"`,
-        `  image ${pin.image.slice(0, 19)}…, workspace ${pin.workspace}, network ${pin.network}, tool hash ${pin.toolSha256.slice(0, 12)}…`,
+        clean(
+          `  image ${pin.image.slice(0, 19)}…, workspace ${pin.workspace}, network ${pin.network}, tool hash ${pin.toolSha256.slice(0, 12)}…`,
+        ),
       ];
     }
   }
 }
 
 function stepLine(step: StepView, planRef: string, prefix: string): string[] {
-  const label = step.node.name ? `${step.path} (${step.node.name})` : step.path;
+  const label = clean(step.node.name ? `${step.path} (${step.node.name})` : step.path);
   const parts = [`${bold(label)}  ${statusText(step.status)}`];
   if (step.result)
     parts.push(
       dim(
-        `${step.result.mcp ? (step.result.mcp.isError ? 'tool error' : 'answered') : `exit ${step.result.exitCode ?? step.result.signal}`} in ${formatDuration(step.result.durationMs)}`,
+        `${step.result.mcp ? (step.result.mcp.isError ? 'tool error' : 'answered') : `exit ${clean(String(step.result.exitCode ?? step.result.signal))}`} in ${formatDuration(step.result.durationMs)}`,
       ),
     );
   const approvers = step.approvals.map(
@@ -107,11 +109,42 @@ function stepLine(step: StepView, planRef: string, prefix: string): string[] {
     if (step.grantNote)
       lines.push(`${prefix}  ${dim(`asked for a standing approval: ${clean(step.grantNote)}`)}`);
     lines.push(
-      `${prefix}  ${yellow(`needs ${quorum - got} more approval${quorum - got > 1 ? 's' : ''}${deadline}:`)} countersign approve ${planRef} ${step.path}`,
+      `${prefix}  ${yellow(`needs ${quorum - got} more approval${quorum - got > 1 ? 's' : ''}${deadline}:`)} countersign approve ${clean(planRef)} ${clean(step.path)}`,
     );
   }
-  if (step.error) lines.push(`${prefix}  ${red(step.error)}`);
+  if (step.error) lines.push(`${prefix}  ${red(clean(step.error))}`);
   return lines;
+}
+
+/**
+ * JSON for the terminal: JSON.stringify escapes C0 controls in strings but leaves DEL and the C1
+ * controls (U+009B is a CSI to some terminals) as they are; written as \u escapes, it is the same JSON.
+ */
+export function terminalJson(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/**
+ * The last `lines` lines of a step's output as a terminal would show them: a carriage return
+ * overwrites its line, and every escape and control character is removed.
+ */
+export function outputLines(output: string, lines: number): string[] {
+  const rows = output
+    .replace(/\r\n/g, '\n')
+    .split('\n')
+    .map(
+      (row) =>
+        row
+          .split('\r')
+          .map((part) => clean(part).trimEnd())
+          .filter((part) => part.length > 0)
+          .pop() ?? '',
+    );
+  while (rows.length > 0 && rows[rows.length - 1] === '') rows.pop();
+  return rows.slice(-lines);
 }
 
 export function renderPlanTree(tree: PlanViewTree, planRef = tree.view.planId, indent = ''): string {
@@ -119,7 +152,7 @@ export function renderPlanTree(tree: PlanViewTree, planRef = tree.view.planId, i
   const out: string[] = [];
   if (!indent)
     out.push(
-      `${bold(`plan ${view.planId}`)} "${view.name}"  ${statusText(view.status)}  ${dim(`(${view.workflowId}, proposed by ${view.proposer})`)}`,
+      `${bold(`plan ${clean(view.planId)}`)} "${clean(view.name)}"  ${statusText(view.status)}  ${dim(`(${clean(view.workflowId)}, proposed by ${clean(view.proposer)})`)}`,
     );
   const steps = new Map(view.steps.map((s) => [s.path, s]));
   const children = new Map(tree.children.map((c) => [c.view.workflowId, c]));
@@ -135,7 +168,7 @@ export function renderPlanTree(tree: PlanViewTree, planRef = tree.view.planId, i
     if (node.type === 'plan') {
       const sub = view.subPlans.find((s) => s.path === node.path)!;
       out.push(
-        `${prefix}${branch}${bold(node.path)} sub-plan "${node.label}"  ${statusText(sub.status)}${sub.error ? `  ${red(sub.error)}` : ''}`,
+        `${prefix}${branch}${bold(clean(node.path))} sub-plan "${clean(node.label)}"  ${statusText(sub.status)}${sub.error ? `  ${red(clean(sub.error))}` : ''}`,
       );
       const child = children.get(sub.workflowId);
       if (child) out.push(renderPlanTree(child, planRef, next));
@@ -143,7 +176,7 @@ export function renderPlanTree(tree: PlanViewTree, planRef = tree.view.planId, i
     }
     if (!top)
       out.push(
-        `${prefix}${branch}${dim(node.type === 'parallel' ? `parallel${node.label !== 'parallel' ? ` ${node.label}` : ''}` : node.label)}`,
+        `${prefix}${branch}${dim(clean(node.type === 'parallel' ? `parallel${node.label !== 'parallel' ? ` ${node.label}` : ''}` : node.label))}`,
       );
     node.children?.forEach((child, i) =>
       walk(child, top ? prefix : next, i === node.children!.length - 1, false),
@@ -156,12 +189,13 @@ export function renderPlanTree(tree: PlanViewTree, planRef = tree.view.planId, i
 export function renderAwaiting(view: PlanView): string {
   const waiting = view.steps.filter((s) => s.status === 'awaiting_approval');
   if (!waiting.length)
-    return `nothing awaits approval in plan ${view.planId} yet (${statusText(view.status)})`;
+    return `nothing awaits approval in plan ${clean(view.planId)} yet (${statusText(view.status)})`;
+  const planId = clean(view.planId);
   return waiting
-    .map(
-      (s) =>
-        `  ${bold(s.path)}: ${stepWhat(s).join('\n    ')}\n    approve: countersign approve ${view.planId} ${s.path}\n    deny:    countersign deny ${view.planId} ${s.path} --reason "…"`,
-    )
+    .map((s) => {
+      const path = clean(s.path);
+      return `  ${bold(path)}: ${stepWhat(s).join('\n    ')}\n    approve: countersign approve ${planId} ${path}\n    deny:    countersign deny ${planId} ${path} --reason "…"`;
+    })
     .join('\n');
 }
 
@@ -170,7 +204,7 @@ export function renderListing(plans: PlanListing[]): string {
   return plans
     .map(
       (p) =>
-        `${p.workflowId.padEnd(24)} ${statusText(p.status).padEnd(28)} ${p.name}${p.awaiting.length ? `  ${yellow(`awaiting: ${p.awaiting.join(', ')}`)}` : ''}  ${dim(p.startTime.toISOString())}`,
+        `${clean(p.workflowId).padEnd(24)} ${statusText(p.status).padEnd(28)} ${clean(p.name)}${p.awaiting.length ? `  ${yellow(`awaiting: ${clean(p.awaiting.join(', '))}`)}` : ''}  ${dim(p.startTime.toISOString())}`,
     )
     .join('\n');
 }

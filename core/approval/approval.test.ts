@@ -517,6 +517,35 @@ describe('verifyApproval: time and replay', () => {
     expect(verifyApproval(old, expectation({ ignoreTime: true })).device.keyId).toBe(root.keyId);
   });
 
+  it('refuses an approval that expires at or before it is issued, even when time is not checked: malformed_payload', () => {
+    for (const [what, envelope] of [
+      ['signed with no lifetime', signApproval(request({ ttlMs: 0 }), root)],
+      ['signed with a negative lifetime', signApproval(request({ ttlMs: -60_000 }), root)],
+      [
+        'expiring a year before it is issued',
+        signText(JSON.stringify({ ...payloadFor(root), expiresAt: '2029-01-02T03:04:05.000Z' }), root),
+      ],
+    ] as const) {
+      for (const ignoreTime of [false, true]) {
+        const error = refusal(envelope, expectation({ ignoreTime }));
+        expect(error.code, what).toBe('malformed_payload');
+        expect(error.message, what).toBe(
+          'approval payload is malformed at expiresAt: must be after issuedAt',
+        );
+      }
+    }
+    // Any ISO 8601 form of the same instants passes: a zone offset, more or fewer fractional digits.
+    const offset = {
+      ...payloadFor(root),
+      issuedAt: '2030-01-02T05:04:05+02:00',
+      expiresAt: '2030-01-02T03:19:05Z',
+    };
+    expect(verifyApproval(signText(JSON.stringify(offset), root), expectation()).payload.issuedAt).toBe(
+      offset.issuedAt,
+    );
+    expect(() => verifyApproval(signApproval(request({ ttlMs: 1 }), root), expectation())).not.toThrow();
+  });
+
   it('refuses a replayed nonce: nonce_reused', () => {
     const used = new Set([NONCE]);
     const error = refusal(valid, expectation({ nonceUsed: (n) => used.has(n) }));
@@ -646,6 +675,18 @@ describe('verifyApproval: malformed payloads (validly signed by a paired device)
       JSON.stringify({ ...good, expiresAt: 'tomorrow' }),
       /^approval payload is malformed at expiresAt: expected an ISO 8601 time$/,
     ],
+    ...[
+      ['an RFC 2822 date', 'Wed, 02 Jan 2030 03:04:05 GMT'],
+      ['a time without a zone (read in the local zone)', '2030-01-02T03:04:05'],
+      ['a date and time with a space', '2030-01-02 03:04:05Z'],
+      ['a date alone', '2030-01-02'],
+      ['an extended year', '+275760-09-13T00:00:00.000Z'],
+      ['a time with control characters', '2030-01-02T03:04:05.000Z\u001b[2J'],
+    ].map(([what, time]): [string, string, RegExp] => [
+      `${what} as issuedAt`,
+      JSON.stringify({ ...good, issuedAt: time }),
+      /^approval payload is malformed at issuedAt: expected an ISO 8601 time$/,
+    ]),
     ['a top-level array', JSON.stringify([good]), /^approval payload is malformed at \(root\): /],
     ['text that is not JSON', json.slice(0, -1), /^approval payload is not UTF-8 JSON$/],
     ['an empty payload', '', /^approval payload is not UTF-8 JSON$/],

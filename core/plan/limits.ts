@@ -15,3 +15,40 @@ export const PLAN_LIMITS = {
    */
   maxSubPlanIdPath: 200,
 } as const;
+
+const SECOND = 1_000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/**
+ * Bounds, in milliseconds, on every duration a plan gives; validatePlan refuses a value outside
+ * them with its path. The grammar alone reads up to 999999999d: far past any Temporal timer, a
+ * safe integer and the range of a Date (a deadline of that size fails a plan with "Invalid time
+ * value", a step timeout of that size wedges its workflow).
+ *
+ * Every duration is positive: zero is no time at all (a step killed as it starts, a gate denied
+ * before anyone is asked, notices without pause).
+ */
+export const DURATION_LIMITS = {
+  /**
+   * A shell step's `timeout`. Below a second a sandbox has not started, so the timeout can only
+   * kill the step; a step that runs longer than a week is a service, not a step.
+   */
+  stepTimeout: { min: SECOND, max: 7 * DAY },
+  /** An MCP step's `timeout`: the catalog's `callTimeout` is at most 1h and caps every call anyway. */
+  mcpTimeout: { min: SECOND, max: HOUR },
+  /**
+   * `approval.timeout` and `policy.approvalTimeout`. A short deadline only denies the plan's own
+   * step sooner (fail-closed), so seconds are allowed; nothing should wait for a person longer
+   * than a month.
+   */
+  approvalTimeout: { min: SECOND, max: 30 * DAY },
+  /**
+   * `remind` and `escalate.after`: each sends notices to people, so they have a floor (a reminder
+   * every millisecond is a notice flood, an escalation after a second asks the next person before
+   * the first could answer). No longer than the longest deadline.
+   */
+  remind: { min: MINUTE, max: 30 * DAY },
+  escalateAfter: { min: MINUTE, max: 30 * DAY },
+} as const;

@@ -264,12 +264,12 @@ describe('validatePlan: a valid plan', () => {
     expect(validatePlan({ name: 'x', steps: [step('a')] }).root.children).toHaveLength(1);
   });
 
-  it('accepts ids, env names and durations at the edges of their grammar', () => {
+  it('accepts ids, env names and durations at the edges of their grammar and bounds', () => {
     const spec = validatePlan(
       plan([
         step('0', { env: { _: 'x', a_B_9: '' } }),
-        step('a'.repeat(63), { timeout: '250ms' }),
-        step('a-b_c', { timeout: '1d', cwd: 'a/b/c' }),
+        step('a'.repeat(63), { timeout: '1000ms' }),
+        step('a-b_c', { timeout: '7d', cwd: 'a/b/c' }),
         step('dots', { cwd: '..hidden/x..y' }),
         step('constructor'),
       ]),
@@ -1156,5 +1156,300 @@ describe('validatePlan: mcp steps', () => {
     expect(issuesOf(plan([call()], { policy: { autoApprove: [{ kind: 'gate' }] } }))[0]!.path).toBe(
       'policy.autoApprove[0].kind',
     );
+  });
+});
+
+describe('validatePlan: every duration bounded (new plans)', () => {
+  const gate = (approval: Record<string, unknown>) => plan([{ id: 'g', gate: 'ok?', approval }]);
+  const call = (timeout: string) => ({
+    id: 'echo',
+    mcp: { server: 'everything', tool: 'echo' },
+    timeout,
+  });
+  const running = {
+    min: 'at least 1s (the shortest a step may run)',
+    max: 'at most 7d (the longest a step may run)',
+  };
+  const tool = {
+    min: 'at least 1s (the shortest a tool call may take)',
+    max: 'at most 1h (the longest a tool call may take)',
+  };
+  const deadline = {
+    min: 'at least 1s (the shortest a gate may wait for a decision)',
+    max: 'at most 30d (the longest a gate may wait for a decision)',
+  };
+  const remind = {
+    min: 'at least 1m (reminders more often would flood the approvers)',
+    max: 'at most 30d (the longest a gate may wait for a decision)',
+  };
+  // field, plan with the value at that field, its path, lowest and highest accepted, just outside each, messages.
+  const cases: [
+    string,
+    (value: string) => unknown,
+    string,
+    string,
+    string,
+    string,
+    string,
+    typeof running,
+  ][] = [
+    [
+      'a shell step timeout',
+      (v) => plan([step('a', { timeout: v })]),
+      'steps[0].timeout',
+      '1s',
+      '7d',
+      '999ms',
+      '169h',
+      running,
+    ],
+    [
+      'an mcp step timeout',
+      (v) => plan([call(v)]),
+      'steps[0].timeout',
+      '1000ms',
+      '60m',
+      '999ms',
+      '3601s',
+      tool,
+    ],
+    [
+      'a gate deadline',
+      (v) => gate({ timeout: v }),
+      'steps[0].approval.timeout',
+      '1s',
+      '720h',
+      '999ms',
+      '31d',
+      deadline,
+    ],
+    [
+      "the plan's deadline",
+      (v) => plan([step('a')], { policy: { approvalTimeout: v } }),
+      'policy.approvalTimeout',
+      '1s',
+      '30d',
+      '0s',
+      '43201m',
+      deadline,
+    ],
+    [
+      'a gate reminder',
+      (v) => gate({ remind: v }),
+      'steps[0].approval.remind',
+      '1m',
+      '30d',
+      '59s',
+      '31d',
+      remind,
+    ],
+    [
+      "the plan's reminder",
+      (v) => plan([step('a')], { policy: { remind: v } }),
+      'policy.remind',
+      '60s',
+      '30d',
+      '59999ms',
+      '721h',
+      remind,
+    ],
+    [
+      'a sub-plan step timeout',
+      (v) => plan([{ id: 'sub', plan: plan([step('a', { timeout: v })]) }]),
+      'steps[0].plan.steps[0].timeout',
+      '1s',
+      '7d',
+      '0ms',
+      '8d',
+      running,
+    ],
+  ];
+
+  it.each(cases)('accepts %s at both bounds', (_what, build, _path, lowest, highest) => {
+    expect(() => validatePlan(build(lowest))).not.toThrow();
+    expect(() => validatePlan(build(highest))).not.toThrow();
+  });
+
+  it.each(cases)(
+    'refuses %s just outside either bound, or 0, or 999999999d',
+    (_what, build, path, _l, _h, below, above, messages) => {
+      expect(issuesOf(build(below)), below).toEqual([{ path, message: messages.min }]);
+      expect(issuesOf(build(above)), above).toEqual([{ path, message: messages.max }]);
+      expect(issuesOf(build('0s'))).toEqual([{ path, message: messages.min }]);
+      expect(issuesOf(build('999999999d'))).toEqual([{ path, message: messages.max }]);
+    },
+  );
+
+  it('bounds an escalation below and, with the deadline, above', () => {
+    const escalate = (after: string, timeout = '30d') =>
+      gate({ timeout, escalate: { after, to: ['phone'] } });
+    const path = 'steps[0].approval.escalate.after';
+    expect(() => validatePlan(escalate('1m'))).not.toThrow();
+    expect(() => validatePlan(escalate('43199m'))).not.toThrow();
+    expect(issuesOf(escalate('59s'))).toEqual([
+      { path, message: 'at least 1m (the first approvers need time to answer)' },
+    ]);
+    expect(issuesOf(escalate('999999999d'))).toEqual([
+      { path, message: 'at most 30d (the longest a gate may wait for a decision)' },
+      {
+        path: 'steps[0].approval',
+        message:
+          'escalation after 999999999d comes at or after the deadline (30d): nobody would be asked in time',
+      },
+    ]);
+    expect(issuesOf(plan([step('a')], { policy: { escalate: { after: '1s', to: ['phone'] } } }))).toEqual([
+      { path: 'policy.escalate.after', message: 'at least 1m (the first approvers need time to answer)' },
+    ]);
+  });
+
+  it('reports every bad duration of a plan at once', () => {
+    expect(
+      issuesOf(
+        plan([step('a', { timeout: '999999999d', approval: { timeout: '999999999d', remind: '1ms' } })], {
+          policy: { approvalTimeout: '0ms', remind: '1s' },
+        }),
+      ),
+    ).toEqual([
+      { path: 'policy.approvalTimeout', message: deadline.min },
+      { path: 'policy.remind', message: remind.min },
+      { path: 'steps[0].timeout', message: running.max },
+      { path: 'steps[0].approval.timeout', message: deadline.max },
+      { path: 'steps[0].approval.remind', message: remind.min },
+    ]);
+  });
+
+  it('replays and reads recorded plans as they were accepted, and bounds them only when asked', () => {
+    // A history recorded before the bounds (test/fixtures/histories/timeout-with-reminders.json has this plan).
+    const recorded = plan([
+      step('t', { run: 'true', timeout: '999999999d', approval: { timeout: '2s', remind: '1s' } }),
+    ]);
+    for (const planRules of ['legacy', 'read'] as const)
+      expect(planSteps(validatePlan(recorded, { planRules }))[0]?.approval.remind, planRules).toBe('1s');
+    expect(issuesOf(recorded)).toHaveLength(2);
+    expect(issuesOf(recorded, { planRules: 'legacy', bounded: true })).toEqual([
+      { path: 'steps[0].timeout', message: running.max },
+      { path: 'steps[0].approval.remind', message: remind.min },
+    ]);
+    expect(() => validatePlan(recorded, { planRules: 'refuse', bounded: false })).not.toThrow();
+  });
+
+  it('never changes the plan it returns, only whether it is accepted', () => {
+    const raw = plan([step('a', { timeout: '7d', approval: { remind: '1m' } })], {
+      policy: { remind: '2m' },
+    });
+    expect(validatePlan(raw)).toEqual(validatePlan(raw, { planRules: 'read' }));
+  });
+});
+
+describe('validatePlan: NUL and control characters (new plans)', () => {
+  const NUL = 'must not contain a NUL byte (\\0)';
+  const CWD = 'must not contain control characters';
+  const ENV = 'must not contain control characters other than tab and newline';
+
+  it.each([
+    ['the plan name', plan([step('a')], { name: 'p\u0000' }), ['name']],
+    ['the description', plan([step('a')], { description: 'a\u0000b' }), ['description']],
+    ['a step name', plan([step('a', { name: 'x\u0000' })]), ['steps[0].name']],
+    ['a command', plan([step('a', { run: 'echo a\u0000; rm -rf /' })]), ['steps[0].run']],
+    ['a gate message', plan([{ id: 'g', gate: 'ok?\u0000' }]), ['steps[0].gate']],
+    ['a cwd', plan([step('a', { cwd: 'src\u0000/../../etc' })]), ['steps[0].cwd']],
+    ['an env value', plan([step('a', { env: { A: 'x\u0000y' } })]), ['steps[0].env.A']],
+    [
+      'an mcp argument deep inside',
+      plan([{ id: 'm', mcp: { server: 'fs', tool: 'read', arguments: { paths: ['ok', 'a\u0000'] } } }]),
+      ['steps[0].mcp.arguments.paths[1]'],
+    ],
+    [
+      'an approver name',
+      plan([{ id: 'g', gate: 'ok?', approval: { approvers: ['me\u0000'] } }]),
+      ['steps[0].approval.approvers[0]'],
+    ],
+    [
+      'a sub-plan, twice',
+      plan([{ id: 's', plan: plan([step('a', { name: '\u0000', run: '\u0000' })], { name: 's\u0000' }) }]),
+      ['steps[0].plan.name', 'steps[0].plan.steps[0].run', 'steps[0].plan.steps[0].name'],
+    ],
+  ])('refuses a NUL byte in %s, with its path', (_what, raw, paths) => {
+    expect(
+      issuesOf(raw)
+        .filter((i) => i.message === NUL)
+        .map((i) => i.path),
+    ).toEqual(paths);
+  });
+
+  it('refuses a NUL byte in a key, writing the key escaped', () => {
+    expect(issuesOf(plan([step('a', { env: { 'A\u0000': 'x' } })]))).toEqual([
+      { path: 'steps[0].env["A\\u0000"]', message: `the key ${NUL}` },
+      { path: 'steps[0].env["A\\u0000"]', message: 'Invalid key in record' },
+    ]);
+  });
+
+  it.each(['\u001b[2J', '\n', '\t', '\r', '\u007f', '\u009b8m', '\u0001'])(
+    'refuses the control character %j in a cwd',
+    (c) => {
+      expect(issuesOf(plan([step('a', { cwd: `src${c}x` })]))).toEqual([
+        { path: 'steps[0].cwd', message: CWD },
+      ]);
+    },
+  );
+
+  it.each(['\u001b[8m', '\r', '\u007f', '\u009b2J', '\u0007', '\u000b'])(
+    'refuses the control character %j in an env value',
+    (c) => {
+      expect(issuesOf(plan([step('a', { env: { OK: 'fine', BAD: `x${c}y` } })]))).toEqual([
+        { path: 'steps[0].env.BAD', message: ENV },
+      ]);
+    },
+  );
+
+  it('keeps tabs and newlines in env values (a certificate, a key) and newlines in commands (a script)', () => {
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIB\tIjAN\n-----END CERTIFICATE-----\n';
+    const [s] = planSteps(validatePlan(plan([step('a', { env: { CERT: pem }, run: 'set -e\nmake\n' })])));
+    expect(s).toMatchObject({ env: { CERT: pem }, run: 'set -e\nmake\n' });
+  });
+
+  it('accepts escapes in free text (names, gate messages, commands): every display cleans them', () => {
+    const raw = plan(
+      [step('a', { name: '\u001b[8mhidden', run: 'printf "\u001b[2J"' }), { id: 'g', gate: '\u001b[2Jok?' }],
+      {
+        name: '\u001b[2Jrelease',
+      },
+    );
+    expect(validatePlan(raw).name).toBe('\u001b[2Jrelease');
+  });
+
+  it('writes keys holding control characters escaped in every message', () => {
+    const error = errorOf(plan([step('a', { '\u001b[2Jrun_as': 'root', env: { '\u001b]0;x\u0007': 'y' } })]));
+    expect(error.issues).toEqual([
+      { path: 'steps[0].env["\\u001b]0;x\\u0007"]', message: 'Invalid key in record' },
+      { path: 'steps[0]', message: 'unknown field "\\u001b[2Jrun_as"' },
+    ]);
+    expect(issuesOf(plan([step('a', { env: { '\u001b[8m': 'y' } })]))).toEqual([
+      { path: 'steps[0].env["\\u001b[8m"]', message: 'Invalid key in record' },
+    ]);
+    expect(issuesOf(plan([{ '\u001b[2J': 1 }]))).toEqual([
+      {
+        path: 'steps[0]',
+        message:
+          'unknown node: expected one of run, mcp, gate, parallel, sequence, plan; found fields "\\u001b[2J"',
+      },
+    ]);
+    // The message itself has newlines; nothing else below a space, no DEL, no C1.
+    expect(
+      [...error.message].filter((c) => c !== '\n' && (c < ' ' || (c >= '\u007f' && c <= '\u009f'))),
+    ).toEqual([]);
+  });
+
+  it('replays and reads recorded plans with such text as they were accepted', () => {
+    const recorded = plan([step('a', { cwd: 'x\u001b', env: { A: 'a\rb' }, run: 'echo \u0000' })]);
+    for (const planRules of ['legacy', 'read'] as const)
+      expect(planSteps(validatePlan(recorded, { planRules }))[0], planRules).toMatchObject({
+        cwd: 'x\u001b',
+      });
+    expect(issuesOf(recorded)).toEqual([
+      { path: 'steps[0].run', message: NUL },
+      { path: 'steps[0].cwd', message: CWD },
+      { path: 'steps[0].env.A', message: ENV },
+    ]);
   });
 });

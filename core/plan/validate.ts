@@ -6,8 +6,8 @@
 import { z } from 'zod';
 import { utf8ToBytes } from '../bytes.js';
 import { canonicalJson } from '../canonical.js';
-import { DURATION_PATTERN, parseDuration } from '../duration.js';
-import { PLAN_LIMITS } from './limits.js';
+import { DURATION_PATTERN, durationText, parseDuration } from '../duration.js';
+import { DURATION_LIMITS, PLAN_LIMITS } from './limits.js';
 import type {
   ApprovalPolicy,
   AutoApproveRule,
@@ -187,8 +187,20 @@ const planFields = z
   })
   .strict();
 
+// C0 and C1 control characters and DEL: what `clean` (services/history/render.ts) strips for display.
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/g;
+const hasControl = (text: string) => text.search(CONTROL_CHARACTERS) !== -1;
+
+/** Text from the plan, as it may appear in a message: control characters written as \u escapes. */
+function escapeControls(text: string): string {
+  return text.replace(CONTROL_CHARACTERS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 function joinPath(base: string, key: string | number): string {
   if (typeof key === 'number') return `${base}[${key}]`;
+  // A key is the plan's own text: one holding control characters is quoted and escaped, never printed raw.
+  if (hasControl(key)) return `${base}["${escapeControls(key)}"]`;
   return base ? `${base}.${key}` : key;
 }
 
@@ -197,7 +209,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     case 'invalid_type':
       return `expected ${issue.expected}`;
     case 'unrecognized_keys':
-      return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${escapeControls(k)}"`).join(', ')}`;
     case 'invalid_union':
       return 'expected "required", "auto" or an object with mode, quorum, timeout, remind, escalate, approvers, risk';
     default:
@@ -213,6 +225,35 @@ function describeIssue(issue: z.core.$ZodIssue): string {
  */
 export type PlanRules = 'refuse' | 'legacy' | 'read';
 
+/** What a duration field of a plan stands for, in the messages that bound it. */
+const DURATION_BOUNDS: Record<keyof typeof DURATION_LIMITS, { min: string; max: string }> = {
+  stepTimeout: { min: 'the shortest a step may run', max: 'the longest a step may run' },
+  mcpTimeout: { min: 'the shortest a tool call may take', max: 'the longest a tool call may take' },
+  approvalTimeout: {
+    min: 'the shortest a gate may wait for a decision',
+    max: 'the longest a gate may wait for a decision',
+  },
+  remind: {
+    min: 'reminders more often would flood the approvers',
+    max: 'the longest a gate may wait for a decision',
+  },
+  escalateAfter: {
+    min: 'the first approvers need time to answer',
+    max: 'the longest a gate may wait for a decision',
+  },
+};
+
+export const NUL_REFUSED = 'must not contain a NUL byte (\\0)';
+export const CWD_CONTROL_REFUSED = 'must not contain control characters';
+export const ENV_CONTROL_REFUSED = 'must not contain control characters other than tab and newline';
+// Env values may hold tabs and newlines (a certificate, a key, a small script); every other C0 or
+// C1 control character, DEL and the carriage return (which only serves to overwrite a line on a
+// terminal) is refused. NUL is refused everywhere, by the screen of the raw plan.
+// eslint-disable-next-line no-control-regex
+const ENV_VALUE_CONTROLS = /[\u0001-\u0008\u000b-\u001f\u007f-\u009f]/;
+// eslint-disable-next-line no-control-regex
+const CWD_CONTROLS = /[\u0001-\u001f\u007f-\u009f]/;
+
 export const PLAN_RULES_REFUSED =
   "plans can no longer approve their own steps: a person issues a standing approval instead (the app's Grants screen, or `countersign grants add`), and `approval: auto` on a step asks for one";
 
@@ -227,6 +268,8 @@ class PlanValidator {
   constructor(
     private readonly maxNodes: number,
     private readonly rules: PlanRules,
+    /** Durations bounded and control characters refused (every new plan); see validatePlan. */
+    private readonly bounded: boolean,
   ) {}
 
   plan(raw: unknown, at: string, depth: number): PlanSpec | undefined {
@@ -238,6 +281,10 @@ class PlanValidator {
         path: joinPath(joinPath(at, 'policy'), 'autoApprove'),
         message: PLAN_RULES_REFUSED,
       });
+    const policyAt = joinPath(at, 'policy');
+    this.bound(policy.approvalTimeout, joinPath(policyAt, 'approvalTimeout'), 'approvalTimeout');
+    this.bound(policy.remind, joinPath(policyAt, 'remind'), 'remind');
+    this.bound(policy.escalate?.after, joinPath(joinPath(policyAt, 'escalate'), 'after'), 'escalateAfter');
     const ids = new Set<string>();
     this.egressOfPlans.push(fields.egress);
     const rootChildren = this.children(fields.steps, joinPath(at, 'steps'), depth + 1, policy, ids);
@@ -252,6 +299,26 @@ class PlanValidator {
       keepWorkspace: fields.keepWorkspace,
       root,
     };
+  }
+
+  /** A duration within its DURATION_LIMITS, else an issue at its path (new plans only: see validatePlan). */
+  private bound(text: string | undefined, at: string, kind: keyof typeof DURATION_LIMITS): void {
+    if (!this.bounded || text === undefined) return;
+    const ms = parseDuration(text);
+    const { min, max } = DURATION_LIMITS[kind];
+    if (ms < min)
+      this.issues.push({ path: at, message: `at least ${durationText(min)} (${DURATION_BOUNDS[kind].min})` });
+    else if (ms > max)
+      this.issues.push({ path: at, message: `at most ${durationText(max)} (${DURATION_BOUNDS[kind].max})` });
+  }
+
+  /** A shell step's cwd and env values as the sandbox and the approver take them (new plans only). */
+  private checkShellText(cwd: string, env: Record<string, string>, at: string): void {
+    if (!this.bounded) return;
+    if (CWD_CONTROLS.test(cwd)) this.issues.push({ path: joinPath(at, 'cwd'), message: CWD_CONTROL_REFUSED });
+    for (const [name, value] of Object.entries(env))
+      if (ENV_VALUE_CONTROLS.test(value))
+        this.issues.push({ path: joinPath(joinPath(at, 'env'), name), message: ENV_CONTROL_REFUSED });
   }
 
   private parse<T extends z.ZodType>(schema: T, raw: unknown, at: string): z.output<T> | undefined {
@@ -310,7 +377,7 @@ class PlanValidator {
         kinds.length === 0
           ? `unknown node: expected one of ${NODE_KINDS.join(', ')}; found fields ${
               Object.keys(raw)
-                .map((k) => `"${k}"`)
+                .map((k) => `"${escapeControls(k)}"`)
                 .join(', ') || 'none'
             }`
           : `a node has exactly one of ${NODE_KINDS.join(', ')}; found ${kinds.join(' and ')}`;
@@ -327,6 +394,8 @@ class PlanValidator {
         const f = this.parse(shellFields, raw, at);
         if (!f) return undefined;
         claimId(f.id);
+        this.bound(f.timeout, joinPath(at, 'timeout'), 'stepTimeout');
+        this.checkShellText(f.cwd, f.env, at);
         const step: StepNode = {
           type: 'step',
           kind: 'shell',
@@ -346,6 +415,7 @@ class PlanValidator {
         const f = this.parse(mcpFields, raw, at);
         if (!f) return undefined;
         claimId(f.id);
+        this.bound(f.timeout, joinPath(at, 'timeout'), 'mcpTimeout');
         const step: StepNode = {
           type: 'step',
           kind: 'mcp',
@@ -439,6 +509,12 @@ class PlanValidator {
   private approval(raw: z.output<typeof approval>, policy: PlanPolicy, at: string): ApprovalPolicy {
     const fields =
       typeof raw === 'string' ? { mode: raw, quorum: 1 } : (raw ?? { mode: 'required' as const, quorum: 1 });
+    if (typeof raw === 'object') {
+      const approvalAt = joinPath(at, 'approval');
+      this.bound(raw.timeout, joinPath(approvalAt, 'timeout'), 'approvalTimeout');
+      this.bound(raw.remind, joinPath(approvalAt, 'remind'), 'remind');
+      this.bound(raw.escalate?.after, joinPath(joinPath(approvalAt, 'escalate'), 'after'), 'escalateAfter');
+    }
     const result: ApprovalPolicy = {
       mode: fields.mode,
       quorum: fields.quorum,
@@ -508,17 +584,42 @@ function screenRawValue(value: unknown, at: string, depth: number): PlanIssue | 
   return undefined;
 }
 
-/** Validates a raw plan value. Throws PlanValidationError naming every bad node. */
+/** Every NUL in the plan's text, keys included, anywhere (sub-plans and tool arguments too). */
+function findNul(value: unknown, at: string, issues: PlanIssue[]): void {
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) issues.push({ path: at, message: NUL_REFUSED });
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => findNul(v, joinPath(at, i), issues));
+    return;
+  }
+  for (const key of Object.keys(value)) {
+    if (key.includes('\u0000')) issues.push({ path: joinPath(at, key), message: `the key ${NUL_REFUSED}` });
+    findNul((value as Record<string, unknown>)[key], joinPath(at, key), issues);
+  }
+}
+
+/**
+ * Validates a raw plan value. Throws PlanValidationError naming every bad node.
+ *
+ * `bounded` (default: when `planRules` is `refuse`, i.e. for every new plan): every duration
+ * within DURATION_LIMITS, no NUL byte anywhere in the plan, no control characters in a cwd or
+ * an env value. It never changes the plan returned, only whether it is accepted, and is off for
+ * recorded plans (`legacy` replay, `read`): a history accepted before these bounds existed must
+ * replay and read as it ran.
+ */
 export function validatePlan(
   raw: unknown,
-  options: { maxNodes?: number; planRules?: PlanRules } = {},
+  options: { maxNodes?: number; planRules?: PlanRules; bounded?: boolean } = {},
 ): PlanSpec {
   const screened = screenRawValue(raw, '', 0);
   if (screened) throw new PlanValidationError([screened]);
-  const validator = new PlanValidator(
-    options.maxNodes ?? PLAN_LIMITS.maxNodes,
-    options.planRules ?? 'refuse',
-  );
+  const rules = options.planRules ?? 'refuse';
+  const bounded = options.bounded ?? rules === 'refuse';
+  const validator = new PlanValidator(options.maxNodes ?? PLAN_LIMITS.maxNodes, rules, bounded);
+  if (bounded) findNul(raw, '', validator.issues);
   const plan = validator.plan(raw, '', 0);
   if (!plan || validator.issues.length > 0) throw new PlanValidationError(validator.issues);
   return plan;
