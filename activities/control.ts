@@ -13,6 +13,7 @@ import { noticeKey, type GateNoticeRequest, type Notifier } from '../services/no
 
 import type { Envelope } from '../core/approval/dsse.js';
 import type { KeyPair } from '../core/keys.js';
+import type { TrustAnchorFile } from '../services/trust-anchor.js';
 import {
   announceTrustRecords,
   applyStandingGrant,
@@ -28,6 +29,8 @@ export interface ControlDependencies {
   gateLogPath: string;
   /** Reads the registry, spends grant uses, lists and signals open plans. */
   client?: Client;
+  /** The control worker's chain from the pinned root (a replaced registry applies no grant). */
+  anchor?: TrustAnchorFile | undefined;
   /** Sends notices; without it, reached gates are only recorded. */
   notifier?: Notifier | undefined;
 }
@@ -66,7 +69,7 @@ export function createControlActivities(deps: ControlDependencies) {
 
     /** A step asked for a standing approval: apply one a person signed that covers it, or say why none does. */
     async applyStandingGrant(request: StandingGrantRequest): Promise<StandingGrantAnswer> {
-      return applyStandingGrant(client(), deps.policyKey, request);
+      return applyStandingGrant(client(), deps.policyKey, request, deps.anchor);
     },
 
     /** The registry changed: every open plan hears of its records (revocations win over waiting steps). */

@@ -7,24 +7,29 @@ import { watch } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { parseDuration } from '../core/duration.js';
-import { FAILURE_TYPES, STEP_LAUNCHED_DETAIL } from '../core/names.js';
+import { FAILURE_TYPES, planWorkflowId, STEP_LAUNCHED_DETAIL } from '../core/names.js';
 import type { StepResult } from '../core/plan/state.js';
 import type { ShellStep } from '../core/plan/types.js';
 import { SandboxRefused, type SandboxBackend } from '../sandbox/backend.js';
 import { BrokerRefused } from '../sandbox/docker/container-policy.js';
 import type { RunnerPool } from '../sandbox/runner/pool.js';
 import { isAlive, RunDir, type RunState } from '../sandbox/runner/run-dir.js';
-import type { GrantUseLedger } from './grant-uses.js';
-import { assertStepApproved, spendGrantUses, type ApprovedStep } from './step-trust.js';
+import type { Envelope } from '../core/approval/dsse.js';
+import { signClose, type CloseClaims } from '../core/approval/attestation.js';
+import {
+  attested,
+  authorizeExecution,
+  trustedChain,
+  type ApprovedStep,
+  type ExecutorTrust,
+} from './step-trust.js';
 
 export interface ExecutorDependencies {
   backend: SandboxBackend;
   runners: RunnerPool;
   runsDir: string;
-  /** Read on every activity, so pairing after start-up takes effect without a restart. */
-  pinnedRootKeyId: () => string | undefined;
-  /** This host's count of standing-approval uses. */
-  grantUses: GrantUseLedger;
+  /** This host's own chain and ledgers (its pinned root is read on every activity). */
+  trust: ExecutorTrust;
   maxTranscriptBytes?: number;
 }
 
@@ -151,11 +156,31 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
      * before the list was taken (a plan that started since then is not in it). Returns what went.
      */
     async reapWorkspaces(open: { workspaceIds: string[]; listedAtMs: number }): Promise<string[]> {
-      return (await deps.backend.reap?.(new Set(open.workspaceIds), open.listedAtMs)) ?? [];
+      const reaped = (await deps.backend.reap?.(new Set(open.workspaceIds), open.listedAtMs)) ?? [];
+      // A plan whose workspace was reaped was not open (terminated): it runs nothing more on old approvals.
+      for (const workspaceId of reaped)
+        await deps.trust.ledger.planEnded(planWorkflowId(workspaceId), 'found closed by the janitor');
+      return reaped;
+    },
+
+    /**
+     * Newer device records, from the registry: this host's chain grows (revocations take effect for
+     * every later step, whatever records a step arrives with). Older or equal records change nothing.
+     */
+    async adoptTrustRecords(input: { records: Envelope[] }): Promise<{ records: number }> {
+      await trustedChain(deps.trust.chain, input.records);
+      return { records: (await deps.trust.chain.held()).length };
     },
 
     /** The plan has ended: its workspace container (if any) is removed, and its files if asked. Idempotent. */
-    async releaseWorkspace(input: { workspaceId: string; removeFiles?: boolean }): Promise<void> {
+    async releaseWorkspace(input: {
+      workspaceId: string;
+      removeFiles?: boolean;
+      workflowId?: string;
+    }): Promise<void> {
+      // Histories recorded before the ledger release without naming the plan.
+      if (input.workflowId)
+        await deps.trust.ledger.planEnded(input.workflowId, 'its workspace was released at its end');
       await deps.backend.releaseWorkspace(input.workspaceId, { removeFiles: input.removeFiles ?? false });
     },
 
@@ -163,13 +188,13 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
       const context = Context.current();
       const run = new RunDir(deps.runsDir, {
         workflowId: input.workflowId,
+        runId: input.runId,
         stepPath: input.step.path,
         digest: input.digest,
       });
       // A step re-attached after a crash is judged as of its launch, not failed for lateness.
       const launchedAtMs = (await run.claimedAtMs()) ?? Date.now();
-      const authority = assertStepApproved(input, deps.pinnedRootKeyId(), launchedAtMs);
-      await spendGrantUses(authority, input, deps.grantUses);
+      await authorizeExecution(input, deps.trust, launchedAtMs);
       await ensureLaunched(run, input);
       const attachCount = await run.recordAttach(context.info.attempt);
       const { started, finished } = await follow(run, input.step.path);
@@ -180,21 +205,50 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
           : await deps.backend
               .explainFailure?.(input.workspaceId, { ...finished, startedAtMs: started.startedAtMs })
               .catch(() => undefined);
-      return {
-        ...(diagnosis ? { diagnosis } : {}),
-        exitCode: finished.exitCode,
-        signal: finished.signal,
-        durationMs: finished.durationMs,
-        outputTail: tail.text,
-        outputBytes: finished.outputBytes,
-        truncated: finished.truncated,
-        timedOut: finished.timedOut ?? false,
-        backend: deps.backend.name,
-        startedAt: new Date(started.startedAtMs).toISOString(),
-        finishedAt: new Date(finished.finishedAtMs).toISOString(),
-        attachCount,
-        attempt: context.info.attempt,
-      };
+      return attested(
+        input,
+        {
+          ...(diagnosis ? { diagnosis } : {}),
+          exitCode: finished.exitCode,
+          signal: finished.signal,
+          durationMs: finished.durationMs,
+          outputTail: tail.text,
+          outputBytes: finished.outputBytes,
+          truncated: finished.truncated,
+          timedOut: finished.timedOut ?? false,
+          backend: deps.backend.name,
+          startedAt: new Date(started.startedAtMs).toISOString(),
+          finishedAt: new Date(finished.finishedAtMs).toISOString(),
+          attachCount,
+          attempt: context.info.attempt,
+        },
+        deps.trust,
+      );
+    },
+
+    /**
+     * Signs a plan's close with this host's key: every step's outcome, naming each result this
+     * host signed for the plan (any it signed and the plan leaves out is refused: a close does not
+     * hide a step that ran). The plan has ended here from then on.
+     */
+    async attestPlanClose(claims: Omit<CloseClaims, 'at'>): Promise<Envelope> {
+      const signed = await deps.trust.ledger.resultsOf(claims.workflowId);
+      for (const [path, hashes] of signed) {
+        const named = claims.steps[path]?.result;
+        if (!named || !hashes.includes(named))
+          throw ApplicationFailure.nonRetryable(
+            `the close of ${claims.workflowId} leaves out the result of step "${path}" that this executor signed`,
+            FAILURE_TYPES.stepNotApproved,
+          );
+      }
+      for (const [path, step] of Object.entries(claims.steps))
+        if (step.result && !(signed.get(path) ?? []).includes(step.result))
+          throw ApplicationFailure.nonRetryable(
+            `the close of ${claims.workflowId} names a result of step "${path}" this executor never signed`,
+            FAILURE_TYPES.stepNotApproved,
+          );
+      await deps.trust.ledger.planEnded(claims.workflowId, `it closed ${claims.status}`);
+      return signClose({ ...claims, at: new Date().toISOString() }, deps.trust.key);
     },
   };
 }

@@ -29,16 +29,14 @@ import {
   type ToolCallOutcome,
 } from '../sandbox/mcp/call.js';
 import type { LaunchedServer, McpLauncher } from '../sandbox/mcp/launcher.js';
-import type { GrantUseLedger } from './grant-uses.js';
-import { assertStepApproved, spendGrantUses, type ApprovedStep } from './step-trust.js';
+import { attested, authorizeExecution, type ApprovedStep, type ExecutorTrust } from './step-trust.js';
 
 export interface McpDependencies {
   launcher: McpLauncher;
   /** Read on every call, so `countersign mcp pin` takes effect without a restart. */
   catalog: () => Promise<McpCatalog>;
-  pinnedRootKeyId: () => string | undefined;
-  /** This host's count of standing-approval uses. */
-  grantUses: GrantUseLedger;
+  /** This host's own chain and ledgers. */
+  trust: ExecutorTrust;
 }
 
 export interface McpCallSpec {
@@ -72,10 +70,10 @@ function argumentCheck(toolSha: string, schema: Record<string, unknown>) {
 
 /** The same on every attempt of one approved call. */
 export function callKeyOf(
-  input: Pick<ApprovedStep, 'workflowId' | 'digest'> & { step: { path: string } },
+  input: Pick<ApprovedStep, 'workflowId' | 'runId' | 'digest'> & { step: { path: string } },
 ): string {
   return createHash('sha256')
-    .update(`${input.workflowId}\n${input.step.path}\n${input.digest}`)
+    .update(`${input.workflowId}\n${input.runId}\n${input.step.path}\n${input.digest}`)
     .digest('hex')
     .slice(0, 32);
 }
@@ -197,8 +195,7 @@ export function createMcpActivities(deps: McpDependencies) {
 
     async runMcpStep(input: McpStepInput): Promise<StepResult> {
       const context = Context.current();
-      const authority = assertStepApproved(input, deps.pinnedRootKeyId(), Date.now());
-      await spendGrantUses(authority, input, deps.grantUses);
+      await authorizeExecution(input, deps.trust, Date.now());
       const { step, mcpPin: pin } = input;
       const entry = (await deps.catalog()).servers.find((s) => s.id === step.server);
       if (!entry) refused(`server "${step.server}" is no longer in the catalog; nothing was called`);
@@ -278,33 +275,37 @@ export function createMcpActivities(deps: McpDependencies) {
       }
       const finishedAtMs = Date.now();
       const { timings } = outcome;
-      return {
-        exitCode: null,
-        signal: null,
-        durationMs: finishedAtMs - startedAtMs,
-        outputTail: outcome.text,
-        outputBytes: outcome.resultBytes,
-        truncated: outcome.truncated,
-        timedOut: false,
-        backend: deps.launcher.name,
-        startedAt: new Date(startedAtMs).toISOString(),
-        finishedAt: new Date(finishedAtMs).toISOString(),
-        attachCount: 1,
-        attempt: context.info.attempt,
-        mcp: {
-          isError: outcome.isError,
-          ...(outcome.structuredContent === undefined
-            ? {}
-            : { structuredContent: outcome.structuredContent }),
-          timings: {
-            startMs: Math.round(startMs),
-            initializeMs: Math.round(timings.initializeMs),
-            listMs: Math.round(timings.listMs),
-            callMs: Math.round(timings.callMs),
-            removeMs: Math.round(removeMs),
+      return attested(
+        input,
+        {
+          exitCode: null,
+          signal: null,
+          durationMs: finishedAtMs - startedAtMs,
+          outputTail: outcome.text,
+          outputBytes: outcome.resultBytes,
+          truncated: outcome.truncated,
+          timedOut: false,
+          backend: deps.launcher.name,
+          startedAt: new Date(startedAtMs).toISOString(),
+          finishedAt: new Date(finishedAtMs).toISOString(),
+          attachCount: 1,
+          attempt: context.info.attempt,
+          mcp: {
+            isError: outcome.isError,
+            ...(outcome.structuredContent === undefined
+              ? {}
+              : { structuredContent: outcome.structuredContent }),
+            timings: {
+              startMs: Math.round(startMs),
+              initializeMs: Math.round(timings.initializeMs),
+              listMs: Math.round(timings.listMs),
+              callMs: Math.round(timings.callMs),
+              removeMs: Math.round(removeMs),
+            },
           },
         },
-      };
+        deps.trust,
+      );
     },
   };
 }

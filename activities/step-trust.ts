@@ -1,20 +1,54 @@
 /**
  * The executor's own check, just before a step runs: the step is exactly what was approved, and
  * its approvals authorise it under the one rule (core/approval/authorize.ts), with devices and
- * standing approvals chained to the executor's pinned root. A standing approval limited to N uses
- * is counted here too, on this host's own ledger.
+ * standing approvals judged by the executor's own chain (its pinned root, and the longest chain
+ * from it this host has seen: records cut short before a revocation do not fool it). A standing
+ * approval limited to N uses is counted here too, on this host's own ledger.
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { authorizeStep, type StepAuthority } from '../core/approval/authorize.js';
 import type { Envelope } from '../core/approval/dsse.js';
 import { verifyProposedStep, type VerifiedProposal } from '../core/approval/proposal.js';
-import { cachedRegistry } from '../core/devices/registry-cache.js';
-import { DeviceRecordError, type DeviceRegistry } from '../core/devices/registry.js';
-import { FAILURE_TYPES } from '../core/names.js';
+import type { DeviceRegistry } from '../core/devices/registry.js';
+import { ChainRefused, type TrustAnchorFile } from '../services/trust-anchor.js';
+import { FAILURE_TYPES, workspaceBelongsTo } from '../core/names.js';
+import { attestationSha256, resultClaims, signResult } from '../core/approval/attestation.js';
+import type { KeyPair } from '../core/keys.js';
+import type { StepResult } from '../core/plan/state.js';
+import { peekApprovalPayload } from '../core/approval/approval.js';
 import { stepDigest } from '../core/plan/digest.js';
 import type { McpPin } from '../core/mcp/catalog.js';
 import type { StepNode } from '../core/plan/types.js';
 import { GrantUsesExceeded, type GrantUseLedger } from './grant-uses.js';
+import { LedgerRefusal, type ExecutionLedger } from './execution-ledger.js';
+
+/** What the executor trusts and counts on its own host. */
+export interface ExecutorTrust {
+  /** The pinned root and the longest chain from it seen here. */
+  chain: TrustAnchorFile;
+  grantUses: GrantUseLedger;
+  /** Nonces spent and plans ended: what a reset history forgets, this does not. */
+  ledger: ExecutionLedger;
+  /** This host's key: it signs each result and each plan's close (introduced by the root, role executor). */
+  key: KeyPair;
+}
+
+/** The result, signed by this host, its hash kept in the ledger (a close must name it). */
+export async function attested(
+  input: ApprovedStep,
+  result: StepResult,
+  trust: ExecutorTrust,
+): Promise<StepResult> {
+  const attestation = signResult(
+    resultClaims(
+      { workflowId: input.workflowId, runId: input.runId, stepPath: input.step.path, digest: input.digest },
+      result,
+    ),
+    trust.key,
+  );
+  await trust.ledger.recordResult(input.workflowId, input.step.path, attestationSha256(attestation));
+  return { ...result, attestation };
+}
 
 export interface ApprovedStep {
   workflowId: string;
@@ -38,29 +72,71 @@ function notApproved(message: string): never {
   throw ApplicationFailure.nonRetryable(message, FAILURE_TYPES.stepNotApproved);
 }
 
-/** The authority the step's approvals give; throws a non-retryable failure that says why it is not enough. */
-export function assertStepApproved(
+/**
+ * The authority the step's approvals give, with this host's chain; grant uses are spent. Throws a
+ * non-retryable failure that says why it is not enough.
+ */
+export async function authorizeExecution(
   input: ApprovedStep,
-  pinnedRootKeyId: string | undefined,
+  trust: ExecutorTrust,
   /** When the step was (or is being) launched, by this host's clock: grants must be in force then. */
   launchedAtMs: number,
-): StepAuthority {
-  if (!pinnedRootKeyId) {
-    throw ApplicationFailure.nonRetryable(
-      'executor has no pinned root device: pair a device (`countersign pair`) so the executor can trust approvals',
-      FAILURE_TYPES.executorUntrusted,
+): Promise<StepAuthority> {
+  if (!workspaceBelongsTo(input.workspaceId, input.workflowId))
+    notApproved(
+      `plan ${input.workflowId} may not use workspace ${input.workspaceId}: a plan runs in its own workspace (or, as a sub-plan, its parent's)`,
     );
-  }
-  let registry: DeviceRegistry;
+  const registry = await trustedChain(trust.chain, input.trustRecords);
+  // A plan that ended here runs nothing more on approvals given before its end: a reset history
+  // can revive the plan, not its approvals.
+  const ended = await trust.ledger.endOf(input.workflowId);
+  const approvals = ended
+    ? input.approvals.filter((e) => Date.parse(String(peekApprovalPayload(e)?.issuedAt)) > ended.atMs)
+    : input.approvals;
+  let authority: StepAuthority;
   try {
-    registry = cachedRegistry(input.trustRecords, pinnedRootKeyId);
+    authority = assertStepApproved({ ...input, approvals }, registry, launchedAtMs);
   } catch (error) {
-    const reason = error instanceof DeviceRecordError ? `[${error.code}] ${error.message}` : String(error);
+    if (!ended) throw error;
+    notApproved(
+      `plan ${ended.workflowId} ended here at ${new Date(ended.atMs).toISOString()} (${ended.how}); approvals given before then count for nothing in a reset or revived run, and none was given since: ${(error as Error).message}`,
+    );
+  }
+  await spendGrantUses(authority, input, trust.grantUses);
+  try {
+    await trust.ledger.spendNonces(
+      approvals.map((e) => String(peekApprovalPayload(e)?.nonce)),
+      `${input.workflowId}/${input.runId}/${input.step.path}/${input.digest}`,
+    );
+  } catch (error) {
+    if (error instanceof LedgerRefusal)
+      notApproved(`executor refused step "${input.step.path}": ${error.message}`);
+    throw error;
+  }
+  return authority;
+}
+
+/** The registry to judge by: this host's chain, extended by the records given when they extend it. */
+export async function trustedChain(chain: TrustAnchorFile, records: Envelope[]): Promise<DeviceRegistry> {
+  try {
+    return (await chain.reconcile(records)).registry;
+  } catch (error) {
+    if (!(error instanceof ChainRefused)) throw error;
     throw ApplicationFailure.nonRetryable(
-      `device records do not chain to the executor's pinned root: ${reason}`,
+      error.code === 'no_root'
+        ? 'executor has no pinned root device: pair a device (`countersign pair`) so the executor can trust approvals'
+        : `device records are not the executor's chain: [${error.code}] ${error.message}`,
       FAILURE_TYPES.executorUntrusted,
     );
   }
+}
+
+/** The authority the step's approvals give under `registry`; throws a non-retryable failure that says why not. */
+export function assertStepApproved(
+  input: ApprovedStep,
+  registry: DeviceRegistry,
+  launchedAtMs: number,
+): StepAuthority {
   let digest: string;
   try {
     digest = stepDigest(input.step, input.workspaceId, input.egress ?? false, input.mcpPin);
@@ -112,7 +188,7 @@ export function assertStepApproved(
 }
 
 /** Spends this host's uses of the limited standing approvals that approved the step (once per step). */
-export async function spendGrantUses(
+async function spendGrantUses(
   authority: StepAuthority,
   input: Pick<ApprovedStep, 'workflowId' | 'digest'> & { step: { path: string } },
   ledger: GrantUseLedger,

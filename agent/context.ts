@@ -3,6 +3,7 @@ import type { Client } from '@temporalio/client';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Agent } from '../core/devices/registry.js';
 import type { KeyPair } from '../core/keys.js';
+import type { TrustAnchorFile } from '../services/trust-anchor.js';
 import type { McpCatalog } from '../core/mcp/catalog.js';
 import { PlanValidationError } from '../core/plan/validate.js';
 import { UserFacingError } from '../services/errors.js';
@@ -12,6 +13,8 @@ export interface AgentContext {
   agent: Agent;
   /** Signs the agent's proposals (derived from its token), so grants scoped to it can apply. */
   proposalKey: KeyPair;
+  /** The serving process's chain: plans start with records that extend it. */
+  anchor?: TrustAnchorFile | undefined;
   readCatalog: () => Promise<McpCatalog>;
 }
 

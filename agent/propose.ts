@@ -12,6 +12,7 @@ export async function propose(context: AgentContext, plan: unknown): Promise<Pla
     proposer: `agent "${agent.name}" (${agent.agentId})`,
     agentId: agent.agentId,
     signer: { key: context.proposalKey, proposer: { agent: agent.agentId } },
+    anchor: context.anchor,
   });
   // Plans validate before they start, then open their first gate within a moment.
   const deadline = Date.now() + FIRST_GATE_WAIT_MS;

@@ -26,7 +26,7 @@ const CONFLICT_REFUSALS: ReadonlySet<ApprovalRefusal | string> = new Set([
 /** Status for a UserFacingError code from services/ (Temporal refusals included). */
 export function statusForCode(code: string): number {
   if (code === 'not_found' || code === 'unknown_step') return 404;
-  if (code === 'unavailable') return 503;
+  if (code === 'unavailable' || code === 'registry_untrusted') return 503;
   if (code === 'already_paired' || CONFLICT_REFUSALS.has(code)) return 409;
   if (code === 'revoked_device' || code === 'unknown_device' || code === 'not_allowed') return 403;
   return 422;

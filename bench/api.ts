@@ -51,7 +51,7 @@ async function approvalsThroughApi(stack: BenchStack, session: HttpSession) {
       roundTrips.push(Date.now() - t0);
       if (!response.ok) throw new Error(`approval refused: ${await response.text()}`);
       const digest = view.steps.find((s) => s.path === id)!.digest;
-      const run = new RunDir(stack.paths.runs, { workflowId, stepPath: id, digest });
+      const run = new RunDir(stack.paths.runs, { workflowId, runId: view.runId, stepPath: id, digest });
       const started = await until(
         async () => JSON.parse(await readFile(run.path('started.json'), 'utf8')) as { startedAtMs: number },
         1,

@@ -36,10 +36,11 @@ const SAMPLES = Number(process.env.BENCH_GRANT_SAMPLES ?? 200);
 async function startedAt(
   stack: BenchStack,
   workflowId: string,
+  runId: string,
   stepPath: string,
   digest: string,
 ): Promise<number> {
-  const run = new RunDir(stack.paths.runs, { workflowId, stepPath, digest });
+  const run = new RunDir(stack.paths.runs, { workflowId, runId, stepPath, digest });
   const started = await until(
     async () => JSON.parse(await readFile(run.path('started.json'), 'utf8')) as { startedAtMs: number },
     1,
@@ -55,7 +56,7 @@ async function grantApproved(stack: BenchStack): Promise<number> {
     return v.steps[0]?.awaitingSince && v.steps[0].digest ? v : undefined;
   }, 5);
   const step = view.steps[0]!;
-  const started = await startedAt(stack, workflowId, step.path, step.digest);
+  const started = await startedAt(stack, workflowId, view.runId, step.path, step.digest);
   await stack.client.workflow.getHandle(workflowId).result();
   return started - Date.parse(step.awaitingSince!);
 }
@@ -89,7 +90,7 @@ async function deviceApproved(stack: BenchStack): Promise<{ gateToStart: number;
   await stack.client.workflow
     .getHandle(workflowId)
     .executeUpdate(approveUpdate, { args: [{ envelope, deviceRecords: records }] });
-  const started = await startedAt(stack, workflowId, step.path, step.digest);
+  const started = await startedAt(stack, workflowId, view.runId, step.path, step.digest);
   await stack.client.workflow.getHandle(workflowId).result();
   const gate = Date.parse(step.awaitingSince!);
   return { gateToStart: started - gate, seenAfter: seenAt - gate };

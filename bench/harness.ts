@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { signApproval } from '../core/approval/approval.js';
 import { generateKeyPair } from '../core/keys.js';
-import { openPairing, pairRoot, registryView } from '../services/devices.js';
+import { openLocalPairing, pairRoot, registryView } from '../services/devices.js';
 import type { GrantScope } from '../core/grants/grant.js';
 import { grantRecordOf, issueGrant } from '../services/grants.js';
 import { planView, submitPlan, type SubmittedPlan } from '../services/plans.js';
@@ -20,7 +20,6 @@ import { RunDir } from '../sandbox/runner/run-dir.js';
 import { freePort } from '../test/support/ports.js';
 import { WorkerProcess } from '../test/support/processes.js';
 import { statePaths, type Config } from '../workers/config.js';
-import { loadOrCreateKeyFile } from '../workers/key-file.js';
 import { approveUpdate } from '../workflows/messages.js';
 
 export type Sandbox = 'jail' | 'docker';
@@ -86,14 +85,13 @@ export async function startBenchStack(sandbox: Sandbox): Promise<BenchStack> {
       () => control.kill('SIGTERM'),
       () => executor.kill('SIGTERM'),
     );
-    const policy = await loadOrCreateKeyFile(paths.policyKey, 'policy');
     await control.start();
     await startIn(executor, sandbox);
     const connection = await Connection.connect({ address: server.address });
     cleanups.push(() => connection.close());
     const client = new Client({ connection });
     const root = { ...generateKeyPair(), name: 'bench' };
-    const code = await until(() => openPairing(client, policy.publicKey), 200);
+    const code = await until(() => openLocalPairing(client, paths), 200);
     await pairRoot(client, root, code, paths.pinnedRoot);
     const stack: BenchStack = {
       dir,
@@ -242,7 +240,12 @@ export async function approvalLatency(
       const updateRoundTrip = Date.now() - t0;
       approved++;
       // Read the runner's own record from the executor's run directory: no extra load on Temporal.
-      const run = new RunDir(stack.paths.runs, { workflowId, stepPath: id, digest: step.digest });
+      const run = new RunDir(stack.paths.runs, {
+        workflowId,
+        runId: view.runId,
+        stepPath: id,
+        digest: step.digest,
+      });
       const started = await until(
         async () => JSON.parse(await readFile(run.path('started.json'), 'utf8')) as { startedAtMs: number },
         1,

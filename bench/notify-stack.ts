@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { generateKeyPair, type KeyPair } from '../core/keys.js';
-import { openPairing, pairRoot } from '../services/devices.js';
+import { openLocalPairing, pairRoot } from '../services/devices.js';
 import { changeNotifySettings, readNotifySettings } from '../services/notify/settings.js';
 import { startDevServer, type DevServer } from '../services/temporal-server.js';
 import {
@@ -24,7 +24,6 @@ import { WorkerProcess } from '../test/support/processes.js';
 import { startWebPushEndpoint, type WebPushEndpoint } from '../test/support/web-push-endpoint.js';
 import { statePaths, type Config } from '../workers/config.js';
 import { createControlWorker } from '../workers/control.js';
-import { loadOrCreateKeyFile } from '../workers/key-file.js';
 import { until } from './harness.js';
 
 const NTFY_TOKEN = `tk_${randomBytes(12).toString('hex')}`;
@@ -73,7 +72,6 @@ export async function startNoticeStack(): Promise<NoticeStack> {
     cleanups.push(() => server.stop());
     const config: Config = { home: join(dir, 'home'), temporalAddress: server.address, namespace: 'default' };
     const paths = statePaths(config.home);
-    const policy = await loadOrCreateKeyFile(paths.policyKey, 'policy');
     const workerConnection = await NativeConnection.connect({ address: server.address });
     cleanups.push(() => workerConnection.close());
     const worker = await createControlWorker(config, workerConnection, {
@@ -101,7 +99,7 @@ export async function startNoticeStack(): Promise<NoticeStack> {
     cleanups.push(() => connection.close());
     const client = new Client({ connection });
     const root = { ...generateKeyPair(), name: 'bench phone' };
-    const code = await until(() => openPairing(client, policy.publicKey), 200);
+    const code = await until(() => openLocalPairing(client, paths), 200);
     await pairRoot(client, root, code, paths.pinnedRoot);
     await until(async () => (await readNotifySettings(client)).offer.webPushPublicKey, 200);
     await changeNotifySettings(client, root.keyId, {

@@ -2,12 +2,15 @@
 import { Client, Connection } from '@temporalio/client';
 import { UserFacingError } from '../services/errors.js';
 import { loadConfig, statePaths, type Config } from '../workers/config.js';
-import { readKeyFile } from '../workers/key-file.js';
+import { pinnedRootReader, readKeyFile } from '../workers/key-file.js';
+import { TrustAnchorFile } from '../services/trust-anchor.js';
 import type { KeyPair } from '../core/keys.js';
 
 export class CliContext {
   readonly config: Config = loadConfig();
   readonly paths = statePaths(this.config.home);
+  /** The root this CLI pinned, and the longest chain from it it has seen: a replaced registry is refused. */
+  readonly anchor = new TrustAnchorFile(this.paths.cliChain, pinnedRootReader(this.paths.pinnedRoot));
   private connection?: Connection;
 
   async client(): Promise<Client> {

@@ -9,14 +9,19 @@ import { ConfigError } from '../workers/config.js';
 import { agentConfig, issueAgent, listAgents, revokeAgent, serveAgent } from './commands/agents.js';
 import { notifyNtfy, notifyStatus, notifyTest } from './commands/notify.js';
 import { auditExport, auditVerify } from './commands/audit.js';
-import { addDevice, join, listDevices, pair, revoke } from './commands/devices.js';
+import { addDevice, introduceExecutorCommand, join, listDevices, pair, revoke } from './commands/devices.js';
 import { cancelCommand, decideCommand, listPlansCommand, runPlan, showPlan } from './commands/plans.js';
 import { addGrant, listGrants, revokeGrantCommand } from './commands/grants.js';
+import { restoreRegistryCommand } from './commands/registry.js';
 import { historyCommand } from './commands/history.js';
 import { catalogCommand, pinCommand } from './commands/mcp.js';
 import { down, status, up } from './commands/stack.js';
 import { CliContext } from './context.js';
 import { red } from './format.js';
+import { clean } from '../services/history/render.js';
+
+/** A message may quote a plan, a device or a server: each line cleaned of terminal escapes. */
+const cleanLines = (message: string) => message.split('\n').map(clean).join('\n');
 
 const USAGE = `countersign — durable agent plans, countersigned step by step
 
@@ -38,6 +43,10 @@ const USAGE = `countersign — durable agent plans, countersigned step by step
   countersign history ID [--json]     timeline with approvals re-verified from the raw history
   countersign audit export ID [--out FILE]   the plan's histories, approvals and device records in one file
   countersign audit verify FILE [--root KEYID] [--json]   check a bundle offline: a verdict per step
+  countersign executor introduce [--public-key B64]   introduce an executor host's result key (this
+                                      machine's by default): results are signed and checked from then on
+  countersign registry restore        put back a device registry that was replaced or rolled back, from
+                                      the longest chain from the pinned root held here
   countersign agents                  list agent tokens
   countersign agents issue NAME [--grant CMD]... [--grant-prefix WORDS]...   issue an agent token (shown
                                       once; signed by this CLI's device key), with standing approvals for it
@@ -166,6 +175,12 @@ async function main(argv: string[]): Promise<void> {
         if (sub === 'revoke')
           return await revokeAgent(ctx, need(third, 'agent id'), values.reason ?? 'revoked from the CLI');
         break;
+      case 'executor':
+        if (sub === 'introduce') return await introduceExecutorCommand(ctx, values['public-key']);
+        break;
+      case 'registry':
+        if (sub === 'restore') return await restoreRegistryCommand(ctx);
+        break;
       case 'grants':
         if (!sub || sub === 'ls' || sub === 'list') return await listGrants(ctx);
         if (sub === 'add') return await addGrant(ctx, values);
@@ -207,9 +222,9 @@ main(process.argv.slice(2)).then(
       error instanceof PlanValidationError ||
       error instanceof ConfigError
     ) {
-      console.error(red(`countersign: ${error.message}`));
+      console.error(red(`countersign: ${cleanLines(error.message)}`));
     } else {
-      console.error(red(`countersign: ${(error as Error).message ?? error}`));
+      console.error(red(`countersign: ${cleanLines(String((error as Error).message ?? error))}`));
       if (process.env.COUNTERSIGN_DEBUG) console.error(error);
     }
     process.exit(error instanceof UserFacingError && error.code === 'usage' ? 64 : 1);

@@ -20,6 +20,16 @@ export function planIdOf(workflowId: string): string | undefined {
   return workflowId.startsWith('plan-') ? workflowId.slice('plan-'.length) : undefined;
 }
 
+/**
+ * Whether plan workflow `workflowId` may use workspace `workspaceId`: its own (the plan id), or the
+ * workspace of a plan it is a sub-plan of (`plan-a.docs` shares `a`'s when the plan says so). No
+ * plan names another plan's workspace.
+ */
+export function workspaceBelongsTo(workspaceId: string, workflowId: string): boolean {
+  const own = planIdOf(workflowId);
+  return own !== undefined && (own === workspaceId || own.startsWith(`${workspaceId}.`));
+}
+
 /** Children derive their ids from the parent, so a replayed parent finds the same child. */
 export function childPlanWorkflowId(parentWorkflowId: string, subPlanId: string): string {
   return `${parentWorkflowId}.${subPlanId}`;

@@ -19,7 +19,8 @@ import { REGISTRY_WORKFLOW_ID } from '../core/names.js';
 import type { StepNode } from '../core/plan/types.js';
 import { spendGrantUseUpdate, trustRecordsSignal, type RegistryView } from '../workflows/messages.js';
 import { addDeviceRecord, registryView } from './devices.js';
-import { refusalOf } from './errors.js';
+import { refusalOf, UserFacingError } from './errors.js';
+import type { TrustAnchorFile } from './trust-anchor.js';
 
 export type { GrantDraft };
 
@@ -76,8 +77,16 @@ export async function applyStandingGrant(
   client: Client,
   policyKey: KeyPair,
   request: StandingGrantRequest,
+  /** The control worker's chain: a registry replaced or rolled back applies no grant. */
+  anchor?: TrustAnchorFile,
 ): Promise<StandingGrantAnswer> {
-  const { records } = await registryView(client);
+  let records: Envelope[];
+  try {
+    records = (await registryView(client, anchor)).records;
+  } catch (error) {
+    if (!(error instanceof UserFacingError)) throw error;
+    return { applied: false, reason: error.message, records: [...((await anchor?.held()) ?? [])] };
+  }
   const registry = cachedRegistry(records);
   let granted: GrantedStep = {
     step: request.step,

@@ -17,6 +17,7 @@ import {
 } from '../workflows/messages.js';
 import { explain, UserFacingError } from './errors.js';
 import { registryView } from './devices.js';
+import type { TrustAnchorFile } from './trust-anchor.js';
 
 export interface SubmittedPlan {
   planId: string;
@@ -40,11 +41,13 @@ export async function submitPlan(
     agentId?: string;
     /** Signs the proposal (a CLI device's key, an agent's token-derived key): grants scoped to it can apply. */
     signer?: { key: KeyPair; proposer: Proposer };
+    /** This process's chain: the registry must extend it (services/devices.ts registryView). */
+    anchor?: TrustAnchorFile | undefined;
   },
 ): Promise<SubmittedPlan> {
   const spec = validatePlan(raw);
   const planId = options.planId ?? newPlanId();
-  const { records } = await registryView(client);
+  const { records } = await registryView(client, options.anchor);
   const proposal =
     options.signer &&
     signProposal(
@@ -136,6 +139,8 @@ export interface DecideOptions {
   decision: 'approve' | 'deny';
   reason?: string;
   ttlMs?: number;
+  /** This process's chain: the records the approval travels with must extend it. */
+  anchor?: TrustAnchorFile | undefined;
 }
 
 /**
@@ -157,7 +162,7 @@ export async function decide(
       'wrong_digest',
     );
   }
-  const { records } = await registryView(client);
+  const { records } = await registryView(client, options.anchor);
   const envelope = signApproval(
     {
       workflowId: view.workflowId,

@@ -14,7 +14,7 @@ import { toBase64 } from '../core/bytes.js';
 import { signDeviceRecord } from '../core/devices/records.js';
 import { generateKeyPair } from '../core/keys.js';
 import { listPlans } from '../services/plans.js';
-import { openPairing } from '../services/devices.js';
+import { openLocalPairing } from '../services/devices.js';
 import { readKeyFile } from '../workers/key-file.js';
 import {
   documentedRoutes,
@@ -66,21 +66,29 @@ const plansNamed = async (name: string) =>
 describe('pairing the root device', () => {
   let code: string;
   let policyPublicKey: string;
+  let executorPublicKey: string;
 
   it('says unpaired and closed until the CLI opens pairing, then offers the policy key', async () => {
     const closed = await get(api, undefined, '/api/pairing');
     expect(closed.statusCode, closed.body).toBe(200);
-    expect(closed.json()).toEqual({ rootPaired: false, pairingOpen: false, policyPublicKey: null });
+    expect(closed.json()).toEqual({
+      rootPaired: false,
+      pairingOpen: false,
+      policyPublicKey: null,
+      executorPublicKey: null,
+    });
 
+    code = (await openLocalPairing(stack.client, stack.paths))!;
     const policy = (await readKeyFile(stack.paths.policyKey))!;
-    code = (await openPairing(stack.client, policy.publicKey))!;
+    const executor = (await readKeyFile(stack.paths.executorKey))!;
     const open = await get(api, undefined, '/api/pairing');
     expect(open.json()).toEqual({
       rootPaired: false,
       pairingOpen: true,
       policyPublicKey: toBase64(policy.publicKey),
+      executorPublicKey: toBase64(executor.publicKey),
     });
-    policyPublicKey = open.json<{ policyPublicKey: string }>().policyPublicKey;
+    ({ policyPublicKey, executorPublicKey } = open.json<{ policyPublicKey: string; executorPublicKey: string }>());
     // No device exists yet: nobody can log in.
     await expect(login(api, stack.root)).rejects.toThrow(/unknown_device/);
   });
@@ -97,21 +105,14 @@ describe('pairing the root device', () => {
     });
   });
 
-  it('pairs the root with the one-time code: 201, the policy key is introduced, the executor pin holds the root', async () => {
-    const policyIntroduction = signDeviceRecord(
-      {
-        type: 'introduce',
-        publicKey: policyPublicKey,
-        name: 'policy (applies standing approvals)',
-        role: 'policy',
-        at: new Date().toISOString(),
-      },
-      stack.root,
-    );
+  it('pairs the root with the one-time code: 201, the policy and executor keys are introduced, the executor pin holds the root', async () => {
+    const introduction = (publicKey: string, name: string, role: 'policy' | 'executor') =>
+      signDeviceRecord({ type: 'introduce', publicKey, name, role, at: new Date().toISOString() }, stack.root);
     const reply = await post(api, undefined, '/api/pairing/root', {
       code: code.toLowerCase(),
       enrollment: enrollment(),
-      policyIntroduction,
+      policyIntroduction: introduction(policyPublicKey, 'policy (applies standing approvals)', 'policy'),
+      executorIntroduction: introduction(executorPublicKey, 'executor (signs what ran)', 'executor'),
     });
     expect(reply.statusCode, reply.body).toBe(201);
     expect(reply.json()).toEqual({ device: { keyId: stack.root.keyId, name: 'test phone', role: 'root' } });
@@ -120,6 +121,7 @@ describe('pairing the root device', () => {
       rootPaired: true,
       pairingOpen: false,
       policyPublicKey: null,
+      executorPublicKey: null,
     });
     const session = await login(api, stack.root);
     const devices = await get(api, session, '/api/devices');
@@ -128,6 +130,7 @@ describe('pairing the root device', () => {
       devices: [
         { keyId: stack.root.keyId, role: 'root' },
         { role: 'policy', introducedBy: stack.root.keyId },
+        { role: 'executor', introducedBy: stack.root.keyId },
       ],
     });
   });

@@ -403,6 +403,7 @@ describe('renderTimeline', () => {
       proposer: 'agent\u001b[31m',
       status: 'succeeded',
       runs: ['r1'],
+      findings: [],
       steps: [],
       entries: [
         {

@@ -25,6 +25,7 @@ import { changeNotifySettings, readNotifySettings } from '../services/notify/set
 import { planView, submitPlan } from '../services/plans.js';
 import { workflowBundlePath } from '../workers/bundle.js';
 import { PROJECT_ROOT, statePaths } from '../workers/config.js';
+import { createExecutorWorker } from '../workers/executor.js';
 import { loadOrCreateKeyFile } from '../workers/key-file.js';
 import { approveUpdate } from '../workflows/messages.js';
 import { startNtfyServer, subscribe, type NtfyServer, type NtfySubscriber } from './support/ntfy-server.js';
@@ -34,6 +35,8 @@ const TEST_SERVER = resolve(PROJECT_ROOT, '.tools/bin/temporal-test-server');
 let env: TestWorkflowEnvironment;
 let worker: Worker;
 let running: Promise<void>;
+let executor: Awaited<ReturnType<typeof createExecutorWorker>> | undefined;
+let executorRunning: Promise<void> | undefined;
 let home: string;
 let ntfy: NtfyServer;
 const phoneKey: KeyPair & { name: string } = { ...generateKeyPair(), name: 'test phone' };
@@ -41,8 +44,10 @@ const onCallKey: KeyPair & { name: string } = { ...generateKeyPair(), name: 'on-
 let phone: NtfySubscriber;
 let onCall: NtfySubscriber;
 
-// A fresh test server per test: an activity nobody polls for (the workspace release at a plan's
-// end; no executor runs here) would hold the next test's time skipping back.
+// A fresh test server per test: an activity still pending at a test's end (the workspace release
+// at a plan's end) would hold the next test's time skipping back. The real executor runs beside
+// the control worker: the registry tells it of every new device record, and an activity nobody
+// polls for would hold time skipping back.
 beforeEach(async () => {
   env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path: TEST_SERVER } },
@@ -87,6 +92,12 @@ beforeEach(async () => {
     }),
   });
   running = worker.run();
+  executor = await createExecutorWorker(
+    { home, temporalAddress: env.address, namespace: env.namespace ?? 'default' },
+    env.nativeConnection,
+    'jail',
+  );
+  executorRunning = executor.worker.run();
   await notifier.publishOffer();
 
   const code = await openPairing(env.client, policyKey.publicKey);
@@ -109,7 +120,10 @@ afterEach(async () => {
   phone?.close();
   onCall?.close();
   worker?.shutdown();
+  executor?.worker.shutdown();
   await running?.catch(() => undefined);
+  await executorRunning?.catch(() => undefined);
+  executor?.runners.close();
   await env?.teardown();
   await ntfy?.close();
   if (home) await rm(home, { recursive: true, force: true });
@@ -193,8 +207,11 @@ describe('a gate nobody decides', () => {
     expect(kinds.filter((k) => k === 'gate_reached')).toHaveLength(3);
     expect(kinds).toContain('gate_escalated');
     expect(timeline.entries.find((e) => e.kind === 'gate_escalated')!.text).toContain('on-call phone');
-    // The plan now only waits to release its workspace (no executor runs in this test).
-    await env.client.workflow.getHandle(workflowId).terminate('test over');
+    // The executor released the workspace, and the plan closed denied.
+    const ended = await env.client.workflow.getHandle(workflowId).result().catch((e: Error) => e);
+    expect((ended as Error & { cause?: Error }).cause?.message).toBe(
+      'plan "night deploy" failed: deploy timed out (no decision within 1h: denied (fail-closed))',
+    );
   });
 });
 

@@ -110,12 +110,18 @@ describe('limits a step cannot escape', () => {
     };
     const { planId, workflowId } = await submitGranted(stack.client, stack.root, plan);
     await stack.client.workflow.getHandle(workflowId).result();
-    const step = (await waitForStep(stack.client, planId, 'flood', 'succeeded')).steps[0]!;
+    const view = await waitForStep(stack.client, planId, 'flood', 'succeeded');
+    const step = view.steps[0]!;
     expect(step.result?.truncated).toBe(true);
     expect(step.result?.outputBytes).toBeGreaterThan(8_000_000);
     expect(step.result?.outputTail.length).toBeLessThanOrEqual(4096);
     expect(step.result?.outputTail).toContain('tail-marker'); // the end of the output survives the cap
-    const run = new RunDir(stack.paths.runs, { workflowId, stepPath: 'flood', digest: step.digest });
+    const run = new RunDir(stack.paths.runs, {
+      workflowId,
+      runId: view.runId,
+      stepPath: 'flood',
+      digest: step.digest,
+    });
     const transcript = await readFile(run.path('transcript.log'), 'utf8');
     expect(transcript.length).toBeLessThan(1024 * 1024 + 200);
     expect(transcript).toContain('output truncated after 1048576 bytes');

@@ -46,6 +46,15 @@ export function statePaths(home: string) {
     pinnedRoot: resolve(home, 'executor', 'pinned-root'),
     sandboxChoice: resolve(home, 'executor', 'sandbox'),
     runs: resolve(home, 'executor', 'runs'),
+    /** Each process's own chain: its pinned root's records, the longest it has seen (core/devices/anchor.ts). */
+    apiChain: resolve(home, 'api', 'trust-chain.json'),
+    controlChain: resolve(home, 'control', 'trust-chain.json'),
+    cliChain: resolve(home, 'cli', 'trust-chain.json'),
+    executorChain: resolve(home, 'executor', 'trust-chain.json'),
+    /** Approval nonces spent and plans ended, on this host (activities/execution-ledger.ts). */
+    executionLedger: resolve(home, 'executor', 'ledger'),
+    /** The executor's result key (role executor in the registry): it signs what ran. */
+    executorKey: resolve(home, 'executor', 'executor-key.json'),
     /** How often each limited standing approval was used on this host. */
     grantUses: resolve(home, 'executor', 'grant-uses'),
     /** This installation's MCP catalog, with its images pinned (seeded from sandbox/mcp/catalog.json). */

@@ -9,7 +9,8 @@ import { JANITOR_WORKFLOW_ID, TASK_QUEUES } from '../core/names.js';
 import type { workspaceJanitorWorkflow } from '../workflows/janitor.js';
 import { workflowBundlePath } from './bundle.js';
 import { loadConfig, statePaths, type Config } from './config.js';
-import { loadOrCreateKeyFile } from './key-file.js';
+import { loadOrCreateKeyFile, pinnedRootReader } from './key-file.js';
+import { TrustAnchorFile } from '../services/trust-anchor.js';
 import { isMain, runMain } from './main.js';
 import { loadNotifyConfig, type NotifyConfig } from '../services/notify/config.js';
 import { Notifier, type NotifierDependencies } from '../services/notify/notifier.js';
@@ -63,7 +64,13 @@ export async function createControlWorker(
     namespace: config.namespace,
     taskQueue: TASK_QUEUES.control,
     workflowBundle: { codePath: await workflowBundlePath(paths.build) },
-    activities: createControlActivities({ policyKey, gateLogPath: paths.gateLog, client, notifier }),
+    activities: createControlActivities({
+      policyKey,
+      gateLogPath: paths.gateLog,
+      client,
+      notifier,
+      anchor: new TrustAnchorFile(paths.controlChain, pinnedRootReader(paths.pinnedRoot)),
+    }),
   });
   // The settings workflow runs on this worker: the offer is published once it polls, not before.
   void notifier.publishOffer().catch((error: unknown) => {

@@ -4,7 +4,9 @@
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createExecutorActivities } from '../activities/executor.js';
+import { ExecutionLedger } from '../activities/execution-ledger.js';
 import { GrantUseLedger } from '../activities/grant-uses.js';
+import { TrustAnchorFile } from '../services/trust-anchor.js';
 import { createMcpActivities } from '../activities/mcp.js';
 import type { McpCatalog } from '../core/mcp/catalog.js';
 import { TASK_QUEUES } from '../core/names.js';
@@ -19,7 +21,7 @@ import {
   type Sandbox,
 } from './sandbox-choice.js';
 import { isMain, runMain } from './main.js';
-import { pinnedRootReader } from './key-file.js';
+import { loadOrCreateKeyFile, pinnedRootReader } from './key-file.js';
 
 /** The installation's MCP catalog, made from the shipped one (images pinned as built here) on first start. */
 export async function mcpCatalogReader(config: Config, sandbox: Sandbox): Promise<() => Promise<McpCatalog>> {
@@ -42,8 +44,12 @@ export async function createExecutorWorker(
   const sandbox = await createSandbox(backendName, config);
   const catalog = await mcpCatalogReader(config, sandbox);
   const runners = await RunnerPool.start({ size: 1, idleRetireMs: 30_000 });
-  const pinnedRootKeyId = pinnedRootReader(paths.pinnedRoot);
-  const grantUses = new GrantUseLedger(paths.grantUses);
+  const trust = {
+    chain: new TrustAnchorFile(paths.executorChain, pinnedRootReader(paths.pinnedRoot)),
+    grantUses: new GrantUseLedger(paths.grantUses),
+    ledger: new ExecutionLedger(paths.executionLedger),
+    key: await loadOrCreateKeyFile(paths.executorKey, 'executor'),
+  };
   const worker = await Worker.create({
     connection: connection ?? (await NativeConnection.connect({ address: config.temporalAddress })),
     namespace: config.namespace,
@@ -53,10 +59,9 @@ export async function createExecutorWorker(
         backend: sandbox.backend,
         runners,
         runsDir: paths.runs,
-        pinnedRootKeyId,
-        grantUses,
+        trust,
       }),
-      ...createMcpActivities({ launcher: sandbox.mcp, catalog, pinnedRootKeyId, grantUses }),
+      ...createMcpActivities({ launcher: sandbox.mcp, catalog, trust }),
     },
     maxConcurrentActivityTaskExecutions: 64,
     // Cancellation reaches an activity through its heartbeat: keep that under a second.

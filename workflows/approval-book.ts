@@ -16,7 +16,8 @@ import type { Envelope } from '../core/approval/dsse.js';
 import { verifyProposal, type VerifiedProposal } from '../core/approval/proposal.js';
 import { DeviceRegistry } from '../core/devices/registry.js';
 import type { McpPin } from '../core/mcp/catalog.js';
-import type { ApprovalRecord, StepRecord } from '../core/plan/state.js';
+import { expectsAttestations, resultProblem } from '../core/approval/attestation.js';
+import type { ApprovalRecord, StepRecord, StepResult } from '../core/plan/state.js';
 import type { StepNode } from '../core/plan/types.js';
 
 export interface BookContext {
@@ -49,6 +50,28 @@ export class ApprovalBook {
   ) {
     this.registry = DeviceRegistry.fromRecords(trustRecords);
     this.usedNonces = new Set(usedNonces);
+  }
+
+  /** Whether results must come signed by an executor key (one is introduced in the records held). */
+  expectsAttestations(): boolean {
+    return expectsAttestations(this.registry);
+  }
+
+  /** Why a step's result is not what an executor signed for it; undefined when it is, or none is expected. */
+  resultProblem(path: string, result: StepResult): string | undefined {
+    if (!this.expectsAttestations()) return undefined;
+    const record = this.steps.get(path)!;
+    return resultProblem(
+      result.attestation,
+      {
+        workflowId: this.context.workflowId,
+        runId: this.context.runId,
+        stepPath: path,
+        digest: record.digest,
+      },
+      result,
+      this.registry,
+    );
   }
 
   get trustRecords(): Envelope[] {

@@ -23,6 +23,7 @@ import type {
   GateNoticeResult,
   StandingGrantAnswer,
 } from '../activities/control.js';
+import { attestationSha256 } from '../core/approval/attestation.js';
 import type { Envelope } from '../core/approval/dsse.js';
 import type { createExecutorActivities } from '../activities/executor.js';
 import type { createMcpActivities } from '../activities/mcp.js';
@@ -160,7 +161,7 @@ export class PlanInterpreter {
     readonly input: PlanWorkflowInput,
     readonly workflowId: string,
     readonly runId: string,
-    readonly options: { legacyPlanRules: boolean },
+    readonly options: { legacyPlanRules: boolean; boundedPlan: boolean },
   ) {
     const carried = input.carried;
     for (const step of planSteps(spec)) {
@@ -397,11 +398,16 @@ export class PlanInterpreter {
             continue;
           }
           record.result = result;
+          // A result no executor signed (a completion forged through Temporal) is not what ran.
+          const forged = this.book.resultProblem(node.path, result);
           // A step stopped at its time limit failed, whatever status its process left (docker exec exits 0).
-          const succeeded = result.mcp ? !result.mcp.isError : result.exitCode === 0 && !result.timedOut;
+          const succeeded =
+            !forged && (result.mcp ? !result.mcp.isError : result.exitCode === 0 && !result.timedOut);
           record.status = succeeded ? 'succeeded' : 'failed';
           if (!succeeded) {
-            record.error = describeFailedRun(result, node.timeout);
+            record.error = forged
+              ? `its result is not one an executor signed (${forged}): it counts for nothing`
+              : describeFailedRun(result, node.timeout);
           }
         } finally {
           this.inFlight--;
@@ -783,6 +789,30 @@ export class PlanInterpreter {
   }
 
   /**
+   * Has the executor sign the plan's close — every step's outcome, naming each result it signed —
+   * once results are signed here. The close lands in the history, so a history cut short or a step
+   * left out shows. Plans recorded before this closed without it, hence the patch marker.
+   */
+  async attestClose(status: PlanStatus): Promise<void> {
+    if (!this.book.expectsAttestations() || !patched('attest-plan-close')) return;
+    const steps = Object.fromEntries(
+      [...this.steps.values()].map((s) => [
+        s.path,
+        {
+          status: s.status,
+          ...(s.result?.attestation ? { result: attestationSha256(s.result.attestation) } : {}),
+        },
+      ]),
+    );
+    const subPlans = Object.fromEntries([...this.subPlans.values()].map((s) => [s.path, s.status]));
+    await CancellationScope.nonCancellable(() =>
+      workspaces.attestPlanClose({ workflowId: this.workflowId, runId: this.runId, status, steps, subPlans }),
+    ).catch((error: unknown) => {
+      log.warn('the executor did not sign the close of this plan', { error: describeFailure(error) });
+    });
+  }
+
+  /**
    * Frees the plan's workspace once the plan has ended (a cancelled plan too). Plans recorded
    * before this existed replay without it, hence the patch marker.
    */
@@ -791,6 +821,7 @@ export class PlanInterpreter {
     await CancellationScope.nonCancellable(() =>
       workspaces.releaseWorkspace({
         workspaceId: this.input.workspaceId,
+        workflowId: this.workflowId,
         ...(this.spec.keepWorkspace ? {} : { removeFiles: true }),
       }),
     ).catch((error: unknown) => {
@@ -809,6 +840,7 @@ export class PlanInterpreter {
       trustRecords: this.book.trustRecords,
       continuedAsNew,
       legacyPlanRules: this.options.legacyPlanRules,
+      boundedPlan: this.options.boundedPlan,
     };
   }
 

@@ -37,6 +37,8 @@ export interface CarriedPlanState {
   continuedAsNew: number;
   /** The plan was recorded before standing approvals (absent: carried by code older than them, so yes). */
   legacyPlanRules?: boolean | undefined;
+  /** The plan was validated with the bounds on durations and text (absent: carried by older code, so no). */
+  boundedPlan?: boolean | undefined;
 }
 
 export interface ApprovalSubmission {
@@ -67,6 +69,8 @@ export interface RegistryWorkflowInput {
   pairingCodeHash?: string | undefined;
   /** The control worker's policy public key (base64), offered for introduction at pairing. */
   policyPublicKey?: string | undefined;
+  /** The executor host's result key (base64), offered for introduction at pairing. */
+  executorPublicKey?: string | undefined;
   /** Per standing approval with a use limit: the steps it was used for (`workflowId/stepPath/digest`). */
   grantUses?: Record<string, string[]> | undefined;
 }
@@ -76,6 +80,7 @@ export interface RegistryView {
   rootKeyId?: string | undefined;
   pairingOpen: boolean;
   policyPublicKey?: string | undefined;
+  executorPublicKey?: string | undefined;
   devices: {
     keyId: string;
     name: string;
@@ -111,7 +116,7 @@ export const addDeviceRecordUpdate = defineUpdate<RegistryView, [{ record: Envel
 );
 export const openPairingUpdate = defineUpdate<
   RegistryView,
-  [{ pairingCodeHash: string; policyPublicKey?: string | undefined }]
+  [{ pairingCodeHash: string; policyPublicKey?: string | undefined; executorPublicKey?: string | undefined }]
 >('countersign.registry.openPairing');
 export const registryViewQuery = defineQuery<RegistryView>('countersign.registry.view');
 

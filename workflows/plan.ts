@@ -37,9 +37,14 @@ export async function planWorkflow(input: PlanWorkflowInput): Promise<PlanResult
   const legacyPlanRules = input.carried
     ? (input.carried.legacyPlanRules ?? true)
     : !patched('standing-grants');
+  // Bounds on durations and text came later still: plans recorded before them replay without.
+  const boundedPlan = input.carried ? input.carried.boundedPlan === true : patched('plan-bounds');
   let spec: PlanSpec;
   try {
-    spec = validatePlan(input.plan, { planRules: legacyPlanRules ? 'legacy' : 'refuse' });
+    spec = validatePlan(input.plan, {
+      planRules: legacyPlanRules ? 'legacy' : 'refuse',
+      bounded: boundedPlan,
+    });
   } catch (error) {
     if (error instanceof PlanValidationError)
       throw ApplicationFailure.nonRetryable(error.message, FAILURE_TYPES.invalidPlan, error.issues);
@@ -48,6 +53,7 @@ export async function planWorkflow(input: PlanWorkflowInput): Promise<PlanResult
   const info = workflowInfo();
   const interpreter = new PlanInterpreter(spec, input, info.workflowId, info.firstExecutionRunId, {
     legacyPlanRules,
+    boundedPlan,
   });
   const continuedAsNew = input.carried?.continuedAsNew ?? 0;
   let outcome: Awaited<ReturnType<PlanInterpreter['run']>> | undefined;
@@ -103,6 +109,7 @@ export async function planWorkflow(input: PlanWorkflowInput): Promise<PlanResult
     await continueAsNew<typeof planWorkflow>({ ...input, carried: interpreter.carry(continuedAsNew + 1) });
   }
   await running;
+  await interpreter.attestClose(outcome!);
   await interpreter.releaseWorkspace();
   await interpreter.settleNotices();
   interpreter.publish(outcome);

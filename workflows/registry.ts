@@ -15,6 +15,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createControlActivities } from '../activities/control.js';
+import type { createExecutorActivities } from '../activities/executor.js';
 import { pairingCodeHash as hashPairingCode } from '../core/devices/pairing.js';
 import { DeviceRecordError, DeviceRegistry } from '../core/devices/registry.js';
 import { FAILURE_TYPES, TASK_QUEUES } from '../core/names.js';
@@ -35,6 +36,14 @@ const control = proxyActivities<ReturnType<typeof createControlActivities>>({
   startToCloseTimeout: '2m',
   retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 20 },
 });
+// And the executor: its own chain grows, so a revocation holds whatever records a step arrives with.
+// An executor that is down takes it when it is back (the task waits on its queue).
+const executor = proxyActivities<ReturnType<typeof createExecutorActivities>>({
+  taskQueue: TASK_QUEUES.sandbox,
+  startToCloseTimeout: '30s',
+  scheduleToCloseTimeout: '1d',
+  retry: { initialInterval: '1s', maximumInterval: '1m' },
+});
 
 function refuse(error: unknown): never {
   if (error instanceof DeviceRecordError) {
@@ -52,6 +61,7 @@ export async function deviceRegistryWorkflow(input: RegistryWorkflowInput): Prom
   let registry = DeviceRegistry.fromRecords(input.records);
   let pairingCodeHash = registry.rootKeyId ? undefined : input.pairingCodeHash;
   let policyPublicKey = input.policyPublicKey;
+  let executorPublicKey = input.executorPublicKey;
   const grantUses = new Map<string, string[]>(Object.entries(input.grantUses ?? {}));
   let announcing = 0;
 
@@ -60,6 +70,7 @@ export async function deviceRegistryWorkflow(input: RegistryWorkflowInput): Prom
     rootKeyId: registry.rootKeyId,
     pairingOpen: pairingCodeHash !== undefined,
     policyPublicKey,
+    ...(executorPublicKey ? { executorPublicKey } : {}),
     devices: registry.list().map((d) => ({
       keyId: d.keyId,
       name: d.name,
@@ -82,23 +93,26 @@ export async function deviceRegistryWorkflow(input: RegistryWorkflowInput): Prom
    */
   const announce = (): void => {
     if (!patched('announce-records-to-plans')) return;
+    const records = [...registry.records];
+    const warn = (what: string) => (error: unknown) =>
+      log.warn(`could not tell ${what} of new device records`, { error: String(error) });
     announcing++;
     void control
-      .announceTrustRecords({ records: [...registry.records] })
-      .catch((error: unknown) =>
-        log.warn('could not tell open plans of new device records', { error: String(error) }),
-      )
+      .announceTrustRecords({ records })
+      .catch(warn('open plans'))
       .finally(() => announcing--);
+    // Not waited for before continuing as new: an executor that is down takes the task when back,
+    // and any later record carries the whole chain again.
+    if (patched('announce-records-to-executors'))
+      void executor.adoptTrustRecords({ records }).catch(warn('the executor'));
   };
   // Applying to a copy first keeps the live registry untouched when a record is refused.
   const tryApply = (record: Envelope): DeviceRegistry => {
-    const next = DeviceRegistry.fromRecords(registry.records);
     try {
-      next.apply(record);
+      return registry.extendedWith([...registry.records, record])!;
     } catch (error) {
       refuse(error);
     }
-    return next;
   };
 
   setHandler(registryViewQuery, view);
@@ -177,6 +191,7 @@ export async function deviceRegistryWorkflow(input: RegistryWorkflowInput): Prom
     (request) => {
       pairingCodeHash = request.pairingCodeHash;
       policyPublicKey = request.policyPublicKey ?? policyPublicKey;
+      executorPublicKey = request.executorPublicKey ?? executorPublicKey;
       return view();
     },
     {
@@ -202,6 +217,7 @@ export async function deviceRegistryWorkflow(input: RegistryWorkflowInput): Prom
     records: [...registry.records],
     pairingCodeHash,
     policyPublicKey,
+    ...(executorPublicKey ? { executorPublicKey } : {}),
     ...(grantUses.size ? { grantUses: Object.fromEntries(grantUses) } : {}),
   });
 }

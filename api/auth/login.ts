@@ -55,6 +55,7 @@ export function verifyLogin(
       'device_revoked',
       `this device was revoked at ${device.revoked.at}: ${device.revoked.reason}`,
     );
-  if (device.role === 'policy') throw refuse('unknown_device', 'the policy key cannot open a session');
+  if (device.role === 'policy' || device.role === 'executor')
+    throw refuse('unknown_device', `the ${device.role} key cannot open a session`);
   return device;
 }

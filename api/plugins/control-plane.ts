@@ -2,12 +2,15 @@
  * The API's view of the control plane: the Temporal client and the device registry, read through
  * one in-flight query at a time so a burst of requests costs one round trip.
  */
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import fp from 'fastify-plugin';
-import { DeviceRegistry } from '../../core/devices/registry.js';
+import type { DeviceRegistry } from '../../core/devices/registry.js';
+import { cachedRegistry } from '../../core/devices/registry-cache.js';
 import { registryView } from '../../services/devices.js';
-import { REGISTRY_WORKFLOW_ID } from '../../core/names.js';
-import { registryViewQuery, type RegistryView } from '../../workflows/messages.js';
+import { TrustAnchorFile } from '../../services/trust-anchor.js';
+import { statePaths } from '../../workers/config.js';
+import { pinnedRootReader } from '../../workers/key-file.js';
+import type { RegistryView } from '../../workflows/messages.js';
 import type { ApiConfig } from '../config.js';
 import { PlanReader } from '../live/plans.js';
 
@@ -15,28 +18,30 @@ export class ControlPlane {
   private inFlight?: Promise<{ view: RegistryView; registry: DeviceRegistry }>;
 
   readonly plans: PlanReader;
+  /** The root this server pinned at pairing, and the longest chain from it it has seen. */
+  readonly anchor: TrustAnchorFile;
 
   constructor(
     readonly client: Client,
     readonly config: ApiConfig,
   ) {
     this.plans = new PlanReader(client, config.temporalUiUrl);
+    const paths = statePaths(config.home);
+    this.anchor = new TrustAnchorFile(paths.apiChain, pinnedRootReader(paths.pinnedRoot));
   }
 
   /**
    * The registry as it stands now. Never cached across requests: a revocation applies at once,
    * and an approval must travel with the newest records (a plan learns of revocations from them).
+   * Once a root is pinned here, a registry from another root, forked or rolled back is refused
+   * (503 registry_untrusted): sessions, tokens and approvals are judged by no one else's chain.
    */
   async registry(): Promise<{ view: RegistryView; registry: DeviceRegistry }> {
-    this.inFlight ??= this.client.workflow
-      .getHandle(REGISTRY_WORKFLOW_ID)
-      .query(registryViewQuery)
-      // Only a fresh installation has no registry yet: start it then (one more round trip, once).
-      .catch((error: unknown) => {
-        if (error instanceof WorkflowNotFoundError) return registryView(this.client);
-        throw error;
-      })
-      .then((view) => ({ view, registry: DeviceRegistry.fromRecords(view.records, view.rootKeyId) }))
+    this.inFlight ??= registryView(this.client, this.anchor)
+      .then((view) => ({
+        view,
+        registry: cachedRegistry(view.records, this.anchor.pinnedRoot() ?? view.rootKeyId),
+      }))
       .finally(() => {
         this.inFlight = undefined;
       });

@@ -36,7 +36,7 @@ const agentMcpRoutes: FastifyPluginAsync = async (app) => {
         if (error instanceof UserFacingError) throw new ApiError(401, error.code, error.message);
         throw error;
       }
-      const server = createAgentServer({ client, ...session, readCatalog });
+      const server = createAgentServer({ client, ...session, readCatalog, anchor: app.controlPlane.anchor });
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
       reply.hijack();
       reply.raw.on('close', () => {

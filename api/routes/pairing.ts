@@ -38,6 +38,7 @@ const pairingRoutes: FastifyPluginAsyncTypebox = async (app) => {
             rootPaired: Type.Boolean(),
             pairingOpen: Type.Boolean(),
             policyPublicKey: Type.Union([Type.String(), Type.Null()]),
+            executorPublicKey: Type.Union([Type.String(), Type.Null()]),
           }),
           ...ERRORS,
         },
@@ -49,6 +50,7 @@ const pairingRoutes: FastifyPluginAsyncTypebox = async (app) => {
         rootPaired: !!view.rootKeyId,
         pairingOpen: view.pairingOpen,
         policyPublicKey: view.pairingOpen ? (view.policyPublicKey ?? null) : null,
+        executorPublicKey: view.pairingOpen ? (view.executorPublicKey ?? null) : null,
       };
     },
   );
@@ -63,6 +65,7 @@ const pairingRoutes: FastifyPluginAsyncTypebox = async (app) => {
             code: Type.String({ minLength: 1, maxLength: 20 }),
             enrollment: Envelope,
             policyIntroduction: Type.Optional(Envelope),
+            executorIntroduction: Type.Optional(Envelope),
           },
           { additionalProperties: false },
         ),
@@ -70,7 +73,7 @@ const pairingRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { code, enrollment, policyIntroduction } = request.body;
+      const { code, enrollment, policyIntroduction, executorIntroduction } = request.body;
       if ((await app.controlPlane.registry()).view.rootKeyId)
         throw new ApiError(
           409,
@@ -89,6 +92,12 @@ const pairingRoutes: FastifyPluginAsyncTypebox = async (app) => {
           client,
           policyIntroduction as SignedEnvelope,
           'introduce the policy key',
+        );
+      if (executorIntroduction)
+        view = await addDeviceRecord(
+          client,
+          executorIntroduction as SignedEnvelope,
+          'introduce the executor key',
         );
       const root = view.devices.find((d) => d.keyId === view.rootKeyId);
       if (!root) throw new ApiError(500, 'internal', 'the root device is missing after pairing');

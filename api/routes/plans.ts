@@ -98,6 +98,7 @@ const plansRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const device = request.device!;
       const submitted = await submitPlan(client, raw, {
         proposer: `device "${device.name}" (${device.keyId.slice(0, 12)})`,
+        anchor: app.controlPlane.anchor,
       });
       return reply.status(201).send({ planId: submitted.planId, workflowId: submitted.workflowId });
     },

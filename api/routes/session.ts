@@ -10,6 +10,8 @@ export const SessionBody = Type.Object({
   device: DeviceInfo,
   csrfToken: Type.String(),
   expiresAt: Type.String(),
+  /** The root of the device chain the server judges by: a device pins the one it paired under. */
+  rootKeyId: Type.String(),
 });
 
 const LOGIN_LIMIT = { max: 20, timeWindow: '1 minute' };
@@ -52,7 +54,7 @@ export const loginRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { registry } = await app.controlPlane.registry();
+      const { registry, view } = await app.controlPlane.registry();
       const device = verifyLogin(request.body.envelope, {
         challenges: app.challenges,
         registry,
@@ -63,6 +65,7 @@ export const loginRoutes: FastifyPluginAsyncTypebox = async (app) => {
         device: deviceInfo(device),
         csrfToken: session.csrfToken,
         expiresAt: new Date(session.expiresAt).toISOString(),
+        rootKeyId: view.rootKeyId ?? '',
       };
     },
   );
@@ -77,6 +80,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
       device: deviceInfo(request.device!),
       csrfToken: request.session!.csrfToken,
       expiresAt: new Date(request.session!.expiresAt).toISOString(),
+      rootKeyId: (await app.controlPlane.registry()).view.rootKeyId ?? '',
     }),
   );
 

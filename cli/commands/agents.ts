@@ -7,20 +7,21 @@ import { agentSession, issueAgentToken, revokeAgentToken } from '../../services/
 import { registryView } from '../../services/devices.js';
 import { UserFacingError } from '../../services/errors.js';
 import { grantRecordOf, issueGrant } from '../../services/grants.js';
+import { clean } from '../../services/history/render.js';
 import type { CliContext } from '../context.js';
 import { assertValidGrant, printPreview } from './grants.js';
 import { bold, dim, green, red } from '../format.js';
 
 export async function listAgents(ctx: CliContext): Promise<void> {
-  const view = await registryView(await ctx.client());
+  const view = await registryView(await ctx.client(), ctx.anchor);
   if (!view.agents?.length) {
     console.log('no agent tokens yet: countersign agents issue NAME');
     return;
   }
   for (const a of view.agents) {
-    const state = a.revoked ? red(`revoked ${a.revoked.at} (${a.revoked.reason})`) : green('active');
+    const state = a.revoked ? red(`revoked ${a.revoked.at} (${clean(a.revoked.reason)})`) : green('active');
     console.log(
-      `${a.agentId}  ${bold(a.name.padEnd(24))} ${state}  ${dim(`issued by ${a.issuedBy.slice(0, 12)}… at ${a.issuedAt}`)}`,
+      `${a.agentId}  ${bold(clean(a.name).padEnd(24))} ${state}  ${dim(`issued by ${a.issuedBy.slice(0, 12)}… at ${a.issuedAt}`)}`,
     );
   }
 }
@@ -85,9 +86,14 @@ export async function serveAgent(ctx: CliContext, options: { token?: string }): 
       'agent_token_missing',
     );
   const client = await ctx.client();
-  const session = agentSession(await registryView(client), token);
+  const session = agentSession(await registryView(client, ctx.anchor), token);
   const { agent } = session;
-  const server = createAgentServer({ client, ...session, readCatalog: catalogReader(ctx.config.home) });
+  const server = createAgentServer({
+    client,
+    ...session,
+    readCatalog: catalogReader(ctx.config.home),
+    anchor: ctx.anchor,
+  });
   const transport = new StdioServerTransport();
   const closed = new Promise<void>((resolve) => (transport.onclose = resolve));
   process.stdin.once('end', () => void transport.close());

@@ -3,8 +3,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { exportBundle } from '../../services/audit/bundle.js';
 import { AuditBundleError, verifyBundle } from '../../services/audit/verify.js';
 import { UserFacingError } from '../../services/errors.js';
+import { clean } from '../../services/history/render.js';
 import type { CliContext } from '../context.js';
-import { bold, dim, green, red, yellow } from '../format.js';
+import { bold, dim, green, red, terminalJson, yellow } from '../format.js';
 
 async function localRoot(ctx: CliContext): Promise<string | undefined> {
   const pinned =
@@ -60,7 +61,7 @@ export async function auditVerify(
   }
   process.exitCode = verdict.ok ? 0 : 1;
   if (options.json) {
-    console.log(JSON.stringify(verdict, null, 2));
+    console.log(terminalJson(verdict));
     return;
   }
   console.log(
@@ -70,12 +71,12 @@ export async function auditVerify(
           `root device ${verdict.root.keyId ?? '(none)'} taken from the bundle itself: pass --root KEYID to check against the root you trust`,
         ),
   );
-  for (const problem of verdict.problems) console.log(red(`✗ ${problem}`));
+  for (const problem of verdict.problems) console.log(red(`✗ ${clean(problem)}`));
   for (const step of verdict.steps) {
     const mark = step.verdict === 'failed' ? red('✗') : step.verdict === 'ok' ? green('✓') : dim('·');
     const where = step.workflowId === verdict.steps[0]?.workflowId ? '' : dim(` (${step.workflowId})`);
     console.log(
-      `${mark} ${bold(step.path)}${where}  ${step.verdict === 'failed' ? red(step.text) : step.text}`,
+      `${mark} ${bold(clean(step.path))}${where}  ${step.verdict === 'failed' ? red(clean(step.text)) : clean(step.text)}`,
     );
   }
   console.log(

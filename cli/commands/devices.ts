@@ -3,10 +3,17 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadApiConfig } from '../../api/config.js';
 import { fromBase64, toBase64 } from '../../core/bytes.js';
-import { introduceDevice, pairRoot, registryView, revokeDevice } from '../../services/devices.js';
+import {
+  introduceDevice,
+  introduceExecutor,
+  pairRoot,
+  registryView,
+  revokeDevice,
+} from '../../services/devices.js';
 import { UserFacingError } from '../../services/errors.js';
 import { fingerprintOf, generateKeyPair } from '../../core/keys.js';
 import { readKeyFile, writeKeyFile } from '../../workers/key-file.js';
+import { clean } from '../../services/history/render.js';
 import type { CliContext } from '../context.js';
 import { bold, cyan, dim, green, red } from '../format.js';
 
@@ -37,7 +44,7 @@ export async function pair(ctx: CliContext, code: string, options: { name?: stri
 }
 
 export async function listDevices(ctx: CliContext): Promise<void> {
-  const view = await registryView(await ctx.client());
+  const view = await registryView(await ctx.client(), ctx.anchor);
   if (!view.devices.length) {
     console.log(
       view.pairingOpen
@@ -47,9 +54,9 @@ export async function listDevices(ctx: CliContext): Promise<void> {
     return;
   }
   for (const d of view.devices) {
-    const state = d.revoked ? red(`revoked ${d.revoked.at} (${d.revoked.reason})`) : green('active');
+    const state = d.revoked ? red(`revoked ${d.revoked.at} (${clean(d.revoked.reason)})`) : green('active');
     console.log(
-      `${d.keyId}  ${bold(d.name.padEnd(28))} ${d.role.padEnd(9)} ${state}${d.introducedBy ? dim(`  introduced by ${d.introducedBy.slice(0, 12)}…`) : ''}`,
+      `${d.keyId}  ${bold(clean(d.name).padEnd(28))} ${d.role.padEnd(9)} ${state}${d.introducedBy ? dim(`  introduced by ${d.introducedBy.slice(0, 12)}…`) : ''}`,
     );
   }
 }
@@ -123,4 +130,36 @@ export async function join(
   }
   await writeKeyFile(ctx.paths.cliKey, key);
   console.log(`${green('joined')} ${bold(key.name)} ${dim(`(key ${key.keyId}, file ${ctx.paths.cliKey})`)}`);
+}
+
+/**
+ * `countersign executor introduce [--public-key B64]`: this CLI's device introduces an executor
+ * host's result key (this machine's, from its state folder, unless given): from then on every
+ * step's result must come signed by an executor key, and plans check it.
+ */
+export async function introduceExecutorCommand(ctx: CliContext, publicKeyBase64?: string): Promise<void> {
+  let publicKey: Uint8Array;
+  if (publicKeyBase64) {
+    try {
+      publicKey = fromBase64(publicKeyBase64);
+    } catch {
+      throw new UserFacingError(
+        '--public-key must be the base64 of a 32-byte Ed25519 public key',
+        'bad_input',
+      );
+    }
+  } else {
+    const key = await readKeyFile(ctx.paths.executorKey);
+    if (!key)
+      throw new UserFacingError(
+        `no executor key here (${ctx.paths.executorKey}): start the executor once, or pass --public-key from its host`,
+        'not_found',
+      );
+    publicKey = key.publicKey;
+  }
+  const view = await introduceExecutor(await ctx.client(), await ctx.deviceKey(), publicKey);
+  const added = view.devices.find((d) => d.role === 'executor' && !d.revoked);
+  console.log(
+    `${green('introduced')} executor key ${dim(`(key ${added?.keyId})`)}: results are signed and checked from now on`,
+  );
 }

@@ -62,7 +62,7 @@ function stateOf(grant: GrantView, nowMs: number): string {
 }
 
 export async function listGrants(ctx: CliContext): Promise<void> {
-  const view = await registryView(await ctx.client());
+  const view = await registryView(await ctx.client(), ctx.anchor);
   if (!view.grants?.length) {
     console.log('no standing approvals: countersign grants add --run "npm test" --agent ID (see --help)');
     return;
@@ -203,7 +203,7 @@ export function printPreview(record: GrantRecord, names: (id: string) => string)
 export async function addGrant(ctx: CliContext, options: GrantOptions): Promise<void> {
   const key = await ctx.deviceKey();
   const client = await ctx.client();
-  const view = await registryView(client);
+  const view = await registryView(client, ctx.anchor);
   const draft = draftFromOptions(options, key.keyId, Date.now());
   const record = grantRecordOf(draft, Date.now());
   assertValidGrant(record);

@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { planTimeline, renderTimeline } from '../../services/history/index.js';
 import type { CliContext } from '../context.js';
+import { terminalJson } from '../format.js';
 
 export async function historyCommand(
   ctx: CliContext,
@@ -14,5 +15,5 @@ export async function historyCommand(
   const timeline = await planTimeline(await ctx.client(), planRef, {
     pinnedRootKeyId: pinnedRootKeyId || undefined,
   });
-  console.log(options.json ? JSON.stringify(timeline, null, 2) : renderTimeline(timeline));
+  console.log(options.json ? terminalJson(timeline) : renderTimeline(timeline));
 }

@@ -5,11 +5,13 @@ import { pinCatalogServer } from '../../services/mcp.js';
 import { ensureCatalog, readCatalog, writeCatalog } from '../../sandbox/mcp/catalog-store.js';
 import { PROJECT_ROOT } from '../../workers/config.js';
 import { chooseExecutorSandbox, createSandbox, MCP_CATALOG_TEMPLATE } from '../../workers/sandbox-choice.js';
+import { clean } from '../../services/history/render.js';
 import type { CliContext } from '../context.js';
-import { bold, cyan, dim, green, red, yellow } from '../format.js';
+import { bold, cyan, dim, green, red, terminalJson, yellow } from '../format.js';
 
+/** A tool's own words (a server wrote them): first line, cleaned of terminal escapes. */
 const firstLine = (text: string, max = 100) => {
-  const line = text.split('\n')[0]!.trim();
+  const line = clean(text.split('\n')[0]!).trim();
   return line.length > max ? `${line.slice(0, max)}…` : line;
 };
 
@@ -17,7 +19,7 @@ export async function catalogCommand(ctx: CliContext, options: { json?: boolean 
   const installed = existsSync(ctx.paths.mcpCatalog);
   const catalog = await readCatalog(installed ? ctx.paths.mcpCatalog : MCP_CATALOG_TEMPLATE);
   if (options.json) {
-    console.log(JSON.stringify(catalog, null, 2));
+    console.log(terminalJson(catalog));
     return;
   }
   console.log(
@@ -31,7 +33,7 @@ export async function catalogCommand(ctx: CliContext, options: { json?: boolean 
     const image = server.imageId
       ? `${server.image} @ ${server.imageId.slice(7, 19)}`
       : `${server.image} (not pinned)`;
-    console.log(`\n${bold(server.id)}  ${server.description}`);
+    console.log(`\n${bold(server.id)}  ${clean(server.description)}`);
     console.log(
       dim(
         `  image ${image}; workspace ${server.workspace}; network ${server.network}; ` +
@@ -105,11 +107,11 @@ export async function pinCommand(
         ),
       );
       if (change.change === 'description') {
-        console.log(red(`      was: ${change.before!.description}`));
-        console.log(green(`      now: ${change.after!.description}`));
+        console.log(red(`      was: ${clean(change.before!.description)}`));
+        console.log(green(`      now: ${clean(change.after!.description)}`));
       } else {
-        console.log(red(`      was: ${JSON.stringify(change.before!.inputSchema)}`));
-        console.log(green(`      now: ${JSON.stringify(change.after!.inputSchema)}`));
+        console.log(red(`      was: ${clean(JSON.stringify(change.before!.inputSchema))}`));
+        console.log(green(`      now: ${clean(JSON.stringify(change.after!.inputSchema))}`));
       }
     }
   }

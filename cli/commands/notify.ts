@@ -4,6 +4,7 @@ import { registryView } from '../../services/devices.js';
 import { UserFacingError } from '../../services/errors.js';
 import { changeNotifySettings, readNotifySettings } from '../../services/notify/settings.js';
 import { sendTestNotice } from '../../services/notify/test-notice.js';
+import { clean } from '../../services/history/render.js';
 import type { CliContext } from '../context.js';
 import { bold, dim, green, red, yellow } from '../format.js';
 
@@ -22,7 +23,10 @@ function channelsOf(settings: DeviceNotifySettings | undefined): string {
 
 export async function notifyStatus(ctx: CliContext): Promise<void> {
   const client = await ctx.client();
-  const [registry, settings] = await Promise.all([registryView(client), readNotifySettings(client)]);
+  const [registry, settings] = await Promise.all([
+    registryView(client, ctx.anchor),
+    readNotifySettings(client),
+  ]);
   const { offer } = settings;
   console.log(
     `${bold('this installation sends by')}: ${
@@ -35,8 +39,10 @@ export async function notifyStatus(ctx: CliContext): Promise<void> {
         .join(', ') || dim('nothing configured (COUNTERSIGN_NTFY_URL, COUNTERSIGN_FCM_SERVICE_ACCOUNT)')
     }`,
   );
-  for (const device of registry.devices.filter((d) => !d.revoked && d.role !== 'policy'))
-    console.log(`  ${bold(device.name.padEnd(20))} ${channelsOf(settings.devices[device.keyId])}`);
+  for (const device of registry.devices.filter(
+    (d) => !d.revoked && (d.role === 'root' || d.role === 'approver'),
+  ))
+    console.log(`  ${bold(clean(device.name).padEnd(20))} ${channelsOf(settings.devices[device.keyId])}`);
 }
 
 function printOutcome(device: string, o: ChannelOutcome): void {
@@ -46,13 +52,18 @@ function printOutcome(device: string, o: ChannelOutcome): void {
       : o.status === 'quiet'
         ? yellow(o.status)
         : red(o.status);
-  console.log(`  ${bold(device.padEnd(20))} ${o.target.padEnd(36)} ${mark} ${dim(o.detail)}`);
+  console.log(
+    `  ${bold(clean(device).padEnd(20))} ${clean(o.target).padEnd(36)} ${mark} ${dim(clean(o.detail))}`,
+  );
 }
 
 export async function notifyTest(ctx: CliContext, deviceName?: string): Promise<void> {
   const client = await ctx.client();
-  const [registry, settings] = await Promise.all([registryView(client), readNotifySettings(client)]);
-  const people = registry.devices.filter((d) => !d.revoked && d.role !== 'policy');
+  const [registry, settings] = await Promise.all([
+    registryView(client, ctx.anchor),
+    readNotifySettings(client),
+  ]);
+  const people = registry.devices.filter((d) => !d.revoked && (d.role === 'root' || d.role === 'approver'));
   const chosen = deviceName
     ? people.filter((d) => d.name === deviceName || d.keyId === deviceName)
     : people.filter((d) => settings.devices[d.keyId]);
@@ -72,7 +83,7 @@ export async function notifyTest(ctx: CliContext, deviceName?: string): Promise<
   for (const device of chosen) {
     const outcomes = await sendTestNotice(client, device.keyId);
     if (outcomes.length === 0)
-      console.log(`  ${bold(device.name.padEnd(20))} ${dim('no channel turned on')}`);
+      console.log(`  ${bold(clean(device.name).padEnd(20))} ${dim('no channel turned on')}`);
     for (const o of outcomes) {
       printOutcome(device.name, o);
       if (o.status === 'sent') delivered++;

@@ -13,8 +13,20 @@ import {
   planViewTree,
   submitPlan,
 } from '../../services/plans.js';
+import { clean } from '../../services/history/render.js';
 import type { CliContext } from '../context.js';
-import { bold, dim, green, red, renderAwaiting, renderListing, renderPlanTree, stepWhat } from '../format.js';
+import {
+  bold,
+  dim,
+  green,
+  outputLines,
+  red,
+  renderAwaiting,
+  renderListing,
+  renderPlanTree,
+  stepWhat,
+  terminalJson,
+} from '../format.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export async function runPlan(ctx: CliContext, file: string, options: { wait?: boolean }): Promise<void> {
@@ -33,7 +45,9 @@ export async function runPlan(ctx: CliContext, file: string, options: { wait?: b
     // Signed by this CLI's device: standing approvals for "this device's plans" can apply.
     ...(key ? { signer: { key, proposer: { device: key.keyId } } } : {}),
   });
-  console.log(`${bold('plan')} ${submitted.planId} started ${dim(`(${submitted.workflowId})`)}`);
+  console.log(
+    `${bold('plan')} ${clean(submitted.planId)} started ${dim(`(${clean(submitted.workflowId)})`)}`,
+  );
   let view = await planView(client, submitted.planId);
   for (
     let i = 0;
@@ -52,11 +66,11 @@ async function waitForPlan(ctx: CliContext, planId: string): Promise<void> {
   const handle = client.workflow.getHandle(`plan-${planId}`);
   try {
     await handle.result();
-    console.log(green(`plan ${planId} succeeded`));
+    console.log(green(`plan ${clean(planId)} succeeded`));
   } catch (error) {
-    console.log(
-      red(`plan ${planId}: ${(error as { cause?: Error }).cause?.message ?? (error as Error).message}`),
-    );
+    // The failure's message quotes the plan (a step's name, its output): cleaned like everything shown.
+    const message = (error as { cause?: Error }).cause?.message ?? (error as Error).message;
+    console.log(red(`plan ${clean(planId)}: ${clean(message)}`));
     process.exitCode = 1;
   }
 }
@@ -73,9 +87,7 @@ export async function showPlan(
   const client = await ctx.client();
   if (!options.watch) {
     const tree = await planViewTree(client, planRef);
-    console.log(
-      options.json ? JSON.stringify(tree, null, 2) : renderPlanTree(tree, planRef.replace(/^plan-/, '')),
-    );
+    console.log(options.json ? terminalJson(tree) : renderPlanTree(tree, planRef.replace(/^plan-/, '')));
     return;
   }
   // Follow the plan until it ends: the tree, plus the live output tail of each running step.
@@ -84,8 +96,7 @@ export async function showPlan(
     const tree = await planViewTree(client, planRef);
     const live = await liveOutput(client, planRef).catch(() => new Map<string, string>());
     const sections = [...live].map(
-      ([step, tail]) =>
-        `${dim(`── live output of ${step} ──`)}\n${tail.replace(/\r/g, '').trimEnd().split('\n').slice(-10).join('\n')}`,
+      ([step, tail]) => `${dim(`── live output of ${clean(step)} ──`)}\n${outputLines(tail, 10).join('\n')}`,
     );
     const screen = [renderPlanTree(tree, planRef.replace(/^plan-/, '')), ...sections].join('\n');
     if (screen !== last) {
@@ -111,10 +122,11 @@ export async function decideCommand(
   });
   const { step } = applied;
   console.log(
-    `${decision === 'approve' ? green('approved') : red('denied')} ${bold(stepPath)} as ${key.name} ${dim(`(key ${key.keyId.slice(0, 12)}…, digest ${step.digest.slice(0, 12)}…)`)}`,
+    `${decision === 'approve' ? green('approved') : red('denied')} ${bold(clean(stepPath))} as ${clean(key.name)} ${dim(`(key ${key.keyId.slice(0, 12)}…, digest ${step.digest.slice(0, 12)}…)`)}`,
   );
   const what = stepWhat(step);
-  if (step.node.kind === 'shell') what[0] += `  (cwd ${step.node.cwd}, timeout ${step.node.timeout})`;
+  if (step.node.kind === 'shell')
+    what[0] += `  (cwd ${clean(step.node.cwd)}, timeout ${clean(step.node.timeout)})`;
   for (const line of what) console.log(dim(`  ${line}`));
   if (applied.stepStatus === 'awaiting_approval')
     console.log(dim('  the step still needs more approvals (quorum)'));
@@ -123,6 +135,6 @@ export async function decideCommand(
 export async function cancelCommand(ctx: CliContext, planRef: string): Promise<void> {
   await cancelPlan(await ctx.client(), planRef);
   console.log(
-    `cancellation requested for ${planRef}: running steps are stopped, waiting steps are cancelled; the history is kept`,
+    `cancellation requested for ${clean(planRef)}: running steps are stopped, waiting steps are cancelled; the history is kept`,
   );
 }

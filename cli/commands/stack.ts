@@ -9,12 +9,11 @@ import QRCode from 'qrcode';
 import { loadApiConfig } from '../../api/config.js';
 import { parsePlanDocument } from '../../core/plan/parse.js';
 import { TASK_QUEUES } from '../../core/names.js';
-import { openPairing, registryView } from '../../services/devices.js';
+import { openLocalPairing, registryView } from '../../services/devices.js';
 import { planView, submitPlan } from '../../services/plans.js';
 import { workflowBundlePath } from '../../workers/bundle.js';
 import { compiledEntry } from '../../workers/compile.js';
 import { PROJECT_ROOT } from '../../workers/config.js';
-import { loadOrCreateKeyFile } from '../../workers/key-file.js';
 import { UserFacingError } from '../../services/errors.js';
 import type { CliContext } from '../context.js';
 import { bold, cyan, dim, renderAwaiting, yellow } from '../format.js';
@@ -145,8 +144,7 @@ export async function up(ctx: CliContext, options: { example?: string }): Promis
   );
 
   const client = await ctx.client();
-  const policyKey = await loadOrCreateKeyFile(ctx.paths.policyKey, 'policy');
-  const code = await openPairing(client, policyKey.publicKey);
+  const code = await openLocalPairing(client, ctx.paths);
   const registry = await registryView(client);
   if (code) {
     const pairingUrl = `${apiUrl}/#/pair?code=${code}`;

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { fromBase64, utf8Decode } from '../bytes.js';
-import type { DeviceRegistry, Device, Grant } from '../devices/registry.js';
+import { isPerson, type DeviceRegistry, type Device, type Grant } from '../devices/registry.js';
 import { grantCovers, type GrantedStep } from '../grants/match.js';
 import type { KeyPair } from '../keys.js';
 import { approvalPayloadBytes, type ApprovalRequest } from './payload.js';
@@ -17,10 +17,15 @@ export const APPROVAL_LIMITS = {
   clockSkewMs: 5 * 60_000,
 } as const;
 
+/**
+ * A date-time as Date.toISOString writes it (a four-digit year, a zone or Z): not one of the
+ * looser forms Date.parse also reads, some in the local time zone of whoever checks.
+ */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
 const isoTime = z
   .string()
   .max(40)
-  .refine((s) => !Number.isNaN(Date.parse(s)), 'expected an ISO 8601 time');
+  .refine((s) => ISO_TIME.test(s) && !Number.isNaN(Date.parse(s)), 'expected an ISO 8601 time');
 export const approvalPayloadSchema = z
   .object({
     workflowId: z.string().min(1).max(400),
@@ -39,7 +44,12 @@ export const approvalPayloadSchema = z
       .optional(),
     use: z.int().min(1).max(1_000_000).optional(),
   })
-  .strict();
+  .strict()
+  // Checked whatever `ignoreTime` says: an approval that expires before it is issued was never valid.
+  .refine((p) => Date.parse(p.expiresAt) > Date.parse(p.issuedAt), {
+    path: ['expiresAt'],
+    message: 'must be after issuedAt',
+  });
 export type ApprovalPayload = z.infer<typeof approvalPayloadSchema>;
 
 export type ApprovalRefusal =
@@ -58,6 +68,7 @@ export type ApprovalRefusal =
   | 'lifetime_too_long'
   | 'nonce_reused'
   | 'policy_key_not_allowed'
+  | 'not_a_person'
   | 'grant_required'
   | 'unknown_grant'
   | 'grant_revoked'
@@ -207,6 +218,11 @@ export function verifyApproval(envelope: unknown, expect: ApprovalExpectation): 
       `nonce ${payload.nonce} was already used: this approval was replayed`,
     );
   }
+  if (device.role === 'executor')
+    throw new ApprovalRefused(
+      'not_a_person',
+      `key ${device.keyId} is an executor host's key: it signs what ran, never what may run`,
+    );
   if (device.role !== 'policy') {
     if (payload.grant || payload.use !== undefined)
       throw new ApprovalRefused(
@@ -245,7 +261,7 @@ function checkGrant(payload: ApprovalPayload, step: ExpectedStep, expect: Approv
   if (payload.decision !== 'approve')
     throw new ApprovalRefused('malformed_payload', `${label} can only approve, never deny`);
   const issuer = expect.registry.get(grant.issuedBy);
-  if (!issuer || issuer.role === 'policy' || revokedBy(issuer.revoked, expect.revokedAsOfMs))
+  if (!issuer || !isPerson(issuer) || revokedBy(issuer.revoked, expect.revokedAsOfMs))
     throw new ApprovalRefused(
       'grant_revoked',
       `${label} was signed by device "${issuer?.name ?? grant.issuedBy}", which was revoked${issuer?.revoked ? ` at ${issuer.revoked.at}` : ''}`,

@@ -17,6 +17,8 @@ export const PAYLOAD_TYPES = {
   device: 'application/vnd.countersign.device+json',
   login: 'application/vnd.countersign.login+json',
   proposal: 'application/vnd.countersign.proposal+json',
+  result: 'application/vnd.countersign.result+json',
+  close: 'application/vnd.countersign.close+json',
 } as const;
 
 /** DSSE v1 pre-authentication encoding. */

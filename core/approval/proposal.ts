@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { sha256Hex, utf8Decode, utf8ToBytes } from '../bytes.js';
 import { canonicalJson } from '../canonical.js';
-import type { DeviceRegistry } from '../devices/registry.js';
+import { isPerson, type DeviceRegistry } from '../devices/registry.js';
 import type { KeyPair } from '../keys.js';
 import type { PlanSpec, StepNode } from '../plan/types.js';
 import { validatePlan } from '../plan/validate.js';
@@ -129,7 +129,7 @@ export function verifyProposal(
   let publicKey: Uint8Array;
   if ('device' in payload.proposer) {
     const device = expect.registry.get(payload.proposer.device);
-    if (!device || device.role === 'policy')
+    if (!device || !isPerson(device))
       throw new ProposalRefused(`device ${payload.proposer.device} is not a paired person's device`);
     if (device.revoked)
       throw new ProposalRefused(`device "${device.name}" was revoked at ${device.revoked.at}`);

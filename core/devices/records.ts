@@ -9,7 +9,8 @@ import { PAYLOAD_TYPES, signEnvelope, type Envelope } from '../approval/dsse.js'
 import type { KeyPair } from '../keys.js';
 import { grantRecordSchema, grantRevocationSchema } from '../grants/schema.js';
 
-export type DeviceRole = 'root' | 'approver' | 'policy';
+/** People's devices (root, approver); the control worker's policy key; an executor host's result key. */
+export type DeviceRole = 'root' | 'approver' | 'policy' | 'executor';
 
 const publicKey = z.string().refine((s) => {
   try {
@@ -31,7 +32,7 @@ export const deviceRecordSchema = z.discriminatedUnion('type', [
       type: z.literal('introduce'),
       publicKey,
       name,
-      role: z.enum(['approver', 'policy']),
+      role: z.enum(['approver', 'policy', 'executor']),
       at: isoTime,
     })
     .strict(),

@@ -40,6 +40,11 @@ export interface Grant {
   revoked?: { by: string; at: string; reason: string };
 }
 
+/** A person's device (the root or an approver): not the policy key, not an executor's key. */
+export function isPerson(device: Pick<Device, 'role'>): boolean {
+  return device.role === 'root' || device.role === 'approver';
+}
+
 export class DeviceRecordError extends Error {
   constructor(
     readonly code: 'malformed_record' | 'bad_signature' | 'not_allowed' | 'untrusted_root',
@@ -178,7 +183,7 @@ export class DeviceRegistry {
           throw new DeviceRecordError('not_allowed', `the grant names unknown agent ${scope.agent}`);
         if ('device' in scope) {
           const device = this.devices.get(scope.device);
-          if (!device || device.role === 'policy')
+          if (!device || !isPerson(device))
             throw new DeviceRecordError('not_allowed', `the grant names unknown device ${scope.device}`);
         }
         this.grants.set(record.grantId, {
@@ -242,10 +247,10 @@ export class DeviceRegistry {
     if (!signer) throw new DeviceRecordError('not_allowed', `record is signed by unknown device ${keyId}`);
     if (signer.revoked)
       throw new DeviceRecordError('not_allowed', `record is signed by revoked device ${signer.name}`);
-    if (signer.role === 'policy')
+    if (!isPerson(signer))
       throw new DeviceRecordError(
         'not_allowed',
-        'the policy key cannot introduce or revoke devices, agents or grants',
+        `the ${signer.role === 'policy' ? 'policy key' : `${signer.role} key`} cannot introduce or revoke devices, agents or grants`,
       );
     return signer;
   }

@@ -3,7 +3,7 @@
  * still active, not revoked, not expired, and matching the step (core/grants/match.ts). The
  * control worker applies the first; the verifiers then check that one again on their own.
  */
-import type { DeviceRegistry, Grant } from '../devices/registry.js';
+import { isPerson, type DeviceRegistry, type Grant } from '../devices/registry.js';
 import { grantCovers, type GrantedStep } from './match.js';
 
 export interface GrantSearch {
@@ -19,7 +19,7 @@ export function grantsInForce(registry: DeviceRegistry, nowMs: number): Grant[] 
       !grant.revoked &&
       issuer !== undefined &&
       !issuer.revoked &&
-      issuer.role !== 'policy' &&
+      isPerson(issuer) &&
       Date.parse(grant.record.expiresAt) > nowMs
     );
   });

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { sha256Hex } from '../bytes.js';
 import { canonicalJson } from '../canonical.js';
 import { DURATION_PATTERN, parseDuration } from '../duration.js';
+import { DURATION_LIMITS } from '../plan/limits.js';
 
 export type WorkspaceAccess = 'none' | 'read-only' | 'read-write';
 
@@ -64,7 +65,7 @@ export interface McpPin {
 }
 
 /** The longest a call may take; a server container older than this (and a margin) is a leftover. */
-export const MAX_CALL_TIMEOUT_MS = 60 * 60 * 1000;
+export const MAX_CALL_TIMEOUT_MS = DURATION_LIMITS.mcpTimeout.max;
 
 const TOOL_DOMAIN = 'countersign/mcp-tool/v1\n';
 

@@ -30,7 +30,7 @@ export type PlanStatus = 'running' | 'awaiting_approval' | 'succeeded' | 'failed
 export interface ApprovalRecord {
   keyId: string;
   deviceName: string;
-  role: 'root' | 'approver' | 'policy';
+  role: 'root' | 'approver' | 'policy' | 'executor';
   decision: 'approve' | 'deny';
   reason: string;
   /** Workflow time when the approval was accepted (ISO 8601). */
@@ -71,6 +71,8 @@ export interface StepResult {
   diagnosis?: string | undefined;
   /** For an `mcp` step: how the tool answered (its text is `outputTail`). */
   mcp?: McpOutcome | undefined;
+  /** The executor's signature over this result (core/approval/attestation.ts); absent in older histories. */
+  attestation?: Envelope | undefined;
 }
 
 export interface McpOutcome {

@@ -16,6 +16,8 @@ import { join } from 'node:path';
 
 export interface RunIdentity {
   workflowId: string;
+  /** The plan's first run: a plan started again under a closed plan's id is another plan. */
+  runId?: string | undefined;
   stepPath: string;
   digest: string;
 }
@@ -70,7 +72,9 @@ export class RunDir {
     readonly identity: RunIdentity,
   ) {
     const key = createHash('sha256')
-      .update(`${identity.workflowId}\n${identity.stepPath}\n${identity.digest}`)
+      .update(
+        `${identity.workflowId}\n${identity.runId ? `${identity.runId}\n` : ''}${identity.stepPath}\n${identity.digest}`,
+      )
       .digest('hex')
       .slice(0, 32);
     this.dir = join(runsRoot, key);

@@ -229,12 +229,15 @@ export function verifyBundle(raw: unknown, options: { rootKeyId?: string | undef
         `device record #${recordMismatch + 1} in the bundle is not the one the history of ${workflow.workflowId} holds`,
       );
     for (const problem of structural.filter((p) => !p.step)) workflowProblems.push(problem.text);
+    for (const finding of timeline.findings.filter((f) => !f.step))
+      workflowProblems.push(`${workflow.workflowId}: ${finding.text}`);
 
     for (const step of timeline.steps) {
       const entries = timeline.entries.filter((e) => e.step === step.path);
       const reasons = [
         ...workflowProblems,
         ...structural.filter((p) => p.step === step.path).map((p) => p.text),
+        ...timeline.findings.filter((f) => f.step === step.path).map((f) => f.text),
         ...entries
           .filter((e) => e.kind === 'approval_refused_at_audit')
           .map((e) => `an approval does not verify (${e.approval?.problem ?? e.text})`),

@@ -20,6 +20,7 @@ const LABELS: Record<TimelineKind, string> = {
   sub_plan_finished: 'sub-plan finished',
   continued_as_new: 'continued as new',
   plan_finished: 'plan finished',
+  plan_reset: 'plan RESET',
 };
 
 // eslint-disable-next-line no-control-regex

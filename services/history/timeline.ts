@@ -6,13 +6,19 @@
  */
 import { WorkflowNotFoundError, isGrpcServiceError, type Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import type { temporal } from '@temporalio/proto';
+import proto, { type temporal } from '@temporalio/proto';
 import {
   ApprovalRefused,
   peekApprovalPayload,
   verifyApproval,
   type ExpectedStep,
 } from '../../core/approval/approval.js';
+import {
+  attestationSha256,
+  expectsAttestations,
+  openClose,
+  resultProblem,
+} from '../../core/approval/attestation.js';
 import { authorizeStep } from '../../core/approval/authorize.js';
 import type { Envelope } from '../../core/approval/dsse.js';
 import { verifyProposal, type VerifiedProposal } from '../../core/approval/proposal.js';
@@ -125,6 +131,8 @@ interface StepState {
   mcpPin?: McpPin | undefined;
   /** The envelopes that verified, in history order: what the one authorisation rule weighs. */
   envelopes: Envelope[];
+  /** Hashes of the result attestations the history holds for this step (one per attempt that ended). */
+  attested: string[];
   attempts: number;
   decisions: TimelineApproval[];
   /** Verified approvals counted when the step was scheduled on the executor. */
@@ -140,8 +148,16 @@ interface PendingActivity {
   isStepRun: boolean;
 }
 
+const RESET_WORKFLOW =
+  proto.temporal.api.enums.v1.WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW;
+
 /** `signAutoApproval`: plans recorded before standing approvals had the policy key sign by their own rules. */
-const CONTROL_ACTIVITIES = new Set(['signAutoApproval', 'applyStandingGrant', 'gateReached']);
+const CONTROL_ACTIVITIES = new Set([
+  'signAutoApproval',
+  'applyStandingGrant',
+  'gateReached',
+  'attestPlanClose',
+]);
 
 interface GateNoticeInput {
   kind: 'gate' | 'reminder' | 'escalation' | 'decided';
@@ -205,6 +221,10 @@ class TimelineBuilder {
   private planName = '';
   private proposer = '';
   private proposal?: Envelope | undefined;
+  /** The executor's signed close, when the history holds it. */
+  private close?: Envelope | undefined;
+  /** What does not verify beyond single approvals: results, the close, resets. */
+  private readonly findings: { step?: string; text: string }[] = [];
   private raw: unknown;
   private status = 'running';
 
@@ -228,6 +248,7 @@ class TimelineBuilder {
   }
 
   finish(): PlanTimeline {
+    this.checkClose();
     const entries = this.entries
       .sort((a, b) => a.ms - b.ms || a.order - b.order)
       .map(({ ms: _ms, order: _order, ...entry }) => entry);
@@ -247,7 +268,51 @@ class TimelineBuilder {
       runs: this.runs,
       entries,
       steps,
+      findings: this.findings,
     };
+  }
+
+  /**
+   * A closed plan whose results are signed must end with the executor's signed close, naming the
+   * result of every step that ran: a history cut short, or a step left out, shows here.
+   */
+  private checkClose(): void {
+    if (!(this.registry instanceof DeviceRegistry) || !expectsAttestations(this.registry)) return;
+    const open = this.status === 'running' || this.status === 'awaiting_approval';
+    if (!this.close) {
+      if (!open)
+        this.findings.push({
+          text:
+            this.status === 'terminated'
+              ? 'the plan was terminated through Temporal: it has no close signed by the executor'
+              : `the plan ended ${this.status} without a close signed by the executor (is the history cut short?)`,
+        });
+      return;
+    }
+    const close = openClose(this.close, this.registry);
+    if (typeof close === 'string') {
+      this.findings.push({ text: `the plan's close does not verify: ${close}` });
+      return;
+    }
+    if (close.claims.workflowId !== this.workflowId || close.claims.runId !== this.firstRunId)
+      this.findings.push({ text: `the close is signed for ${close.claims.workflowId}, not this plan` });
+    for (const [path, state] of this.steps) {
+      const named = close.claims.steps[path];
+      if (!named) {
+        this.findings.push({ step: path, text: 'the signed close does not name this step' });
+        continue;
+      }
+      if (named.result && !state.attested.includes(named.result))
+        this.findings.push({
+          step: path,
+          text: `the executor signed a result for this step (${named.status}) that the history does not hold: removed or rewritten`,
+        });
+      if (!named.result && state.attested.length)
+        this.findings.push({
+          step: path,
+          text: 'the history holds a result of this step that the signed close does not name',
+        });
+    }
   }
 
   private add(
@@ -273,6 +338,17 @@ class TimelineBuilder {
       const value = field ? decodeOne<unknown>(field) : undefined;
       const status = Array.isArray(value) ? value[0] : value;
       if (typeof status === 'string') this.status = status;
+      return;
+    }
+    const reset = event.workflowTaskFailedEventAttributes;
+    if (reset?.cause === RESET_WORKFLOW) {
+      this.findings.push({
+        text: `the history was reset through Temporal (from run ${reset.baseRunId || '?'})`,
+      });
+      this.add(runId, event, {
+        kind: 'plan_reset',
+        text: `the plan was reset through Temporal from run ${reset.baseRunId || '?'} to this point (new run ${reset.newRunId || runId}): whoever did it talked to Temporal directly; steps of a plan that had ended run nothing more on the approvals given before`,
+      });
       return;
     }
     const signaled = event.workflowExecutionSignaledEventAttributes;
@@ -351,6 +427,8 @@ class TimelineBuilder {
         const envelope = decode<Envelope>(completed.result);
         if (envelope)
           this.approval(runId, event, envelope, [], true, (activity.input as { stepPath: string }).stepPath);
+      } else if (activity.type === 'attestPlanClose') {
+        this.close = decode<Envelope>(completed.result);
       } else if (activity.type === 'applyStandingGrant') {
         const answer = decode<StandingGrantAnswer>(completed.result);
         const stepPath = (activity.input as { stepPath: string }).stepPath;
@@ -556,6 +634,7 @@ class TimelineBuilder {
         attempts: 0,
         decisions: [],
         envelopes: [],
+        attested: [],
         ranAsPlanned: true,
       });
     }
@@ -815,7 +894,28 @@ class TimelineBuilder {
       return;
     }
     this.countAttempt(activity.stepPath, result.attempt ?? activity.attempt);
-    const ok = result.mcp ? !result.mcp.isError : result.exitCode === 0;
+    const state = activity.stepPath !== undefined ? this.steps.get(activity.stepPath) : undefined;
+    // What ran must be what an executor signed, once an executor key is in the records.
+    const signedBy =
+      state && this.registry instanceof DeviceRegistry && expectsAttestations(this.registry)
+        ? resultProblem(
+            result.attestation,
+            {
+              workflowId: this.workflowId,
+              runId: this.firstRunId,
+              stepPath: state.node.path,
+              digest: state.digest,
+            },
+            result,
+            this.registry,
+          )
+        : undefined;
+    if (state && result.attestation) state.attested.push(attestationSha256(result.attestation));
+    if (state && signedBy) {
+      state.ranAsPlanned = false;
+      this.findings.push({ step: state.node.path, text: `its recorded result does not verify: ${signedBy}` });
+    }
+    const ok = !signedBy && (result.mcp ? !result.mcp.isError : result.exitCode === 0);
     const how = result.mcp
       ? result.mcp.isError
         ? 'the tool reported an error'
@@ -827,7 +927,7 @@ class TimelineBuilder {
     this.add(runId, event, {
       kind: ok ? 'step_finished' : 'step_failed',
       step: activity.stepPath,
-      text: `${how} after ${formatDuration(result.durationMs)} (${result.backend}, attempt ${result.attempt}${reattached})`,
+      text: `${how} after ${formatDuration(result.durationMs)} (${result.backend}, attempt ${result.attempt}${reattached})${signedBy ? ` — ✗ ${signedBy}` : result.attestation ? ', signed by the executor' : ''}`,
       result: {
         exitCode: result.exitCode,
         signal: result.signal,

@@ -20,7 +20,9 @@ export type TimelineKind =
   | 'sub_plan_started'
   | 'sub_plan_finished'
   | 'continued_as_new'
-  | 'plan_finished';
+  | 'plan_finished'
+  /** Someone reset the plan's history through Temporal: what follows is a new run of an old point. */
+  | 'plan_reset';
 
 export interface TimelineApproval {
   keyId: string;
@@ -101,6 +103,8 @@ export interface PlanTimeline {
   /** In time order (history order breaks ties). */
   entries: TimelineEntry[];
   steps: TimelineStep[];
+  /** What does not verify about what ran: a result not as signed, a close missing or not matching, a reset. */
+  findings: { step?: string; text: string }[];
 }
 
 /**

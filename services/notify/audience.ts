@@ -29,7 +29,7 @@ export function resolveAudience(
   kind: NoticeKind,
   nowMs: number,
 ): ResolvedAudience {
-  const people = registry.devices.filter((d) => !d.revoked && d.role !== 'policy');
+  const people = registry.devices.filter((d) => !d.revoked && (d.role === 'root' || d.role === 'approver'));
   const unknown: string[] = [];
   const pick = (names: string[]) =>
     names.flatMap((name) => {

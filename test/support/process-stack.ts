@@ -9,12 +9,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { generateKeyPair } from '../../core/keys.js';
-import { openPairing, pairRoot } from '../../services/devices.js';
+import { openLocalPairing, pairRoot } from '../../services/devices.js';
 import { refusalOf } from '../../services/errors.js';
 import { decide, planView } from '../../services/plans.js';
 import { startDevServer, type DevServer } from '../../services/temporal-server.js';
 import { statePaths, type Config } from '../../workers/config.js';
-import { loadOrCreateKeyFile } from '../../workers/key-file.js';
 import { freePort } from './ports.js';
 import { WorkerProcess } from './processes.js';
 
@@ -58,12 +57,11 @@ export class ProcessStack {
     const paths = statePaths(stack.config.home);
     stack.control = new WorkerProcess('control', stack.config, stack.dir);
     stack.executor = new WorkerProcess('executor', stack.config, stack.dir);
-    const policy = await loadOrCreateKeyFile(paths.policyKey, 'policy');
     await stack.control.start();
     await stack.executor.start();
     stack.connection = await Connection.connect({ address: stack.server.address });
     stack.client = new Client({ connection: stack.connection, namespace: 'default' });
-    const code = await waitUntil(() => openPairing(stack.client, policy.publicKey), 'the registry workflow');
+    const code = await waitUntil(() => openLocalPairing(stack.client, paths), 'the registry workflow');
     await pairRoot(stack.client, stack.root, code, paths.pinnedRoot);
     return stack;
   }

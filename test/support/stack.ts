@@ -10,12 +10,11 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { generateKeyPair, type KeyPair } from '../../core/keys.js';
-import { openPairing, pairRoot } from '../../services/devices.js';
+import { openLocalPairing, pairRoot } from '../../services/devices.js';
 import { ensureNamespace } from '../../services/temporal-server.js';
 import { statePaths, type Config } from '../../workers/config.js';
 import { createControlWorker, type ControlWorkerOptions } from '../../workers/control.js';
 import { createExecutorWorker } from '../../workers/executor.js';
-import { readKeyFile } from '../../workers/key-file.js';
 
 export interface TestStack {
   config: Config;
@@ -102,8 +101,7 @@ export async function startTestStack(
 
 /** Pairs the stack's root key the way `countersign pair` does, with the policy key introduced. */
 export async function pairTestRoot(stack: TestStack): Promise<void> {
-  const policy = await readKeyFile(stack.paths.policyKey);
-  const code = await openPairing(stack.client, policy!.publicKey);
+  const code = await openLocalPairing(stack.client, stack.paths);
   if (!code) throw new Error('registry already paired');
   await pairRoot(stack.client, stack.root, code, stack.paths.pinnedRoot);
 }

@@ -14,6 +14,11 @@ export interface StoredDevice {
   status: 'waiting' | 'active';
   /** The invitation this device answered, while it waits. */
   inviteCode?: string | undefined;
+  /**
+   * The root of the device chain this device joined (pinned at its first session): a server whose
+   * registry starts elsewhere was replaced, and is not signed for.
+   */
+  rootKeyId?: string | undefined;
 }
 
 const DB_NAME = 'countersign';

@@ -126,6 +126,19 @@ export class Session {
   }
 
   private adopt(body: SessionBody): void {
+    const pinned = this.device?.rootKeyId;
+    if (pinned && body.rootKeyId !== pinned) {
+      // Another root: the server's registry was replaced. Signing for it would lend this key to it.
+      api.csrfToken = '';
+      this.fail(
+        `The server's device registry starts at another root (${body.rootKeyId.slice(0, 16) || 'none'}) than the one this device joined (${pinned.slice(0, 16)}): it may have been replaced. Nothing was signed. Whoever runs the server can restore it with: countersign registry restore`,
+      );
+      return;
+    }
+    if (this.device && !pinned && body.rootKeyId) {
+      this.device = { ...this.device, rootKeyId: body.rootKeyId };
+      void saveDevice(this.device);
+    }
     api.csrfToken = body.csrfToken;
     this.info = body.device;
     this.state = 'ready';

@@ -52,12 +52,14 @@ export interface SessionBody {
   device: DeviceInfo;
   csrfToken: string;
   expiresAt: string;
+  rootKeyId: string;
 }
 
 export interface PairingStatus {
   rootPaired: boolean;
   pairingOpen: boolean;
   policyPublicKey: string | null;
+  executorPublicKey: string | null;
 }
 
 export interface JoinRequestAccepted {
