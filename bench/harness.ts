@@ -15,7 +15,7 @@ import { openLocalPairing, pairRoot, registryView } from '../services/devices.js
 import type { GrantScope } from '../core/grants/grant.js';
 import { grantRecordOf, issueGrant } from '../services/grants.js';
 import { planView, submitPlan, type SubmittedPlan } from '../services/plans.js';
-import { startDevServer, type DevServer } from '../services/temporal-server.js';
+import { startDevServer, type DevServer } from '../services/temporal/server.js';
 import { RunDir } from '../sandbox/runner/run-dir.js';
 import { freePort } from '../test/support/ports.js';
 import { WorkerProcess } from '../test/support/processes.js';

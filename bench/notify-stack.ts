@@ -12,7 +12,7 @@ import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { generateKeyPair, type KeyPair } from '../core/keys.js';
 import { openLocalPairing, pairRoot } from '../services/devices.js';
 import { changeNotifySettings, readNotifySettings } from '../services/notify/settings.js';
-import { startDevServer, type DevServer } from '../services/temporal-server.js';
+import { startDevServer, type DevServer } from '../services/temporal/server.js';
 import {
   startNtfyServer,
   subscribe,

@@ -1,7 +1,8 @@
 /** What every CLI command needs: configuration, a Temporal client, and this CLI's device key. */
-import { Client, Connection } from '@temporalio/client';
+import { Client, type Connection } from '@temporalio/client';
+import { connectTemporal } from '../services/temporal/connection.js';
 import { UserFacingError } from '../services/errors.js';
-import { loadConfig, statePaths, type Config } from '../workers/config.js';
+import { loadConfig, stackTemporalTlsDir, statePaths, type Config } from '../workers/config.js';
 import { pinnedRootReader, readKeyFile } from '../workers/key-file.js';
 import { TrustAnchorFile } from '../services/trust-anchor.js';
 import type { KeyPair } from '../core/keys.js';
@@ -16,11 +17,13 @@ export class CliContext {
   async client(): Promise<Client> {
     if (!this.connection) {
       try {
-        this.connection = await Connection.connect({
-          address: this.config.temporalAddress,
+        // `countersign up` makes the stack's certificates after this context was made.
+        const temporalTlsDir = this.config.temporalTlsDir ?? stackTemporalTlsDir(this.config.home);
+        this.connection = await connectTemporal({ ...this.config, temporalTlsDir }, 'cli', {
           connectTimeout: 3_000,
         });
-      } catch {
+      } catch (error) {
+        if (error instanceof UserFacingError) throw error;
         throw new UserFacingError(
           `cannot reach Temporal at ${this.config.temporalAddress}: is the stack up? Run: countersign up`,
           'unavailable',

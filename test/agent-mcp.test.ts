@@ -50,6 +50,7 @@ async function stdioAgent(bearer: string): Promise<Client> {
         ...(process.env as Record<string, string>),
         COUNTERSIGN_HOME: stack.config.home,
         TEMPORAL_ADDRESS: stack.config.temporalAddress,
+        COUNTERSIGN_TEMPORAL_TLS_DIR: stack.config.temporalTlsDir ?? '',
         TEMPORAL_NAMESPACE: stack.config.namespace,
         COUNTERSIGN_AGENT_TOKEN: bearer,
       },

@@ -5,9 +5,10 @@
  * and 5xx replies that say nothing about the internals when Temporal really fails.
  */
 import { readFile } from 'node:fs/promises';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectTemporal } from '../services/temporal/connection.js';
 import { PAYLOAD_TYPES, signEnvelope, type Envelope } from '../core/approval/dsse.js';
 import { loginPayloadBytes } from '../core/approval/payload.js';
 import { toBase64 } from '../core/bytes.js';
@@ -88,7 +89,10 @@ describe('pairing the root device', () => {
       policyPublicKey: toBase64(policy.publicKey),
       executorPublicKey: toBase64(executor.publicKey),
     });
-    ({ policyPublicKey, executorPublicKey } = open.json<{ policyPublicKey: string; executorPublicKey: string }>());
+    ({ policyPublicKey, executorPublicKey } = open.json<{
+      policyPublicKey: string;
+      executorPublicKey: string;
+    }>());
     // No device exists yet: nobody can log in.
     await expect(login(api, stack.root)).rejects.toThrow(/unknown_device/);
   });
@@ -107,7 +111,10 @@ describe('pairing the root device', () => {
 
   it('pairs the root with the one-time code: 201, the policy and executor keys are introduced, the executor pin holds the root', async () => {
     const introduction = (publicKey: string, name: string, role: 'policy' | 'executor') =>
-      signDeviceRecord({ type: 'introduce', publicKey, name, role, at: new Date().toISOString() }, stack.root);
+      signDeviceRecord(
+        { type: 'introduce', publicKey, name, role, at: new Date().toISOString() },
+        stack.root,
+      );
     const reply = await post(api, undefined, '/api/pairing/root', {
       code: code.toLowerCase(),
       enrollment: enrollment(),
@@ -590,7 +597,7 @@ describe('once paired', () => {
     });
 
     it('says nothing about the internals when the Temporal connection is gone', async () => {
-      const connection = await Connection.connect({ address: stack.config.temporalAddress });
+      const connection = await connectTemporal(stack.config, 'api');
       const client = new Client({ connection, namespace: stack.config.namespace });
       const app = await freshApi(client);
       const session = await login(app, stack.root);

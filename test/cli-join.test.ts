@@ -44,6 +44,7 @@ function startCli(home: string, ...args: string[]) {
       ...process.env,
       COUNTERSIGN_HOME: home,
       TEMPORAL_ADDRESS: stack.config.temporalAddress,
+      COUNTERSIGN_TEMPORAL_TLS_DIR: stack.config.temporalTlsDir ?? '',
       TEMPORAL_NAMESPACE: stack.config.namespace,
       NO_COLOR: '1',
     },

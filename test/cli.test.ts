@@ -25,6 +25,7 @@ const cliEnv = () => ({
   ...process.env,
   COUNTERSIGN_HOME: stack.config.home,
   TEMPORAL_ADDRESS: stack.config.temporalAddress,
+  COUNTERSIGN_TEMPORAL_TLS_DIR: stack.config.temporalTlsDir ?? '',
   TEMPORAL_NAMESPACE: stack.config.namespace,
   NO_COLOR: '1',
 });

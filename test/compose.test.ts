@@ -10,11 +10,11 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Connection } from '@temporalio/client';
 import { describe, expect, inject, it } from 'vitest';
 import { parse } from 'yaml';
 import { SEARCH_ATTRIBUTES, TASK_QUEUES } from '../core/names.js';
 import { gateOptionsFromEnv } from '../sandbox/gate/main.js';
+import { connectTemporal } from '../services/temporal/connection.js';
 import { PROJECT_ROOT } from '../workers/config.js';
 import { freePort } from './support/ports.js';
 
@@ -248,6 +248,7 @@ describe('the worker gate process (sandbox/gate/main.ts)', () => {
       env: {
         ...process.env,
         COUNTERSIGN_GATE_UPSTREAM: inject('temporalAddress'),
+        COUNTERSIGN_TEMPORAL_TLS_DIR: inject('temporalTlsDir'),
         COUNTERSIGN_GATE_LISTEN: `127.0.0.1:${port}`,
         TEMPORAL_NAMESPACE: 'default',
       },
@@ -261,7 +262,10 @@ describe('the worker gate process (sandbox/gate/main.ts)', () => {
     };
     try {
       await until(() => stderr.includes('listening'));
-      const connection = await Connection.connect({ address: `127.0.0.1:${port}` });
+      const connection = await connectTemporal(
+        { temporalAddress: `127.0.0.1:${port}`, temporalTlsDir: inject('temporalTlsDir') },
+        'executor',
+      );
       try {
         const info = await connection.workflowService.getSystemInfo({});
         expect(info.capabilities).toBeTruthy();

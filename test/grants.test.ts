@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
+import { connectTemporalWorker } from '../services/temporal/connection.js';
 import type { ShellStepInput } from '../activities/executor.js';
 import { planSha256, signProposal } from '../core/approval/proposal.js';
 import { stepDigest } from '../core/plan/digest.js';
@@ -395,7 +397,8 @@ describe('the executor, when the workflow is bypassed', () => {
   let connection: NativeConnection;
   let running: Promise<void>;
   beforeAll(async () => {
-    connection = await NativeConnection.connect({ address: stack.config.temporalAddress });
+    // Whoever holds the control plane's certificate: the rogue is inside the stack here.
+    connection = await connectTemporalWorker(stack.config, 'control');
     rogue = await Worker.create({
       connection,
       namespace: stack.config.namespace,

@@ -208,7 +208,10 @@ describe('a gate nobody decides', () => {
     expect(kinds).toContain('gate_escalated');
     expect(timeline.entries.find((e) => e.kind === 'gate_escalated')!.text).toContain('on-call phone');
     // The executor released the workspace, and the plan closed denied.
-    const ended = await env.client.workflow.getHandle(workflowId).result().catch((e: Error) => e);
+    const ended = await env.client.workflow
+      .getHandle(workflowId)
+      .result()
+      .catch((e: Error) => e);
     expect((ended as Error & { cause?: Error }).cause?.message).toBe(
       'plan "night deploy" failed: deploy timed out (no decision within 1h: denied (fail-closed))',
     );

@@ -10,8 +10,10 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkflowFailedError } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import Long from 'long';
+import { connectTemporalWorker } from '../services/temporal/connection.js';
 import type { ShellStepInput } from '../activities/executor.js';
 import { signApproval } from '../core/approval/approval.js';
 import { toBase64 } from '../core/bytes.js';
@@ -43,7 +45,8 @@ let rogueRunning: Promise<void>;
 beforeAll(async () => {
   stack = await startTestStack('trust-attacks');
   api = await startApi(stack);
-  rogueConnection = await NativeConnection.connect({ address: stack.config.temporalAddress });
+  // A compromised control plane: it holds the control worker's certificate.
+  rogueConnection = await connectTemporalWorker(stack.config, 'control');
   rogue = await Worker.create({
     connection: rogueConnection,
     namespace: stack.config.namespace,

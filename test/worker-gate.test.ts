@@ -7,8 +7,9 @@ import { randomBytes } from 'node:crypto';
 import http2 from 'node:http2';
 import proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import type { Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
+import { connectTemporal, connectTemporalWorker, temporalTls } from '../services/temporal/connection.js';
 import { TASK_QUEUES } from '../core/names.js';
 import { decide, planView, submitPlan } from '../services/plans.js';
 import { startWorkerGate, type WorkerGate } from '../sandbox/gate/worker-gate.js';
@@ -24,11 +25,14 @@ let gated: Connection;
 let attacker: Client;
 const gateLog: string[] = [];
 let stopExecutor: () => Promise<void>;
+/** The executor's view: Temporal is the gate. */
+const throughGate = () => ({ ...stack.config, temporalAddress: gate.address });
 
 beforeAll(async () => {
   stack = await startTestStack('gate', { workers: false, pair: false });
   gate = await startWorkerGate({
     upstream: stack.config.temporalAddress,
+    tlsDir: stack.config.temporalTlsDir,
     namespace: stack.config.namespace,
     taskQueue: TASK_QUEUES.sandbox,
     log: (l) => gateLog.push(l),
@@ -36,7 +40,7 @@ beforeAll(async () => {
   await stack.startWorkers({ control: true });
   await startGatedExecutor();
   await pairTestRoot(stack);
-  gated = await Connection.connect({ address: gate.address });
+  gated = await connectTemporal(throughGate(), 'executor');
   attacker = new Client({ connection: gated, namespace: stack.config.namespace });
 });
 afterAll(async () => {
@@ -59,7 +63,13 @@ const denied = (promise: Promise<unknown>) =>
 
 /** Opens raw PollActivityTaskQueue calls through the gate and drops them, the way a crashed executor does. */
 async function abandonPolls(count: number): Promise<void> {
-  const session = http2.connect(`http://${gate.address}`);
+  const tls = (await temporalTls(stack.config, 'executor'))!;
+  const session = http2.connect(`https://${gate.address}`, {
+    ca: tls.serverRootCACertificate,
+    cert: tls.clientCertPair.crt,
+    key: tls.clientCertPair.key,
+    servername: tls.serverNameOverride,
+  });
   session.on('error', () => undefined);
   const message = Buffer.from(
     proto.temporal.api.workflowservice.v1.PollActivityTaskQueueRequest.encode({
@@ -87,12 +97,8 @@ async function abandonPolls(count: number): Promise<void> {
 
 /** An executor that reaches Temporal only through the gate. */
 async function startGatedExecutor(): Promise<void> {
-  const native = await NativeConnection.connect({ address: gate.address });
-  const { worker, runners } = await createExecutorWorker(
-    { ...stack.config, temporalAddress: gate.address },
-    native,
-    'jail',
-  );
+  const native = await connectTemporalWorker(throughGate(), 'executor');
+  const { worker, runners } = await createExecutorWorker(throughGate(), native, 'jail');
   const running = worker.run();
   stopExecutor = async () => {
     worker.shutdown();

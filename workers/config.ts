@@ -2,6 +2,7 @@
  * Process configuration, validated once at start-up. Every process (workers, CLI, API) reads
  * the same variables; a bad value stops the process with a message that names the variable.
  */
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PROJECT_ROOT } from './project-root.js';
 
@@ -12,6 +13,12 @@ export interface Config {
   home: string;
   temporalAddress: string;
   namespace: string;
+  /**
+   * Where this process's Temporal client certificate lives (services/temporal/tls.ts). Set, every
+   * connection to Temporal is mutual TLS through the stack's door; unset, plain (a Temporal you
+   * run yourself, reachable only by whom you chose).
+   */
+  temporalTlsDir?: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -27,7 +34,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const namespace = env.TEMPORAL_NAMESPACE ?? 'default';
   if (!/^[A-Za-z0-9._-]{1,100}$/.test(namespace))
     throw new ConfigError(`TEMPORAL_NAMESPACE is not a valid namespace: "${namespace}"`);
-  return { home, temporalAddress, namespace };
+  const temporalTlsDir = env.COUNTERSIGN_TEMPORAL_TLS_DIR
+    ? resolve(env.COUNTERSIGN_TEMPORAL_TLS_DIR)
+    : stackTemporalTlsDir(home);
+  return { home, temporalAddress, namespace, temporalTlsDir };
+}
+
+/** The embedded stack's certificate folder in this state folder, once `countersign up` made it. */
+export function stackTemporalTlsDir(home: string): string | undefined {
+  return existsSync(resolve(home, 'tls', 'ca.crt')) ? resolve(home, 'tls') : undefined;
 }
 
 /** Where each thing lives inside the state folder. */
@@ -35,6 +50,10 @@ export function statePaths(home: string) {
   return {
     home,
     temporalDb: resolve(home, 'temporal.sqlite'),
+    /** The stack's CA, the door's certificate and one client certificate per process kind. */
+    temporalTls: resolve(home, 'tls'),
+    /** The Unix socket into Temporal's private network namespace (in a folder of mode 0700). */
+    temporalSocket: resolve(home, 'temporal', 'frontend.sock'),
     logs: resolve(home, 'logs'),
     stackFile: resolve(home, 'stack.json'),
     policyKey: resolve(home, 'control', 'policy-key.json'),

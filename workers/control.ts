@@ -2,11 +2,12 @@
  * Control worker (queue countersign-control): runs the plan and registry workflows and the
  * control activities. Holds the policy key; never executes plan steps.
  */
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { Worker, type NativeConnection } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
 import { createControlActivities } from '../activities/control.js';
-import { Client, Connection } from '@temporalio/client';
 import { JANITOR_WORKFLOW_ID, TASK_QUEUES } from '../core/names.js';
 import type { workspaceJanitorWorkflow } from '../workflows/janitor.js';
+import { connectTemporal, connectTemporalWorker } from '../services/temporal/connection.js';
 import { workflowBundlePath } from './bundle.js';
 import { loadConfig, statePaths, type Config } from './config.js';
 import { loadOrCreateKeyFile, pinnedRootReader } from './key-file.js';
@@ -47,7 +48,7 @@ export async function createControlWorker(
   const paths = statePaths(config.home);
   const policyKey = await loadOrCreateKeyFile(paths.policyKey, 'policy');
   const client = new Client({
-    connection: await Connection.connect({ address: config.temporalAddress }),
+    connection: await connectTemporal(config, 'control'),
     namespace: config.namespace,
   });
   await ensureJanitor(client);
@@ -60,7 +61,7 @@ export async function createControlWorker(
   });
   await notifier.ledger.prune();
   const worker = await Worker.create({
-    connection: connection ?? (await NativeConnection.connect({ address: config.temporalAddress })),
+    connection: connection ?? (await connectTemporalWorker(config, 'control')),
     namespace: config.namespace,
     taskQueue: TASK_QUEUES.control,
     workflowBundle: { codePath: await workflowBundlePath(paths.build) },

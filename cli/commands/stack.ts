@@ -130,7 +130,10 @@ export async function up(ctx: CliContext, options: { example?: string }): Promis
   }
   await waitForPollers(ctx, 120_000);
   console.log(`${bold('Countersign is up')}  ${dim(`state folder ${ctx.config.home}`)}`);
-  console.log(`  Temporal        ${stack.temporalAddress}  (namespace ${stack.namespace})`);
+  console.log(
+    `  Temporal        ${stack.temporalAddress}  (namespace ${stack.namespace}; ${stack.temporalWarning ? 'open to every local program' : `private: only clients with a certificate from ${ctx.paths.temporalTls}`})`,
+  );
+  if (stack.temporalWarning) console.log(yellow(`  ! ${stack.temporalWarning}`));
   if (stack.temporalUi) console.log(`  Temporal UI     ${stack.temporalUi}`);
   console.log(`  control worker  pid ${stack.pids.control ?? '?'}  queue ${TASK_QUEUES.control}`);
   console.log(

@@ -22,6 +22,8 @@ export interface StackFile {
   supervisorPid: number;
   temporalAddress: string;
   temporalUi?: string | undefined;
+  /** Why Temporal's frontend is open to every local program, when it is. */
+  temporalWarning?: string | undefined;
   namespace: string;
   backend: 'jail' | 'docker';
   /** Why the jail runs instead of Docker, when that was not asked for. */

@@ -1,6 +1,7 @@
 /**
  * The embedded stack's supervisor: starts the Temporal dev server (SQLite file in the state
- * folder) and both workers, restarts a worker that dies, and stops everything on SIGTERM.
+ * folder) in a network namespace of its own behind the door (services/temporal/), the worker
+ * gate and both workers, restarts a worker that dies, and stops everything on SIGTERM.
  * Started detached by `countersign up`; `countersign down` signals it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TASK_QUEUES } from '../../core/names.js';
 import { startWorkerGate, type WorkerGate } from '../../sandbox/gate/worker-gate.js';
-import { startDevServer, type DevServer } from '../../services/temporal-server.js';
+import { startDevServer, type DevServer } from '../../services/temporal/server.js';
 import { loadApiConfig } from '../../api/config.js';
 import { loadConfig, PROJECT_ROOT, statePaths } from '../../workers/config.js';
 import { chooseExecutorSandbox, type SandboxChoice } from '../../workers/sandbox-choice.js';
@@ -21,7 +22,6 @@ const config = loadConfig();
 const apiConfig = loadApiConfig();
 const paths = statePaths(config.home);
 const port = Number(config.temporalAddress.split(':').pop());
-const uiPort = Number(process.env.COUNTERSIGN_TEMPORAL_UI_PORT ?? port + 1000);
 const children = new Map<StackProcessName, ChildProcess>();
 let stopping = false;
 let server: DevServer | undefined;
@@ -40,6 +40,7 @@ async function writeStackFile(ready: boolean): Promise<void> {
     supervisorPid: process.pid,
     temporalAddress: config.temporalAddress,
     temporalUi: server?.uiUrl,
+    temporalWarning: server?.warning,
     namespace: config.namespace,
     backend: sandbox?.name ?? 'jail',
     sandboxWarning: sandbox?.warning,
@@ -88,11 +89,18 @@ async function startTemporal(): Promise<void> {
   server = await startDevServer({
     dbFile: paths.temporalDb,
     port,
-    uiPort,
+    // Only where no private namespace can be made (and the frontend is open anyway).
+    uiPort: Number(process.env.COUNTERSIGN_TEMPORAL_UI_PORT ?? port + 1000),
     logFile: join(paths.logs, 'temporal.log'),
     readiness: 'tcp',
+    private: { tlsDir: paths.temporalTls, socketPath: paths.temporalSocket },
   });
-  log(`Temporal dev server at ${server.address} (UI ${server.uiUrl}), database ${paths.temporalDb}`);
+  if (server.warning) log(`WARNING: ${server.warning}`);
+  log(
+    server.temporalTlsDir
+      ? `Temporal dev server in a private network namespace, reachable only through the door at ${server.address} with a certificate from ${server.temporalTlsDir}; database ${paths.temporalDb}`
+      : `Temporal dev server at ${server.address} (UI ${server.uiUrl}), database ${paths.temporalDb}`,
+  );
   server.process.once('exit', (code, signal) => {
     if (stopping) return;
     log(`Temporal dev server exited (${signal ?? code}); restarting it on the same database`);
@@ -133,7 +141,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop());
   await startTemporal();
   gate = await startWorkerGate({
-    upstream: config.temporalAddress,
+    upstream: server!.address,
+    tlsDir: server!.temporalTlsDir,
     namespace: config.namespace,
     taskQueue: TASK_QUEUES.sandbox,
     log: (line) => log(line),

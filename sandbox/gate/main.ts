@@ -31,6 +31,7 @@ export function gateOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Worker
     taskQueue: TASK_QUEUES.sandbox,
     host: match[1]!.replace(/^\[(.*)\]$/, '$1'),
     port,
+    tlsDir: config.temporalTlsDir,
   };
 }
 

@@ -7,6 +7,7 @@
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import proto from '@temporalio/proto';
+import { serverTls, temporalClientTls } from '../../services/temporal/tls.js';
 
 const service = '/temporal.api.workflowservice.v1.WorkflowService/';
 // A default import: the package is CommonJS, and compiled bundles load it from native ESM.
@@ -40,6 +41,11 @@ export interface WorkerGateOptions {
   taskQueue: string;
   host?: string;
   port?: number;
+  /**
+   * The stack's certificates (services/temporal/tls.ts): mutual TLS on both sides, the gate's own
+   * client certificate towards the door, and only clients from the stack's CA (the executor) in.
+   */
+  tlsDir?: string | undefined;
   log?: (line: string) => void;
 }
 
@@ -115,9 +121,17 @@ export async function startWorkerGate(options: WorkerGateOptions): Promise<Worke
   const issuedTokens = new Set<string>();
   const refused = new Map<string, number>();
   let upstream: ClientHttp2Session | undefined;
+  const upstreamTls = options.tlsDir ? await temporalClientTls(options.tlsDir, 'gate') : undefined;
   const session = () => {
     if (!upstream || upstream.closed || upstream.destroyed) {
-      upstream = http2.connect(`http://${options.upstream}`);
+      upstream = upstreamTls
+        ? http2.connect(`https://${options.upstream}`, {
+            ca: upstreamTls.serverRootCACertificate,
+            cert: upstreamTls.clientCertPair.crt,
+            key: upstreamTls.clientCertPair.key,
+            servername: upstreamTls.serverNameOverride,
+          })
+        : http2.connect(`http://${options.upstream}`);
       upstream.on('error', () => undefined);
     }
     return upstream;
@@ -166,7 +180,13 @@ export async function startWorkerGate(options: WorkerGateOptions): Promise<Worke
     return undefined;
   };
 
-  const server = http2.createServer();
+  const server = options.tlsDir
+    ? http2.createSecureServer({
+        ...(await serverTls(options.tlsDir, 'gate-server')),
+        requestCert: true,
+        rejectUnauthorized: true,
+      })
+    : http2.createServer();
   server.on('stream', (stream, headers: IncomingHttpHeaders) => {
     const method = String(headers[':path'] ?? '');
     const chunks: Buffer[] = [];

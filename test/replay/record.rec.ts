@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { it } from 'vitest';
-import { TEMPORAL_CLI } from '../../services/temporal-server.js';
+import { TEMPORAL_CLI } from '../../services/temporal/server.js';
 import { NOTIFY_SETTINGS_WORKFLOW_ID, REGISTRY_WORKFLOW_ID } from '../../core/names.js';
 import { changeNotifySettings } from '../../services/notify/settings.js';
 import { cancelPlan, decide, submitPlan } from '../../services/plans.js';

@@ -36,6 +36,7 @@ export async function startApi(
   const config = loadApiConfig({
     COUNTERSIGN_HOME: stack.config.home,
     TEMPORAL_ADDRESS: stack.config.temporalAddress,
+    COUNTERSIGN_TEMPORAL_TLS_DIR: stack.config.temporalTlsDir ?? '',
     TEMPORAL_NAMESPACE: stack.config.namespace,
     COUNTERSIGN_API_PORT: '7780',
     ...env,

@@ -8,19 +8,23 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { TestProject } from 'vitest/node';
 import { LABELS } from '../../sandbox/docker/container-policy.js';
-import { startDevServer, type DevServer } from '../../services/temporal-server.js';
+import { startDevServer, type DevServer } from '../../services/temporal/server.js';
 import { freePort } from './ports.js';
 
 let server: DevServer | undefined;
 
 export default async function setup(project: TestProject) {
   const dir = await mkdtemp(join(tmpdir(), 'countersign-temporal-'));
+  // Private, as in the stack: every test reaches Temporal through the door with a certificate.
   server = await startDevServer({
     dbFile: join(dir, 'temporal.sqlite'),
     port: await freePort(),
     logFile: join(dir, 'temporal.log'),
+    private: { tlsDir: join(dir, 'tls'), socketPath: join(dir, 'temporal', 'frontend.sock') },
   });
+  if (!server.temporalTlsDir) throw new Error(`the test server must be private: ${server.warning}`);
   project.provide('temporalAddress', server.address);
+  project.provide('temporalTlsDir', server.temporalTlsDir);
   project.provide('temporalDir', dir);
   const startedAtSeconds = Math.floor(Date.now() / 1000);
   return async () => {
@@ -57,6 +61,8 @@ async function reapMcpLeftovers(sinceSeconds: number): Promise<void> {
 declare module 'vitest' {
   export interface ProvidedContext {
     temporalAddress: string;
+    /** The certificates that pass the door (services/temporal/tls.ts). */
+    temporalTlsDir: string;
     temporalDir: string;
   }
 }

@@ -7,12 +7,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, Connection } from '@temporalio/client';
+import type { Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
+import { connectTemporal } from '../../services/temporal/connection.js';
 import { generateKeyPair } from '../../core/keys.js';
 import { openLocalPairing, pairRoot } from '../../services/devices.js';
 import { refusalOf } from '../../services/errors.js';
 import { decide, planView } from '../../services/plans.js';
-import { startDevServer, type DevServer } from '../../services/temporal-server.js';
+import { startDevServer, type DevServer } from '../../services/temporal/server.js';
 import { statePaths, type Config } from '../../workers/config.js';
 import { freePort } from './ports.js';
 import { WorkerProcess } from './processes.js';
@@ -52,6 +54,7 @@ export class ProcessStack {
     stack.config = {
       home: join(stack.dir, 'home'),
       temporalAddress: stack.server.address,
+      temporalTlsDir: stack.server.temporalTlsDir,
       namespace: 'default',
     };
     const paths = statePaths(stack.config.home);
@@ -59,7 +62,7 @@ export class ProcessStack {
     stack.executor = new WorkerProcess('executor', stack.config, stack.dir);
     await stack.control.start();
     await stack.executor.start();
-    stack.connection = await Connection.connect({ address: stack.server.address });
+    stack.connection = await connectTemporal(stack.config, 'cli');
     stack.client = new Client({ connection: stack.connection, namespace: 'default' });
     const code = await waitUntil(() => openLocalPairing(stack.client, paths), 'the registry workflow');
     await pairRoot(stack.client, stack.root, code, paths.pinnedRoot);
@@ -71,6 +74,7 @@ export class ProcessStack {
       dbFile: join(this.dir, 'temporal.sqlite'),
       port: this.port,
       logFile: join(this.dir, 'temporal.log'),
+      private: { tlsDir: join(this.dir, 'tls'), socketPath: join(this.dir, 'temporal', 'frontend.sock') },
     });
   }
 

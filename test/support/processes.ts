@@ -28,6 +28,7 @@ export class WorkerProcess {
         ...process.env,
         COUNTERSIGN_HOME: this.config.home,
         TEMPORAL_ADDRESS: this.config.temporalAddress,
+        ...(this.config.temporalTlsDir ? { COUNTERSIGN_TEMPORAL_TLS_DIR: this.config.temporalTlsDir } : {}),
         TEMPORAL_NAMESPACE: this.config.namespace,
         ...this.extraEnv,
       },

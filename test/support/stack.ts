@@ -6,12 +6,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { generateKeyPair, type KeyPair } from '../../core/keys.js';
 import { openLocalPairing, pairRoot } from '../../services/devices.js';
-import { ensureNamespace } from '../../services/temporal-server.js';
+import { connectTemporal, connectTemporalWorker } from '../../services/temporal/connection.js';
+import { ensureNamespace } from '../../services/temporal/server.js';
 import { statePaths, type Config } from '../../workers/config.js';
 import { createControlWorker, type ControlWorkerOptions } from '../../workers/control.js';
 import { createExecutorWorker } from '../../workers/executor.js';
@@ -46,15 +47,15 @@ export async function startTestStack(
     });
     runtimeInstalled = true;
   }
-  const address = inject('temporalAddress');
+  const target = sharedTemporal();
   const namespace = `${name}-${Date.now().toString(36)}`;
-  await ensureNamespace(address, namespace);
+  await ensureNamespace(target, namespace);
   const home = await mkdtemp(join(tmpdir(), `countersign-${name}-`));
-  const config: Config = { home, temporalAddress: address, namespace };
+  const config: Config = { home, ...target, namespace };
   const paths = statePaths(home);
-  const connection = await Connection.connect({ address });
+  const connection = await connectTemporal(config, 'control');
   const client = new Client({ connection, namespace });
-  const nativeConnection = await NativeConnection.connect({ address });
+  const nativeConnection = await connectTemporalWorker(config, 'control');
   const running: { worker: Worker; done: Promise<void>; cleanup?: () => void }[] = [];
 
   const stack: TestStack = {
@@ -97,6 +98,11 @@ export async function startTestStack(
     await pairTestRoot(stack);
   }
   return stack;
+}
+
+/** The run's one Temporal server: its door, and the certificates that pass it. */
+export function sharedTemporal(): Pick<Config, 'temporalAddress' | 'temporalTlsDir'> {
+  return { temporalAddress: inject('temporalAddress'), temporalTlsDir: inject('temporalTlsDir') };
 }
 
 /** Pairs the stack's root key the way `countersign pair` does, with the policy key introduced. */

@@ -1,7 +1,7 @@
 /**
  * The certificates that make Temporal's frontend Countersign's alone: a private CA made at set-up,
- * a server certificate for the door (services/temporal-door.ts) and one client certificate per
- * process kind. Only a process holding one of these keys (files of mode 0600 in a folder of mode
+ * server certificates for the door (door.ts) and the worker gate's listening side, and one client
+ * certificate per process kind. Only a process holding one of these keys (files of mode 0600 in a folder of mode
  * 0700) gets past the door; another local user, or an agent without the state folder, does not.
  *
  * Made with the openssl CLI (Node can verify certificates but not issue them).
@@ -11,12 +11,17 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { UserFacingError } from './errors.js';
+import { UserFacingError } from '../errors.js';
 
 const run = promisify(execFile);
 
-/** Who connects to Temporal: each kind has its own client certificate. */
-export const TEMPORAL_CLIENT_KINDS = ['api', 'control', 'cli', 'gate', 'setup'] as const;
+/**
+ * Who connects: each kind has its own client certificate. The gate's passes the door; the
+ * executor's passes only the worker gate (which lets the sandbox queue's worker calls through).
+ */
+export const TEMPORAL_CLIENT_KINDS = ['api', 'control', 'cli', 'gate', 'executor', 'setup'] as const;
+/** The two listening sides: the door in front of the frontend, the worker gate in front of the door. */
+export type TemporalServerKind = 'door' | 'gate-server';
 export type TemporalClientKind = (typeof TEMPORAL_CLIENT_KINDS)[number];
 
 /** The name the door's certificate carries and every client checks, whatever address it dials. */
@@ -29,7 +34,7 @@ export interface TemporalClientTls {
   clientCertPair: { crt: Buffer; key: Buffer };
 }
 
-export interface DoorServerTls {
+export interface ServerTls {
   ca: Buffer;
   cert: Buffer;
   key: Buffer;
@@ -52,7 +57,8 @@ export async function ensureTemporalTls(dir: string): Promise<string> {
       '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
     ]); // prettier-ignore
   }
-  await issue(dir, 'door', 'serverAuth', `DNS:${DOOR_SERVER_NAME},DNS:localhost,IP:127.0.0.1`);
+  for (const server of ['door', 'gate-server'] satisfies TemporalServerKind[])
+    await issue(dir, server, 'serverAuth', `DNS:${DOOR_SERVER_NAME},DNS:localhost,IP:127.0.0.1`);
   for (const kind of TEMPORAL_CLIENT_KINDS) await issue(dir, kind, 'clientAuth');
   return dir;
 }
@@ -88,7 +94,10 @@ async function openssl(dir: string, args: string[]): Promise<void> {
   } catch (error) {
     const err = error as NodeJS.ErrnoException & { stderr?: string };
     if (err.code === 'ENOENT')
-      throw new UserFacingError('openssl is not installed: run scripts/setup (it installs it)', 'unavailable');
+      throw new UserFacingError(
+        'openssl is not installed: run scripts/setup (it installs it)',
+        'unavailable',
+      );
     throw new Error(`openssl ${args[0]} failed in ${dir}: ${err.stderr?.trim() || err.message}`);
   }
   for (const name of args.filter((a) => a.endsWith('.key'))) await chmod(file(dir, name), 0o600);
@@ -113,10 +122,11 @@ export async function temporalClientTls(dir: string, kind: TemporalClientKind): 
   }
 }
 
-export async function doorServerTls(dir: string): Promise<DoorServerTls> {
+/** A listening side's certificate, and the CA its clients must come from. */
+export async function serverTls(dir: string, kind: TemporalServerKind): Promise<ServerTls> {
   return {
     ca: await readFile(file(dir, 'ca.crt')),
-    cert: await readFile(file(dir, 'door.crt')),
-    key: await readFile(file(dir, 'door.key')),
+    cert: await readFile(file(dir, `${kind}.crt`)),
+    key: await readFile(file(dir, `${kind}.key`)),
   };
 }
