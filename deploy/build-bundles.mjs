@@ -11,6 +11,8 @@ const ENTRIES = {
   control: 'workers/control.ts',
   executor: 'workers/executor.ts',
   gate: 'sandbox/gate/main.ts',
+  door: 'services/temporal/door-main.ts',
+  'tls-init': 'services/temporal/tls-init.ts',
   api: 'api/server.ts',
   // Found again at run time by RunnerPool through compiledEntry's content hash.
   runner: 'sandbox/runner/runner.ts',

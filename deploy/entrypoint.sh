@@ -1,6 +1,7 @@
 #!/bin/sh
 # Entrypoint of the app image (deploy/Dockerfile). One role per container:
-#   control | executor | gate | api   the long-running processes, as plain `node <bundle>`
+#   control | executor | gate | door | api   the long-running processes, as plain `node <bundle>`
+#   tls-init                    make the stack's certificates, one folder per process kind
 #   pairing-code                open pairing and print the one-time code (in the control container)
 #   cli ARGS…                   the countersign command (the `cli` service)
 set -eu
@@ -24,6 +25,8 @@ run_node() { exec node --max-semi-space-size=2 "$@"; }
 case "$role" in
   control) run_node dist/control.mjs ;;
   gate) run_node dist/gate.mjs ;;
+  door) run_node dist/door.mjs ;;
+  tls-init) run_node dist/tls-init.mjs /tls/ca /tls ;;
   api) run_node dist/api.mjs ;;
   executor)
     # Steps run under detached runner processes that outlive the executor, so an executor that
@@ -56,7 +59,7 @@ case "$role" in
   pairing-code) run_node --import tsx deploy/pairing-code.mjs ;;
   cli) exec bin/countersign "$@" ;;
   *)
-    echo "usage: entrypoint.sh control|executor|gate|api|pairing-code|cli ARGS…" >&2
+    echo "usage: entrypoint.sh control|executor|gate|door|api|tls-init|pairing-code|cli ARGS…" >&2
     [ "$role" = help ] || exit 64
     ;;
 esac

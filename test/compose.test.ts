@@ -14,6 +14,8 @@ import { describe, expect, inject, it } from 'vitest';
 import { parse } from 'yaml';
 import { SEARCH_ATTRIBUTES, TASK_QUEUES } from '../core/names.js';
 import { gateOptionsFromEnv } from '../sandbox/gate/main.js';
+import { doorOptionsFromEnv } from '../services/temporal/door-main.js';
+import { TLS_FOLDERS } from '../services/temporal/tls-init.js';
 import { connectTemporal } from '../services/temporal/connection.js';
 import { PROJECT_ROOT } from '../workers/config.js';
 import { freePort } from './support/ports.js';
@@ -96,8 +98,47 @@ describe('docker-compose.yml', () => {
     expect(both.map(([name]) => name)).toEqual(['gate']);
     expect(networksOf(service('gate')).sort()).toEqual(['control', 'sandbox']);
     expect(onNetwork('sandbox')).toEqual(['executor', 'gate']);
-    for (const name of ['postgres', 'temporal', 'control'])
+    for (const name of ['postgres', 'temporal-door', 'control'])
       expect(networksOf(service(name))).toContain('control');
+  });
+
+  it("keeps Temporal inside the door's network namespace, on its loopback, behind mutual TLS", () => {
+    // No network of its own: only the door's namespace, where it binds loopback alone.
+    for (const name of ['temporal', 'temporal-namespace']) {
+      expect(service(name).network_mode, name).toBe('service:temporal-door');
+      expect(networksOf(service(name)), name).toEqual([]);
+    }
+    expect(service('temporal').environment?.BIND_ON_IP).toBe('127.0.0.1');
+    const door = doorOptionsFromEnv(defaults(service('temporal-door').environment));
+    expect(door).toMatchObject({ host: '0.0.0.0', port: 7234, upstream: { host: '127.0.0.1', port: 7233 } });
+    // Every app process reaches Temporal through the door (or the gate), with its own certificate
+    // folder, and mounts no other kind's.
+    const tlsVolume = (s: Service) => mountSources(s).filter((m) => m.startsWith('tls-'));
+    for (const [name, folder] of [
+      ['api', 'api'],
+      ['control', 'control'],
+      ['gate', 'gate'],
+      ['executor', 'executor'],
+      ['cli', 'cli'],
+      ['temporal-door', 'door'],
+    ] as const) {
+      const s = service(name);
+      expect(s.environment?.COUNTERSIGN_TEMPORAL_TLS_DIR, name).toBe(`/tls/${folder}`);
+      expect(tlsVolume(s), name).toEqual([`tls-${folder}`]);
+      const address = hostPort(s.environment?.TEMPORAL_ADDRESS ?? '');
+      expect(address.host, name).toBe(name === 'executor' ? 'gate' : 'temporal-door');
+    }
+    // Only the certificate job holds the CA's key.
+    expect(services.filter(([, s]) => mountSources(s).includes('tls-ca')).map(([n]) => n)).toEqual([
+      'temporal-tls',
+    ]);
+    // The job makes a folder for every kind it names, each one mounted by the job.
+    expect(Object.keys(TLS_FOLDERS).sort()).toEqual(
+      tlsVolume(service('temporal-tls'))
+        .filter((v) => v !== 'tls-ca')
+        .map((v) => v.replace(/^tls-/, ''))
+        .sort(),
+    );
   });
 
   it('marks the control and sandbox networks internal', () => {
@@ -111,15 +152,16 @@ describe('docker-compose.yml', () => {
     const target = hostPort(executorEnv.TEMPORAL_ADDRESS ?? '');
     expect(target.host).toBe('gate');
     expect(target.port).toBe(hostPort(gateEnv.COUNTERSIGN_GATE_LISTEN ?? '').port);
-    expect(hostPort(gateEnv.COUNTERSIGN_GATE_UPSTREAM ?? '').host).toBe('temporal');
-    // Every other app process talks to Temporal directly, on the control network.
+    expect(hostPort(gateEnv.COUNTERSIGN_GATE_UPSTREAM ?? '').host).toBe('temporal-door');
+    // Every other app process talks to Temporal through the door, on the control network.
     expect(service('control').environment?.TEMPORAL_ADDRESS).toBe(gateEnv.COUNTERSIGN_GATE_UPSTREAM);
   });
 
   it('gives the gate an environment its process entry accepts, limited to the sandbox queue', () => {
     const options = gateOptionsFromEnv(defaults(service('gate').environment));
     expect(options).toMatchObject({
-      upstream: 'temporal:7233',
+      upstream: 'temporal-door:7234',
+      tlsDir: '/tls/gate',
       host: '0.0.0.0',
       port: 7233,
       taskQueue: TASK_QUEUES.sandbox,
@@ -172,7 +214,8 @@ describe('docker-compose.yml', () => {
   it('runs nothing privileged, in a host namespace or with added capabilities beyond the executor drop', () => {
     for (const [name, s] of services) {
       expect(s.privileged ?? false, name).toBe(false);
-      expect([undefined, 'none'], `${name} network_mode`).toContain(s.network_mode);
+      // Sharing the door's namespace is Temporal's way of having no network of its own.
+      expect([undefined, 'none', 'service:temporal-door'], `${name} network_mode`).toContain(s.network_mode);
       for (const mode of [s.pid, s.ipc, s.uts, s.userns_mode]) expect(mode, name).not.toBe('host');
       expect(s.devices, name).toBeUndefined();
       expect(s.security_opt ?? [], name).not.toEqual(
@@ -194,7 +237,7 @@ describe('docker-compose.yml', () => {
     for (const [name, s] of services)
       for (const port of s.ports ?? [])
         expect(typeof port === 'string' ? port : port.host_ip, name).toMatch(/^127\.0\.0\.1/);
-    expect(services.filter(([, s]) => s.ports?.length).map(([name]) => name)).toEqual(['temporal-ui', 'api']);
+    expect(services.filter(([, s]) => s.ports?.length).map(([name]) => name)).toEqual(['api']);
   });
 
   it('builds every image of its own from a BASE_IMAGE argument, and never pulls one by that name', () => {
