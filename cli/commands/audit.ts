@@ -71,7 +71,11 @@ export async function auditVerify(
           `root device ${verdict.root.keyId ?? '(none)'} taken from the bundle itself: pass --root KEYID to check against the root you trust`,
         ),
   );
+  console.log(
+    `proposed by ${clean(verdict.proposer.text)}${verdict.proposer.signed ? '' : ` ${yellow('(not signed)')}`}`,
+  );
   for (const problem of verdict.problems) console.log(red(`✗ ${clean(problem)}`));
+  for (const warning of verdict.warnings) console.log(yellow(`! ${clean(warning)}`));
   for (const step of verdict.steps) {
     const mark = step.verdict === 'failed' ? red('✗') : step.verdict === 'ok' ? green('✓') : dim('·');
     const where = step.workflowId === verdict.steps[0]?.workflowId ? '' : dim(` (${step.workflowId})`);
@@ -79,9 +83,14 @@ export async function auditVerify(
       `${mark} ${bold(clean(step.path))}${where}  ${step.verdict === 'failed' ? red(clean(step.text)) : clean(step.text)}`,
     );
   }
+  const warned = verdict.warnings.length
+    ? `, with ${verdict.warnings.length} warning${verdict.warnings.length === 1 ? '' : 's'} (above)`
+    : '';
   console.log(
     verdict.ok
-      ? green('verified: every step the history shows as run was approved as required')
+      ? green(
+          `verified${warned}: every step the history shows as run was approved as required${verdict.warnings.length ? '' : ', and ran as the executor signed'}`,
+        )
       : red('NOT verified'),
   );
 }

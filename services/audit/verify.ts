@@ -3,8 +3,10 @@
  * of the plan and its sub-plans: the digest is recomputed from the plan in the history, every
  * approval is verified again (signature, digest, run, device chained to the root), and a step
  * that ran must have had approvals meeting its policy before it was scheduled. The histories
- * must be whole (event ids 1, 2, 3, … in order) and agree with the bundle's own copies and
- * manifest. Each problem is reported with the step it touches.
+ * must be whole (event ids 1, 2, 3, … in order), end with the plan's close, and agree with the
+ * bundle's own copies and manifest. What ran must be what an executor signed (each step's output,
+ * exit code and times, and the plan's close), and the proposer must be who signed the proposal.
+ * Each problem is reported with the step it touches.
  */
 import { defaultPayloadConverter } from '@temporalio/common';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
@@ -15,6 +17,8 @@ import { DeviceRegistry } from '../../core/devices/registry.js';
 import { timelineFromRuns, type RunHistory } from '../history/index.js';
 import type { TimelineApproval } from '../history/types.js';
 import { BUNDLE_FORMAT, workflowDigest, type AuditBundle, type BundledWorkflow } from './bundle.js';
+import { endingOf } from './ending.js';
+import { proposerOf, type ProposerVerdict } from './proposer.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -37,6 +41,10 @@ export interface BundleVerdict {
   root: { keyId: string | undefined; source: 'given' | 'bundle' };
   /** Problems that belong to no one step. */
   problems: string[];
+  /** What the bundle cannot vouch for without failing: an unsigned proposer, results nobody signed, a plan not yet ended. */
+  warnings: string[];
+  /** Who proposed the plan: the signed proposer, or the unsigned label (`signed: false`). */
+  proposer: { signed: boolean; text: string };
   steps: StepVerdict[];
 }
 
@@ -200,6 +208,8 @@ export function verifyBundle(raw: unknown, options: { rootKeyId?: string | undef
     chainProblem = `the bundle's device records do not chain to the root ${root.keyId?.slice(0, 12) ?? '?'}…: ${(error as Error).message}`;
   }
   const historyEnvelopes: Envelope[] = [];
+  const warnings: string[] = [];
+  const proposers: ProposerVerdict[] = [];
 
   for (const workflow of bundle.workflows) {
     const entry = bundle.manifest.workflows.find((w) => w.workflowId === workflow.workflowId);
@@ -231,6 +241,19 @@ export function verifyBundle(raw: unknown, options: { rootKeyId?: string | undef
     for (const problem of structural.filter((p) => !p.step)) workflowProblems.push(problem.text);
     for (const finding of timeline.findings.filter((f) => !f.step))
       workflowProblems.push(`${workflow.workflowId}: ${finding.text}`);
+    let held: DeviceRegistry | undefined;
+    try {
+      held = DeviceRegistry.fromRecords(deviceRecords, root.keyId);
+    } catch {
+      held = undefined; // the approvals' verdicts say why
+    }
+    const ending = endingOf(workflow.workflowId, runs, timeline, held);
+    problems.push(...ending.problems);
+    warnings.push(...ending.warnings);
+    const proposer = proposerOf(workflow.workflowId, runs, root.keyId, finalRegistry);
+    proposers.push(proposer);
+    if (proposer.problem)
+      problems.push(`${workflow.workflowId}: the proposer does not verify: ${proposer.problem}`);
 
     for (const step of timeline.steps) {
       const entries = timeline.entries.filter((e) => e.step === step.path);
@@ -300,5 +323,48 @@ export function verifyBundle(raw: unknown, options: { rootKeyId?: string | undef
     } else problems.push(text);
     break;
   }
-  return { ok: problems.length === 0 && steps.every((s) => s.verdict !== 'failed'), root, problems, steps };
+  const proposer = planProposer(proposers, problems, warnings);
+  return {
+    ok: problems.length === 0 && steps.every((s) => s.verdict !== 'failed'),
+    root,
+    problems,
+    warnings,
+    proposer,
+    steps,
+  };
+}
+
+/**
+ * The plan's proposer for the verdict. Sub-plans run under their plan's proposal: one that
+ * carries another (or none, under a signed plan) was rewritten.
+ */
+function planProposer(
+  proposers: ProposerVerdict[],
+  problems: string[],
+  warnings: string[],
+): BundleVerdict['proposer'] {
+  const [plan, ...subs] = proposers;
+  if (!plan) return { signed: false, text: '(none)' };
+  for (const sub of subs) {
+    const same =
+      sub.proposal === plan.proposal ||
+      (sub.proposal !== undefined &&
+        plan.proposal !== undefined &&
+        sigOf(sub.proposal) === sigOf(plan.proposal) &&
+        sub.proposal.payload === plan.proposal.payload);
+    if (!same)
+      problems.push(
+        `${sub.workflowId}: the proposer does not verify: the sub-plan does not carry the proposal of ${plan.workflowId} (${sub.proposal ? 'another' : 'none'})`,
+      );
+    else if (sub.label !== plan.label)
+      problems.push(
+        `${sub.workflowId}: the proposer does not verify: the sub-plan says "${sub.label}" proposed it, and ${plan.workflowId} says "${plan.label}"`,
+      );
+  }
+  if (plan.signed) return { signed: true, text: plan.signed.text };
+  if (plan.unsigned)
+    warnings.push(
+      `proposer not signed: ${plan.label || '(no name)'} — ${plan.workflowId} was submitted without a signed proposal (from the web app, or an older client), so nothing vouches for who proposed it`,
+    );
+  return { signed: false, text: plan.label || '(no name)' };
 }

@@ -134,6 +134,8 @@ interface StepState {
   /** Hashes of the result attestations the history holds for this step (one per attempt that ended). */
   attested: string[];
   attempts: number;
+  /** The exit code of the last result the history holds for this step. */
+  exitCode?: number | null | undefined;
   decisions: TimelineApproval[];
   /** Verified approvals counted when the step was scheduled on the executor. */
   scheduledAuthorised?: boolean;
@@ -223,6 +225,8 @@ class TimelineBuilder {
   private proposal?: Envelope | undefined;
   /** The executor's signed close, when the history holds it. */
   private close?: Envelope | undefined;
+  /** What the plan's closing event says of its end and its steps'. */
+  private result?: PlanResult | undefined;
   /** What does not verify beyond single approvals: results, the close, resets. */
   private readonly findings: { step?: string; text: string }[] = [];
   private raw: unknown;
@@ -296,6 +300,26 @@ class TimelineBuilder {
     }
     if (close.claims.workflowId !== this.workflowId || close.claims.runId !== this.firstRunId)
       this.findings.push({ text: `the close is signed for ${close.claims.workflowId}, not this plan` });
+    // The ending the history shows must be the one signed (terminated after the close says so itself).
+    if (!open && this.status !== 'terminated' && close.claims.status !== this.status)
+      this.findings.push({
+        text: `the plan's ending does not verify: the history says it ended ${this.status}, and the close executor "${close.signer}" signed says ${close.claims.status}`,
+      });
+    for (const ended of Array.isArray(this.result?.steps) ? this.result.steps : []) {
+      if (typeof ended?.path !== 'string') continue;
+      const named = close.claims.steps[ended.path];
+      const state = this.steps.get(ended.path);
+      if (named && ended.status !== named.status)
+        this.findings.push({
+          step: ended.path,
+          text: `its ending does not verify: the plan's end says it ${ended.status}, and the signed close says ${named.status}`,
+        });
+      if (state && ended.exitCode !== undefined && state.attested.length && ended.exitCode !== state.exitCode)
+        this.findings.push({
+          step: ended.path,
+          text: `its exit code does not verify: the plan's end says ${String(ended.exitCode)}, and its result in the history says ${String(state.exitCode)}`,
+        });
+    }
     for (const [path, state] of this.steps) {
       const named = close.claims.steps[path];
       if (!named) {
@@ -569,6 +593,7 @@ class TimelineBuilder {
     const done = event.workflowExecutionCompletedEventAttributes;
     if (done) {
       const result = decode<PlanResult>(done.result);
+      this.result = result;
       this.status = result?.status ?? 'succeeded';
       this.add(runId, event, { kind: 'plan_finished', text: `plan ${this.status}` });
       return;
@@ -576,6 +601,7 @@ class TimelineBuilder {
     const planFailed = event.workflowExecutionFailedEventAttributes;
     if (planFailed) {
       const result = decode<PlanResult>(planFailed.failure?.applicationFailureInfo?.details);
+      this.result = result;
       this.status = result?.status ?? 'failed';
       // A plan's own failure already reads `plan "name" failed: <steps and reasons>`.
       const own =
@@ -895,6 +921,7 @@ class TimelineBuilder {
     }
     this.countAttempt(activity.stepPath, result.attempt ?? activity.attempt);
     const state = activity.stepPath !== undefined ? this.steps.get(activity.stepPath) : undefined;
+    if (state) state.exitCode = result.exitCode;
     // What ran must be what an executor signed, once an executor key is in the records.
     const signedBy =
       state && this.registry instanceof DeviceRegistry && expectsAttestations(this.registry)
