@@ -504,6 +504,15 @@ describe('the executor key taken out of the device records', () => {
     expect(verdict.warnings).toContainEqual(
       expect.stringMatching(/^what ran in plan-\w+ is not signed by an executor/),
     );
+    // A verifier with its own chain from the root (the CLI keeps one) finds the record taken out.
+    const held = copy().deviceRecords;
+    const withChain = verifyBundle(reseal(b), { rootKeyId: stack.root.keyId, heldRecords: held });
+    expect(withChain.ok).toBe(false);
+    expect(withChain.problems).toContainEqual(
+      expect.stringMatching(
+        /the bundle's device records leave out executor "[^"]+", introduced at .* before the plan started \(this verifier holds it\)|device record #\d+ in the bundle is not the one this verifier holds/,
+      ),
+    );
   });
 });
 

@@ -53,7 +53,11 @@ export async function auditVerify(
   }
   let verdict;
   try {
-    verdict = verifyBundle(raw, { rootKeyId: options.root ?? (await localRoot(ctx)) });
+    const rootKeyId = options.root ?? (await localRoot(ctx));
+    // This CLI's own chain counts only when it starts at the root the bundle is checked against.
+    const held = await ctx.anchor.held().catch(() => []);
+    const heldRecords = rootKeyId && held[0]?.signatures[0]?.keyid === rootKeyId ? held : undefined;
+    verdict = verifyBundle(raw, { rootKeyId, heldRecords });
   } catch (error) {
     if (error instanceof AuditBundleError)
       throw new UserFacingError(`${file}: ${error.message}`, 'bad_bundle');

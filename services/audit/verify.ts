@@ -13,6 +13,7 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { temporal } from '@temporalio/proto';
 import { peekApprovalPayload } from '../../core/approval/approval.js';
 import type { Envelope } from '../../core/approval/dsse.js';
+import { decodeDeviceRecord } from '../../core/devices/records.js';
 import { DeviceRegistry } from '../../core/devices/registry.js';
 import { timelineFromRuns, type RunHistory } from '../history/index.js';
 import type { TimelineApproval } from '../history/types.js';
@@ -181,7 +182,38 @@ function revokedBeforeRun(approvals: TimelineApproval[], registry: DeviceRegistr
   return found;
 }
 
-export function verifyBundle(raw: unknown, options: { rootKeyId?: string | undefined } = {}): BundleVerdict {
+/**
+ * The verifier's own chain from its pinned root: the bundle's records must be where that chain
+ * starts, and hold every executor key the chain introduced before the plan started. A record taken
+ * out of every copy in the bundle (to make what ran look unsigned) is found this way only.
+ */
+function heldChainProblems(bundled: Envelope[], held: readonly Envelope[], planStartedAt?: string): string[] {
+  const problems: string[] = [];
+  const forked = bundled.findIndex((r, i) => i < held.length && sigOf(r) !== sigOf(held[i]));
+  if (forked >= 0)
+    problems.push(
+      `device record #${forked + 1} in the bundle is not the one this verifier holds from its root: records were taken out or replaced`,
+    );
+  const startedMs = planStartedAt ? Date.parse(planStartedAt) : Number.NaN;
+  for (const envelope of held.slice(bundled.length)) {
+    const record = decodeDeviceRecord(Buffer.from(envelope.payload, 'base64'));
+    if (typeof record === 'string' || record.type !== 'introduce' || record.role !== 'executor') continue;
+    if (!(Date.parse(record.at) <= startedMs)) continue;
+    problems.push(
+      `the bundle's device records leave out executor "${record.name}", introduced at ${record.at} before the plan started (this verifier holds it): a record was taken out, so what ran would look unsigned`,
+    );
+  }
+  return problems;
+}
+
+export function verifyBundle(
+  raw: unknown,
+  options: {
+    rootKeyId?: string | undefined;
+    /** The verifier's own chain from its pinned root (the CLI's), when it has one. */
+    heldRecords?: readonly Envelope[] | undefined;
+  } = {},
+): BundleVerdict {
   const bundle = checkShape(raw);
   const root = options.rootKeyId
     ? { keyId: options.rootKeyId, source: 'given' as const }
@@ -247,6 +279,8 @@ export function verifyBundle(raw: unknown, options: { rootKeyId?: string | undef
     } catch {
       held = undefined; // the approvals' verdicts say why
     }
+    if (options.heldRecords?.length && workflow === bundle.workflows[0])
+      problems.push(...heldChainProblems(bundle.deviceRecords, options.heldRecords, timeline.entries[0]?.at));
     const ending = endingOf(workflow.workflowId, runs, timeline, held);
     problems.push(...ending.problems);
     warnings.push(...ending.warnings);
