@@ -22,23 +22,39 @@ import type { StepNode } from '../core/plan/types.js';
 import { GrantUsesExceeded, type GrantUseLedger } from './grant-uses.js';
 import { LedgerRefusal, type ExecutionLedger } from './execution-ledger.js';
 
+/** What the once-only ledger does, whatever keeps it (ExecutionLedger, on this host's disk). */
+export type OnceOnlyLedger = Pick<ExecutionLedger, keyof ExecutionLedger>;
+
+/** How a step's result leaves this host. */
+export type ResultAttestor = (
+  input: ApprovedStep,
+  result: StepResult,
+  trust: ExecutorTrust,
+) => Promise<StepResult>;
+
 /** What the executor trusts and counts on its own host. */
 export interface ExecutorTrust {
   /** The pinned root and the longest chain from it seen here. */
   chain: TrustAnchorFile;
   grantUses: GrantUseLedger;
   /** Nonces spent and plans ended: what a reset history forgets, this does not. */
-  ledger: ExecutionLedger;
+  ledger: OnceOnlyLedger;
   /** This host's key: it signs each result and each plan's close (introduced by the root, role executor). */
   key: KeyPair;
+  /**
+   * Seals each step's result: `signedResult` in every executor (bench/trust.ts composes a baseline
+   * without it, to measure what signing costs).
+   */
+  attest: ResultAttestor;
+}
+
+/** The result as this host's trust seals it (`trust.attest`). */
+export function attested(input: ApprovedStep, result: StepResult, trust: ExecutorTrust): Promise<StepResult> {
+  return trust.attest(input, result, trust);
 }
 
 /** The result, signed by this host, its hash kept in the ledger (a close must name it). */
-export async function attested(
-  input: ApprovedStep,
-  result: StepResult,
-  trust: ExecutorTrust,
-): Promise<StepResult> {
+export const signedResult: ResultAttestor = async (input, result, trust) => {
   const attestation = signResult(
     resultClaims(
       { workflowId: input.workflowId, runId: input.runId, stepPath: input.step.path, digest: input.digest },
@@ -48,7 +64,7 @@ export async function attested(
   );
   await trust.ledger.recordResult(input.workflowId, input.step.path, attestationSha256(attestation));
   return { ...result, attestation };
-}
+};
 
 export interface ApprovedStep {
   workflowId: string;

@@ -4,6 +4,7 @@
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createExecutorActivities } from '../activities/executor.js';
+import { signedResult, type ExecutorTrust } from '../activities/step-trust.js';
 import { ExecutionLedger } from '../activities/execution-ledger.js';
 import { GrantUseLedger } from '../activities/grant-uses.js';
 import { TrustAnchorFile } from '../services/trust-anchor.js';
@@ -35,21 +36,30 @@ export async function mcpCatalogReader(config: Config, sandbox: Sandbox): Promis
   return () => readCatalog(path);
 }
 
+/** This host's trust: its chain from the pinned root, its ledgers, its key; each result signed. */
+export async function executorTrust(config: Config): Promise<ExecutorTrust> {
+  const paths = statePaths(config.home);
+  return {
+    chain: new TrustAnchorFile(paths.executorChain, pinnedRootReader(paths.pinnedRoot)),
+    grantUses: new GrantUseLedger(paths.grantUses),
+    ledger: new ExecutionLedger(paths.executionLedger),
+    key: await loadOrCreateKeyFile(paths.executorKey, 'executor'),
+    attest: signedResult,
+  };
+}
+
 export async function createExecutorWorker(
   config: Config,
   connection: NativeConnection | undefined,
   backendName: BackendName,
+  /** This host's trust (`executorTrust`, unless a benchmark composes its baseline). */
+  trust?: ExecutorTrust,
 ): Promise<{ worker: Worker; runners: RunnerPool }> {
   const paths = statePaths(config.home);
   const sandbox = await createSandbox(backendName, config);
   const catalog = await mcpCatalogReader(config, sandbox);
   const runners = await RunnerPool.start({ size: 1, idleRetireMs: 30_000 });
-  const trust = {
-    chain: new TrustAnchorFile(paths.executorChain, pinnedRootReader(paths.pinnedRoot)),
-    grantUses: new GrantUseLedger(paths.grantUses),
-    ledger: new ExecutionLedger(paths.executionLedger),
-    key: await loadOrCreateKeyFile(paths.executorKey, 'executor'),
-  };
+  trust ??= await executorTrust(config);
   const worker = await Worker.create({
     connection: connection ?? (await NativeConnection.connect({ address: config.temporalAddress })),
     namespace: config.namespace,
