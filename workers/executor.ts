@@ -2,11 +2,12 @@
  * Executor worker (queue countersign-sandbox): runs approved steps in the sandbox. Holds no
  * secrets; trusts only approvals that chain to its pinned root device.
  */
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createExecutorActivities } from '../activities/executor.js';
 import { signedResult, type ExecutorTrust } from '../activities/step-trust.js';
 import { ExecutionLedger } from '../activities/execution-ledger.js';
 import { GrantUseLedger } from '../activities/grant-uses.js';
+import { connectTemporalWorker } from '../services/temporal/connection.js';
 import { TrustAnchorFile } from '../services/trust-anchor.js';
 import { createMcpActivities } from '../activities/mcp.js';
 import type { McpCatalog } from '../core/mcp/catalog.js';
@@ -61,7 +62,7 @@ export async function createExecutorWorker(
   const runners = await RunnerPool.start({ size: 1, idleRetireMs: 30_000 });
   trust ??= await executorTrust(config);
   const worker = await Worker.create({
-    connection: connection ?? (await NativeConnection.connect({ address: config.temporalAddress })),
+    connection: connection ?? (await connectTemporalWorker(config, 'executor')),
     namespace: config.namespace,
     taskQueue: TASK_QUEUES.sandbox,
     activities: {
