@@ -131,6 +131,25 @@ describe('parallel', () => {
     const peak = Number(view.steps.find((s) => s.path === 'report')?.result?.outputTail.trim());
     expect(peak).toBeLessThanOrEqual(1); // at most one other branch was running when each started
   });
+
+  it('holds maxConcurrency when several branches wait for the one slot that frees', async () => {
+    const ids = ['g1', 'g2', 'g3', 'g4', 'g5', 'g6'];
+    const plan = {
+      name: 'gated limit',
+      steps: [{ parallel: ids.map((id) => ({ id, gate: `go ahead with ${id}?` })), maxConcurrency: 2 }],
+    };
+    const { planId } = await submitGranted(stack.client, stack.root, plan);
+    await waitForStep(stack.client, planId, 'g2', 'awaiting_approval');
+    await decide(stack.client, stack.root, planId, 'g1', { decision: 'approve' });
+    await waitForStep(stack.client, planId, 'g3', 'awaiting_approval');
+    // Every waiting branch woke when g1 ended; only one may take its slot.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const awaiting = (await planView(stack.client, planId)).steps.filter(
+      (s) => s.status === 'awaiting_approval',
+    );
+    expect(awaiting.map((s) => s.path)).toEqual(['g2', 'g3']);
+    await stack.client.workflow.getHandle(`plan-${planId}`).terminate('test over');
+  });
 });
 
 describe('sub-plans', () => {

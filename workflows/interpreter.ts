@@ -338,7 +338,10 @@ export class PlanInterpreter {
     const outcomes = await scope.run(() =>
       Promise.all(
         node.children.map(async (child) => {
-          if (running >= limit) await condition(() => running < limit);
+          // A freed slot wakes every waiting branch at once: each checks again before taking it.
+          // (Histories recorded before the patch let all of them through, and replay that way.)
+          if (patched('parallel-limit-held')) while (running >= limit) await condition(() => running < limit);
+          else if (running >= limit) await condition(() => running < limit);
           running++;
           try {
             const outcome = await this.node(child);
