@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { Worker } from '@temporalio/worker';
-import { connectTemporalWorker } from '../services/temporal/connection.js';
+import { connectTemporalWorker } from '../services/temporal/worker-connection.js';
 import type { ShellStepInput } from '../activities/executor.js';
 import { planSha256, signProposal } from '../core/approval/proposal.js';
 import { stepDigest } from '../core/plan/digest.js';

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectTemporal } from '../services/temporal/connection.js';
 import { startDevServer, TEMPORAL_CLI, type DevServer } from '../services/temporal/server.js';
-import { ensureTemporalTls } from '../services/temporal/tls.js';
+import { ensureTemporalTls } from '../services/temporal/tls-issue.js';
 import { PROJECT_ROOT } from '../workers/config.js';
 import type { ProbeAttempt, ProbeTarget } from './support/outsider-probe.js';
 import { freePort } from './support/ports.js';

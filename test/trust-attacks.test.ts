@@ -13,7 +13,7 @@ import type { WorkflowFailedError } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { Worker } from '@temporalio/worker';
 import Long from 'long';
-import { connectTemporalWorker } from '../services/temporal/connection.js';
+import { connectTemporalWorker } from '../services/temporal/worker-connection.js';
 import type { ShellStepInput } from '../activities/executor.js';
 import { signApproval } from '../core/approval/approval.js';
 import { toBase64 } from '../core/bytes.js';

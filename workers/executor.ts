@@ -7,7 +7,7 @@ import { createExecutorActivities } from '../activities/executor.js';
 import { signedResult, type ExecutorTrust } from '../activities/step-trust.js';
 import { ExecutionLedger } from '../activities/execution-ledger.js';
 import { GrantUseLedger } from '../activities/grant-uses.js';
-import { connectTemporalWorker } from '../services/temporal/connection.js';
+import { connectTemporalWorker } from '../services/temporal/worker-connection.js';
 import { TrustAnchorFile } from '../services/trust-anchor.js';
 import { createMcpActivities } from '../activities/mcp.js';
 import type { McpCatalog } from '../core/mcp/catalog.js';

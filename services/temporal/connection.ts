@@ -1,14 +1,14 @@
 /**
  * Every connection to Temporal is made here, so each carries its process's client certificate
  * when the stack has a door (services/temporal/door.ts) and none is made by accident without one.
- * The SDKs load on first use: the supervisor imports this file and never connects.
+ * The SDK loads on first use: the supervisor imports this file and never connects. A worker's
+ * connection is in worker-connection.ts, so the API never loads the worker SDK.
  */
 import type { Connection } from '@temporalio/client';
-import type { NativeConnection } from '@temporalio/worker';
 import type { Config } from '../../workers/config.js';
 import { temporalClientTls, type TemporalClientKind, type TemporalClientTls } from './tls.js';
 
-type TemporalTarget = Pick<Config, 'temporalAddress' | 'temporalTlsDir'>;
+export type TemporalTarget = Pick<Config, 'temporalAddress' | 'temporalTlsDir'>;
 
 export async function temporalTls(
   target: Pick<Config, 'temporalTlsDir'>,
@@ -26,14 +26,4 @@ export async function connectTemporal(
   const tls = await temporalTls(target, kind);
   const { Connection } = await import('@temporalio/client');
   return Connection.connect({ address: target.temporalAddress, ...(tls ? { tls } : {}), ...options });
-}
-
-/** A worker connection (the Rust core): the control worker, the executor. */
-export async function connectTemporalWorker(
-  target: TemporalTarget,
-  kind: TemporalClientKind,
-): Promise<NativeConnection> {
-  const tls = await temporalTls(target, kind);
-  const { NativeConnection } = await import('@temporalio/worker');
-  return NativeConnection.connect({ address: target.temporalAddress, ...(tls ? { tls } : {}) });
 }

@@ -21,7 +21,7 @@ import { PROJECT_ROOT, type Config } from '../../workers/config.js';
 import { connectTemporal } from './connection.js';
 import { openTemporalDoor, type TemporalDoor } from './door.js';
 import type { RelayPlan } from './relay.js';
-import { ensureTemporalTls } from './tls.js';
+import { ensureTemporalTls } from './tls-issue.js';
 
 export const TEMPORAL_CLI = resolve(PROJECT_ROOT, '.tools', 'bin', 'temporal');
 

@@ -8,7 +8,8 @@
 import { chmod, copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isMain, runMain } from '../../workers/main.js';
-import { ensureTemporalTls, TEMPORAL_CLIENT_KINDS } from './tls.js';
+import { ensureTemporalTls } from './tls-issue.js';
+import { TEMPORAL_CLIENT_KINDS } from './tls.js';
 
 /** Which certificates each folder gets: the door and the gate also present a server certificate. */
 export const TLS_FOLDERS: Record<string, string[]> = {
