@@ -3,16 +3,19 @@
  * only the worker-side RPCs of one namespace and task queue, and only task tokens it handed out
  * itself, so even a fully compromised executor can neither start, signal, update, terminate,
  * list or read workflows, nor complete an activity it was never given.
+ *
+ * Every request is read the way Temporal's server will read it (wire.ts, strict.ts): one gRPC
+ * message, every field checked against the SDK's schema at every depth, and anything two decoders
+ * could read differently (a field given twice, a wrong wire type, an unknown field) refused, so
+ * the token and namespace the gate checks are the ones the server acts on (issue 15).
  */
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import { gunzipSync, inflateSync } from 'node:zlib';
-import proto from '@temporalio/proto';
 import { serverTls, temporalClientTls } from '../../services/temporal/tls.js';
+import { grpcFrame, MAX_MESSAGE_BYTES, readableAcceptEncoding, singleGrpcMessage } from './frames.js';
+import { checkMessage, messageType } from './strict.js';
+import { readMessage, readString, single, WIRE, WireError, type WireMessage } from './wire.js';
 
 const service = '/temporal.api.workflowservice.v1.WorkflowService/';
-// A default import: the package is CommonJS, and compiled bundles load it from native ESM.
-const api = proto.temporal.api.workflowservice.v1;
-
 const rpc = (name: string) => service + name;
 /** Calls that end an activity task: they spend the task token. */
 const FINAL_RPCS = new Set(
@@ -20,19 +23,23 @@ const FINAL_RPCS = new Set(
 );
 /** Calls that must carry a task token the gate handed out. */
 const TOKEN_RPCS = new Set([...FINAL_RPCS, rpc('RecordActivityTaskHeartbeat')]);
-/** The RPCs an activity worker needs, and nothing else. */
-const WORKER_RPCS = new Set([
-  ...TOKEN_RPCS,
-  ...[
+/** The RPCs an activity worker needs, and nothing else, each with its request message. */
+const WORKER_RPCS = new Map(
+  [
+    ...[...TOKEN_RPCS].map((method) => method.replace(service, '')),
     'GetSystemInfo',
     'DescribeNamespace',
     'PollActivityTaskQueue',
     'ShutdownWorker',
     'RecordWorkerHeartbeat',
-  ].map(rpc),
-]);
+  ].map((name) => [rpc(name), messageType(`temporal.api.workflowservice.v1.${name}Request`)]),
+);
+/** Where each request keeps its namespace (field 1, but 4 in the task-token calls). */
+const NAMESPACE_FIELD = (method: string) => (TOKEN_RPCS.has(method) ? 4 : 1);
+const TASK_TOKEN = 1;
 const PERMISSION_DENIED = 7;
-const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+const NOT_FOUND = 5;
+const GRPC_CONTENT_TYPE = /^application\/grpc(\+proto)?$/;
 
 export interface WorkerGateOptions {
   /** The Temporal frontend, host:port. */
@@ -56,64 +63,25 @@ export interface WorkerGate {
   close(): Promise<void>;
 }
 
-/**
- * Splits a gRPC body into its messages (5-byte prefix: compressed flag, big-endian length),
- * inflating compressed ones (the Temporal core sends gzip). Undefined when it cannot be read.
- */
-function grpcMessages(body: Buffer, encoding: string | undefined): Buffer[] | undefined {
-  const out: Buffer[] = [];
-  try {
-    for (let i = 0; i < body.length;) {
-      if (i + 5 > body.length) return undefined;
-      const compressed = body[i] === 1;
-      const length = body.readUInt32BE(i + 1);
-      if (i + 5 + length > body.length) return undefined;
-      const payload = body.subarray(i + 5, i + 5 + length);
-      if (!compressed) out.push(payload);
-      else if (encoding === 'gzip') out.push(gunzipSync(payload, { maxOutputLength: MAX_REQUEST_BYTES }));
-      else if (encoding === 'deflate') out.push(inflateSync(payload, { maxOutputLength: MAX_REQUEST_BYTES }));
-      else return undefined;
-      i += 5 + length;
-    }
-  } catch {
-    return undefined;
-  }
-  return out;
-}
+/** A string field of a checked message ('' when absent, as proto3 reads it). */
+const text = (message: WireMessage, number: number) => {
+  const field = single(message, number);
+  return field ? readString(field.bytes) : '';
+};
 
 /**
- * Field 1 (task_token) of RecordActivityTaskHeartbeat and the three RespondActivityTask*
- * requests, read straight from the wire so one reader serves all four message types.
+ * The task token of a PollActivityTaskQueue response, or undefined when it has none or could be
+ * read two ways. The server wrote it; newer fields it adds are no concern of the gate.
  */
-function taskTokenOf(message: Buffer): string | undefined {
-  let i = 0;
-  const varint = () => {
-    let value = 0;
-    for (let shift = 0; shift < 35 && i < message.length; shift += 7) {
-      const byte = message[i++]!;
-      value += (byte & 0x7f) * 2 ** shift;
-      if (byte < 0x80) return value;
-    }
-    throw new Error('bad varint');
-  };
+export function issuedTokenOf(body: Buffer, encoding: string | string[] | undefined): string | undefined {
   try {
-    while (i < message.length) {
-      const tag = varint();
-      const wireType = tag & 7;
-      if (tag >>> 3 === 1 && wireType === 2) {
-        const length = varint();
-        return message.subarray(i, i + length).toString('base64');
-      }
-      if (wireType === 0) varint();
-      else if (wireType === 1) i += 8;
-      else if (wireType === 2) i += varint();
-      else if (wireType === 5) i += 4;
-      else return undefined;
-    }
+    const token = single(readMessage(singleGrpcMessage(body, encoding)), TASK_TOKEN);
+    return token?.wireType === WIRE.bytes && token.bytes.length
+      ? Buffer.from(token.bytes).toString('base64')
+      : undefined;
   } catch {
     return undefined;
   }
-  return undefined;
 }
 
 export async function startWorkerGate(options: WorkerGateOptions): Promise<WorkerGate> {
@@ -153,31 +121,45 @@ export async function startWorkerGate(options: WorkerGateOptions): Promise<Worke
     }
   };
 
-  /** Why this request may not pass, or undefined when it may. */
-  const inspect = (method: string, body: Buffer, encoding: string | undefined): string | undefined => {
-    if (!WORKER_RPCS.has(method))
-      return `${method.replace(/^\//, '')} is not a worker RPC of task queue ${options.taskQueue}`;
-    const messages = grpcMessages(body, encoding);
-    if (!messages || messages.length !== 1) return 'request body is compressed or malformed';
-    const message = messages[0]!;
-    if (method === `${service}PollActivityTaskQueue`) {
-      const request = api.PollActivityTaskQueueRequest.decode(message);
-      if (request.namespace !== options.namespace || request.taskQueue?.name !== options.taskQueue) {
-        return `polling ${request.namespace}/${request.taskQueue?.name} is not allowed (only ${options.namespace}/${options.taskQueue})`;
-      }
-    } else if (method === `${service}DescribeNamespace`) {
-      if (api.DescribeNamespaceRequest.decode(message).namespace !== options.namespace)
-        return 'only the sandbox namespace can be described';
-    } else if (method === `${service}RecordWorkerHeartbeat` || method === `${service}ShutdownWorker`) {
-      // Both carry the namespace in field 1, like DescribeNamespace.
-      if (api.DescribeNamespaceRequest.decode(message).namespace !== options.namespace)
-        return 'worker RPCs are for the sandbox namespace only';
+  /**
+   * The request's one message, checked field by field against its schema and against the policy
+   * of its RPC; throws a WireError saying why it may not pass.
+   */
+  const inspect = (
+    method: string,
+    headers: IncomingHttpHeaders,
+    body: Buffer,
+  ): { message: Buffer; token?: string } => {
+    const type = WORKER_RPCS.get(method);
+    if (!type)
+      throw new WireError(
+        `${method.replace(/^\//, '')} is not a worker RPC of task queue ${options.taskQueue}`,
+      );
+    if (!GRPC_CONTENT_TYPE.test(String(headers['content-type'])))
+      throw new WireError(`content-type ${String(headers['content-type'])} is not protobuf gRPC`);
+    const message = singleGrpcMessage(body, headers['grpc-encoding']);
+    checkMessage(type, message);
+    const fields = readMessage(message);
+    const namespace = text(fields, NAMESPACE_FIELD(method));
+    if (method !== rpc('GetSystemInfo') && namespace !== options.namespace)
+      throw new WireError(`namespace "${namespace}" is not allowed (only ${options.namespace})`);
+    if (method === rpc('PollActivityTaskQueue')) {
+      const queue = single(fields, 2);
+      const name = queue ? text(readMessage(queue.bytes), 1) : '';
+      if (name !== options.taskQueue)
+        throw new WireError(`polling task queue "${name}" is not allowed (only ${options.taskQueue})`);
+    } else if (method === rpc('ShutdownWorker')) {
+      const queue = text(fields, 7);
+      if (queue && queue !== options.taskQueue)
+        throw new WireError(`shutting down a worker of task queue "${queue}" is not allowed`);
     } else if (TOKEN_RPCS.has(method)) {
-      const token = taskTokenOf(message);
+      const field = single(fields, TASK_TOKEN);
+      const token = field && Buffer.from(field.bytes).toString('base64');
       if (!token || !issuedTokens.has(token))
-        return 'task token was not issued to this worker through the gate';
+        throw new WireError('task token was not issued to this worker through the gate');
+      return { message, token };
     }
-    return undefined;
+    return { message };
   };
 
   const server = options.tlsDir
@@ -193,21 +175,27 @@ export async function startWorkerGate(options: WorkerGateOptions): Promise<Worke
     let size = 0;
     stream.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_REQUEST_BYTES) refuse(stream, method, 'request too large');
+      if (size > MAX_MESSAGE_BYTES + 5) refuse(stream, method, 'request too large');
       else chunks.push(chunk);
     });
     stream.on('error', () => undefined);
     stream.on('end', () => {
       if (stream.headersSent || stream.destroyed) return;
-      const body = Buffer.concat(chunks);
-      const requestEncoding = headers['grpc-encoding'] as string | undefined;
-      const why = inspect(method, body, requestEncoding);
-      if (why) return refuse(stream, method, why);
+      let checked: ReturnType<typeof inspect>;
+      try {
+        checked = inspect(method, headers, Buffer.concat(chunks));
+      } catch (error) {
+        // Anything but a WireError is the gate's own fault: still refused, never thrown from here.
+        const why = error instanceof WireError ? error.message : `cannot inspect: ${String(error)}`;
+        return refuse(stream, method, why);
+      }
+      // Forwarded as inspected: one uncompressed message, so Temporal decodes the bytes the gate read.
       const forwarded: Record<string, string | string[]> = {};
       for (const [name, value] of Object.entries(headers)) {
-        if (value !== undefined && (!name.startsWith(':') || name === ':method' || name === ':path'))
-          forwarded[name] = value;
+        if (value === undefined || name === 'grpc-encoding' || name === 'content-length') continue;
+        if (!name.startsWith(':') || name === ':method' || name === ':path') forwarded[name] = value;
       }
+      forwarded['grpc-accept-encoding'] = readableAcceptEncoding(headers['grpc-accept-encoding']);
       const request = session().request(forwarded);
       // The executor went away (crash, restart, cancelled poll): cancel its request upstream too,
       // so Temporal does not hand a task to a poll nobody is waiting on, and write nothing more.
@@ -219,36 +207,41 @@ export async function startWorkerGate(options: WorkerGateOptions): Promise<Worke
         if (!gone()) refuse(stream, method, `upstream error: ${error.message}`);
       });
       const response: Buffer[] = [];
-      let responseEncoding: string | undefined;
+      let responseEncoding: string | string[] | undefined;
+      let grpcStatus: string | undefined;
       request.on('response', (responseHeaders) => {
         if (gone()) return;
         const { ':status': status, ...rest } = responseHeaders;
-        responseEncoding = responseHeaders['grpc-encoding'] as string | undefined;
+        responseEncoding = responseHeaders['grpc-encoding'];
+        grpcStatus = responseHeaders['grpc-status'] as string | undefined; // a trailers-only answer
         stream.respond({ ':status': status ?? 200, ...rest }, { waitForTrailers: true });
       });
       request.on('data', (chunk: Buffer) => {
         if (gone()) return;
-        if (method === `${service}PollActivityTaskQueue`) response.push(chunk);
+        if (method === rpc('PollActivityTaskQueue')) response.push(chunk);
         stream.write(chunk);
       });
       request.on('trailers', (trailers) => {
+        grpcStatus = (trailers['grpc-status'] as string | undefined) ?? grpcStatus;
         if (!gone()) stream.once('wantTrailers', () => stream.sendTrailers(trailers));
       });
       request.on('end', () => {
         if (gone()) return;
-        if (method === `${service}PollActivityTaskQueue` && response.length) {
-          const [message] = grpcMessages(Buffer.concat(response), responseEncoding) ?? [];
-          const token = message && api.PollActivityTaskQueueResponse.decode(message).taskToken;
-          if (token?.length) issuedTokens.add(Buffer.from(token as Uint8Array).toString('base64'));
+        // Recorded before the trailers reach the executor: it cannot use a token the gate lacks.
+        if (method === rpc('PollActivityTaskQueue') && grpcStatus === '0' && response.length) {
+          const token = issuedTokenOf(Buffer.concat(response), responseEncoding);
+          if (token) issuedTokens.add(token);
         }
-        if (FINAL_RPCS.has(method)) {
-          const [message] = grpcMessages(body, requestEncoding) ?? [];
-          const token = message && taskTokenOf(message);
-          if (token) issuedTokens.delete(token);
-        }
+        // Spent once Temporal took it or has no such task; after a transient error the worker retries.
+        if (
+          FINAL_RPCS.has(method) &&
+          checked.token &&
+          (grpcStatus === '0' || grpcStatus === String(NOT_FOUND))
+        )
+          issuedTokens.delete(checked.token);
         stream.end();
       });
-      request.end(body);
+      request.end(grpcFrame(checked.message));
     });
   });
   await new Promise<void>((resolve) =>
