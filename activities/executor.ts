@@ -10,7 +10,12 @@ import { parseDuration } from '../core/duration.js';
 import { FAILURE_TYPES, planWorkflowId, STEP_LAUNCHED_DETAIL } from '../core/names.js';
 import type { StepResult } from '../core/plan/state.js';
 import type { ShellStep } from '../core/plan/types.js';
-import { SandboxRefused, type SandboxBackend } from '../sandbox/backend.js';
+import {
+  SandboxRefused,
+  type SandboxBackend,
+  type StepExecution,
+  type StepLaunch,
+} from '../sandbox/backend.js';
 import { BrokerRefused } from '../sandbox/docker/container-policy.js';
 import type { RunnerPool } from '../sandbox/runner/pool.js';
 import { isAlive, RunDir, type RunState } from '../sandbox/runner/run-dir.js';
@@ -42,11 +47,39 @@ const LAUNCH_GRACE_MS = 3_000;
 const KILL_WAIT_MS = 5_000;
 
 export function createExecutorActivities(deps: ExecutorDependencies) {
+  function executionOf(run: RunDir, input: ShellStepInput): StepExecution {
+    return {
+      workspaceId: input.workspaceId,
+      stepPath: input.step.path,
+      runKey: run.key,
+      egress: input.egress ?? false,
+    };
+  }
+
+  /** Frees what the sandbox made for this execution; a failure here leaves it to the plan's release. */
+  async function releaseStep(execution: StepExecution): Promise<void> {
+    await deps.backend.releaseStep?.(execution).catch((error: unknown) =>
+      Context.current().log.warn('could not free the step sandbox; the plan end frees it', {
+        runKey: execution.runKey,
+        error: (error as Error).message,
+      }),
+    );
+  }
+
   async function launch(run: RunDir, input: ShellStepInput): Promise<void> {
-    let workspace: string;
+    const execution = executionOf(run, input);
+    let argv: StepLaunch;
     try {
-      workspace = await deps.backend.prepareWorkspace(input.workspaceId, input.step.cwd, {
-        egress: input.egress ?? false,
+      const workspace = await deps.backend.prepareWorkspace(input.workspaceId, input.step.cwd, {
+        egress: execution.egress,
+      });
+      argv = await deps.backend.argvFor({
+        workspace,
+        cwd: input.step.cwd,
+        env: input.step.env,
+        run: input.step.run,
+        timeoutMs: parseDuration(input.step.timeout),
+        execution,
       });
     } catch (error) {
       // A refusal is final (the step never starts); anything else may pass, so it is retried.
@@ -60,28 +93,42 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
         FAILURE_TYPES.sandboxUnavailable,
       );
     }
-    const argv = deps.backend.argvFor({
-      workspace,
-      cwd: input.step.cwd,
-      env: input.step.env,
-      run: input.step.run,
-      timeoutMs: parseDuration(input.step.timeout),
-    });
     try {
       await deps.runners.launch({
         runDir: run.dir,
         file: argv.file,
         args: argv.args,
         env: argv.env,
+        stop: argv.stop,
         maxTranscriptBytes: deps.maxTranscriptBytes ?? 1024 * 1024,
         timeoutMs: parseDuration(input.step.timeout),
       });
     } catch (error) {
+      await releaseStep(execution);
       throw ApplicationFailure.retryable(
         `could not start a runner for the step: ${(error as Error).message}`,
         FAILURE_TYPES.sandboxUnavailable,
       );
     }
+  }
+
+  /** Why the run failed, as the sandbox says; asked once, and kept, before the step's sandbox goes. */
+  async function diagnose(
+    run: RunDir,
+    input: ShellStepInput,
+    { started, finished }: Extract<RunState, { phase: 'finished' }>,
+  ): Promise<string | undefined> {
+    const kept = await run.keptDiagnosis();
+    if (kept) return kept.diagnosis;
+    const diagnosis = await deps.backend
+      .explainFailure?.(input.workspaceId, {
+        ...finished,
+        startedAtMs: started.startedAtMs,
+        runKey: run.key,
+      })
+      .catch(() => undefined);
+    await run.keepDiagnosis(diagnosis);
+    return diagnosis;
   }
 
   /** Brings the run to "started" or "finished": launches it once, or finds it already under way. */
@@ -197,15 +244,19 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
       await authorizeExecution(input, deps.trust, launchedAtMs);
       await ensureLaunched(run, input);
       const attachCount = await run.recordAttach(context.info.attempt);
-      const { started, finished } = await follow(run, input.step.path);
+      const execution = executionOf(run, input);
+      let outcome: Extract<RunState, { phase: 'finished' }>;
+      try {
+        outcome = await follow(run, input.step.path);
+      } catch (error) {
+        // Stopped, or its runner vanished: nothing of the step runs on.
+        await releaseStep(execution);
+        throw error;
+      }
+      const { started, finished } = outcome;
       const tail = await run.tail(4096);
-      const diagnosis =
-        finished.exitCode === 0
-          ? undefined
-          : await deps.backend
-              .explainFailure?.(input.workspaceId, { ...finished, startedAtMs: started.startedAtMs })
-              .catch(() => undefined);
-      return attested(
+      const diagnosis = finished.exitCode === 0 ? undefined : await diagnose(run, input, outcome);
+      const result = await attested(
         input,
         {
           ...(diagnosis ? { diagnosis } : {}),
@@ -224,6 +275,9 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
         },
         deps.trust,
       );
+      // The result is kept (in the run directory, and signed): what ran the step may go.
+      await releaseStep(execution);
+      return result;
     },
 
     /**

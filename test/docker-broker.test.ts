@@ -112,4 +112,31 @@ describe('what the broker creates', () => {
     await expect(broker.inspect(leftover)).rejects.toThrow();
     await expect(broker.remove(leftover)).resolves.toBeUndefined();
   });
+
+  it("creates a step's container unstarted, only through createStep, and finds it by its run key", async () => {
+    const run = 'ab'.repeat(16);
+    const step = {
+      ...base,
+      owner: { plan: 'broker-test', step: 'build' },
+      workspaceVolume: 'countersign-ws-broker-test',
+      command: ['true'],
+      step: { run, env: { lower_case: 'kept' } },
+    };
+    await expect(broker.run(step)).rejects.toThrow(
+      "[bad_command] a step's container is created for its runner to start (createStep)",
+    );
+    await expect(broker.createStep(base)).rejects.toThrow(
+      '[bad_command] only a step container is created without being started',
+    );
+    const { id } = await broker.createStep(step);
+    created.push(id);
+    expect(await broker.stepContainer(run)).toEqual({ id, running: false });
+    expect(await broker.planContainers('broker-test')).toContainEqual({ id, running: false, step: 'build' });
+    const info = await broker.inspect(id);
+    expect(info.Config.Tty).toBe(true);
+    expect(info.Config.Env).toContain('lower_case=kept');
+    await broker.remove(id);
+    expect(await broker.stepContainer(run)).toBeUndefined();
+    await broker.removeWorkspaceVolume('countersign-ws-broker-test');
+  });
 });

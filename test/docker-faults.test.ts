@@ -1,7 +1,7 @@
 /**
  * Faults on the Docker backend, with real worker processes: the executor SIGKILLed mid-step, an
  * executor frozen while its step hangs, a step that runs out of memory, and a flood of output.
- * Each plan ends with its workspace container gone, and no approved step ever starts twice.
+ * Each plan ends with its step containers gone, and no approved step ever starts twice.
  * (Restarting dockerd itself is in docker-engine.exclusive.test.ts: it runs alone.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,7 +95,7 @@ describe('faults on the Docker backend', () => {
     expect(step.status).toBe('failed');
     expect(step.result?.exitCode).toBe(137);
     expect(step.error).toMatch(
-      /^killed by the out-of-memory killer: the workspace container reached its memory limit of 512 MiB/,
+      /^killed by the out-of-memory killer: the step's container reached its memory limit of 512 MiB/,
     );
     expect(await containersOf([planId])).toEqual([]);
   });

@@ -1,13 +1,13 @@
 /**
- * The workspace janitor with real parts: a plan's workspace container outlives its plan when the
- * plan is terminated (no end-of-plan release runs), and the janitor removes it on its next round,
- * while the container of a plan that is still open stays. Another installation's container on
- * the same engine is never touched.
+ * The workspace janitor with real parts: a step's container outlives its plan when its executor
+ * crashed and the plan was terminated (no end-of-plan release runs), and the janitor removes it
+ * on its next round, while the container of a plan that is still open stays. Another
+ * installation's container on the same engine is never touched.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JANITOR_WORKFLOW_ID } from '../core/names.js';
 import { DockerBroker } from '../sandbox/docker/broker.js';
-import { WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
+import { WORKSPACE_IMAGE, workspaceVolumeName } from '../sandbox/docker/docker-backend.js';
 import { ensureJanitor } from '../workers/control.js';
 import { brokerScope } from '../workers/sandbox-choice.js';
 import { submitGranted } from './support/grants.js';
@@ -27,13 +27,25 @@ beforeAll(async () => {
     { info: () => undefined },
     { scope: 'someone-else' },
   );
+  broker = await DockerBroker.connect(
+    [WORKSPACE_IMAGE],
+    { info: () => undefined },
+    { scope: brokerScope(stack.config) },
+  );
 });
 afterAll(async () => {
   await removeDockerLeftovers([...plans, 'stranger-plan']);
   await stack?.close();
 });
 
-/** A plan open at its gate, after a first step ran (on an exact grant, no person) in its container. */
+let broker: DockerBroker;
+let runs = 0;
+
+/**
+ * A plan open at its gate, after a first step ran (on an exact grant, no person), with the
+ * container of a step whose executor crashed before it could remove it (made here, as the
+ * executor makes it).
+ */
 async function planWithContainer(name: string) {
   const submitted = await submitGranted(stack.client, stack.root, {
     name,
@@ -44,6 +56,14 @@ async function planWithContainer(name: string) {
   });
   plans.push(submitted.planId);
   await waitForStep(stack.client, submitted.planId, 'wait', 'awaiting_approval');
+  expect(await containersOf([submitted.planId])).toEqual([]); // the step's own container went
+  await broker.createStep({
+    image: WORKSPACE_IMAGE,
+    owner: { plan: submitted.planId, step: 'crashed' },
+    workspaceVolume: workspaceVolumeName(submitted.planId),
+    command: ['true'],
+    step: { run: `${(runs++).toString(16).padStart(2, '0')}`.repeat(8), env: {} },
+  });
   expect(await containersOf([submitted.planId])).toHaveLength(1);
   return submitted;
 }
@@ -69,11 +89,6 @@ describe('the workspace janitor', () => {
 
   it("removes an MCP server container that outlived its call, even in an open plan, and keeps the plan's workspace", async () => {
     const open = await planWithContainer('janitor-mcp');
-    const broker = await DockerBroker.connect(
-      [WORKSPACE_IMAGE],
-      { info: () => undefined },
-      { scope: brokerScope(stack.config) },
-    );
     const image = 'countersign/mcp-fixture:latest';
     await broker.admitImage(image, (await broker.currentImageId(image))!);
     // A server its executor could not remove: started, and never disposed of.
@@ -85,7 +100,7 @@ describe('the workspace janitor', () => {
     await new Promise((resolve) => setTimeout(resolve, 2_100)); // Docker counts creation in whole seconds
     expect(await broker.reap(new Set(plans), Date.now())).toEqual([]); // young enough
     expect(await broker.reap(new Set(plans), Date.now(), { mcpMaxAgeMs: 0 })).toEqual([server.id]);
-    expect(await containersOf([open.planId])).toHaveLength(1); // the workspace stays
+    expect(await containersOf([open.planId])).toHaveLength(1); // the step's container stays
     server.stdin.destroy();
   });
 });

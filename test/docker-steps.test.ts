@@ -1,17 +1,20 @@
 /**
- * Shell steps on the Docker backend: one hardened workspace container per plan, its named volume
- * shared by the plan's steps, and the step's view of its own box checked from inside.
+ * Shell steps on the Docker backend: one hardened container per step, over the plan's named
+ * volume that carries files from step to step, and the step's view of its own box checked from
+ * inside.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerBroker } from '../sandbox/docker/broker.js';
 import { WORKSPACE_IMAGE, workspaceVolumeName } from '../sandbox/docker/docker-backend.js';
+import { LABELS } from '../sandbox/docker/container-policy.js';
 import { cancelPlan, planView } from '../services/plans.js';
 import { submitGranted } from './support/grants.js';
-import { removeDockerLeftovers } from './support/docker.js';
+import { containersOf, removeDockerLeftovers } from './support/docker.js';
+import { waitUntil } from './support/process-stack.js';
 import { startTestStack, type TestStack } from './support/stack.js';
-import { waitForStep, waitForView } from './support/plans.js';
+import { waitForView } from './support/plans.js';
 
 let stack: TestStack;
 let broker: DockerBroker;
@@ -33,7 +36,7 @@ async function submitAuto(plan: Record<string, unknown>) {
 }
 
 describe('the Docker backend', () => {
-  it('runs a plan in one workspace container whose volume carries files from step to step', async () => {
+  it('runs each step of a plan in a container of its own, over the volume that carries files from step to step', async () => {
     const steps = [
       { id: 'write', run: 'mkdir -p out && echo from-step-one > out/note && id -u', approval: 'auto' },
       { id: 'read', run: 'cat note; pwd', cwd: 'out', approval: 'auto' },
@@ -45,8 +48,8 @@ describe('the Docker backend', () => {
     expect(write?.result?.outputTail).toMatch(/^1000\r?$/m);
     expect(read?.result?.outputTail).toContain('from-step-one');
     expect(read?.result?.outputTail).toContain('/workspace/out');
-    // The plan ended: its container is gone, its volume (the plan's files) is kept.
-    expect(await broker.findWorkspace(planId)).toBeUndefined();
+    // The plan ended: no container of it is left, its volume (the plan's files) is kept.
+    expect(await containersOf([planId])).toEqual([]);
     const volume = await promisify(execFile)('docker', [
       'volume',
       'inspect',
@@ -57,30 +60,43 @@ describe('the Docker backend', () => {
     expect(volume.stdout.trim()).toBe(workspaceVolumeName(planId));
   });
 
-  it('keeps the workspace container hardened while the plan runs', async () => {
+  it("keeps a step's container hardened while it runs, with the step's environment, and removes it after", async () => {
     const plan = {
       name: 'docker-live',
       steps: [
         { id: 'first', run: 'true', approval: 'auto' },
-        { id: 'wait', gate: 'look at the container' },
+        { id: 'live', run: 'sleep 60', env: { STEP_ONLY: 'live-value' }, approval: 'auto' },
       ],
     };
     const { planId } = await submitAuto(plan);
-    await waitForStep(stack.client, planId, 'wait', 'awaiting_approval');
-    const container = await broker.findWorkspace(planId);
-    expect(container?.running).toBe(true);
-    const info = await broker.inspect(container!.id);
+    const container = await waitUntil(
+      async () => (await containersOf([planId])).find((c) => c.Labels[LABELS.step] === 'live'),
+      'the step container to run',
+    );
+    // The first step's container went once its result was kept.
+    expect((await containersOf([planId])).map((c) => c.Labels[LABELS.step])).toEqual(['live']);
+    const info = await broker.inspect(container.Id);
+    expect(info.State.Running).toBe(true);
     expect(info.Config.User).toBe('1000:1000');
+    expect(info.Config.Tty).toBe(true);
+    expect(info.Config.Env).toContain('STEP_ONLY=live-value');
     expect(info.HostConfig.NetworkMode).toBe('none');
     expect(info.HostConfig.ReadonlyRootfs).toBe(true);
     expect(info.HostConfig.CapDrop).toEqual(['ALL']);
+    expect(info.HostConfig.SecurityOpt).toEqual(['no-new-privileges']);
+    expect(info.HostConfig.Privileged).toBe(false);
+    expect(info.HostConfig.PidsLimit).toBe(256);
+    expect(info.HostConfig.Memory).toBe(512 * 1024 ** 2);
+    expect(info.HostConfig.Tmpfs).toEqual({ '/tmp': 'rw,nosuid,nodev,size=64m' });
     expect(info.HostConfig.Mounts?.map((m) => m.Source)).toEqual([workspaceVolumeName(planId)]);
     await cancelPlan(stack.client, planId);
     await waitForView(stack.client, planId, (v) => v.status === 'cancelled');
-    // A cancelled plan releases its container too.
-    for (let i = 0; i < 50 && (await broker.findWorkspace(planId)); i++)
-      await new Promise((r) => setTimeout(r, 100));
-    expect(await broker.findWorkspace(planId)).toBeUndefined();
+    // A cancelled plan leaves nothing running either.
+    await waitUntil(
+      async () => ((await containersOf([planId])).length === 0 ? true : undefined),
+      "the cancelled plan's containers to go",
+      10_000,
+    );
   });
 
   it('gives a step no network, no capabilities, no Docker socket and a read-only system', async () => {

@@ -109,7 +109,8 @@ export async function createSandbox(name: BackendName, config: Config): Promise<
     };
   const broker = await connectWorkspaceBroker(config);
   return {
-    backend: createDockerBackend({ broker }),
+    // The Docker CLI a runner starts reads its configuration from the executor's own folder.
+    backend: createDockerBackend({ broker, clientDir: resolve(config.home, 'executor', 'docker-client') }),
     mcp: createDockerMcpLauncher(broker),
     imageIdOf: (tag) => broker.currentImageId(tag),
   };

@@ -57,6 +57,8 @@ export class DockerBroker {
     private readonly log: BrokerLog,
     /** Which installation owns the containers: the reaper only ever removes its own. */
     readonly scope: string,
+    /** The engine's socket (the Docker CLI a runner starts is pointed at it too). */
+    readonly socketPath: string,
   ) {}
 
   static async connect(
@@ -78,7 +80,7 @@ export class DockerBroker {
         });
       images.set(tag, image.Id);
     }
-    return new DockerBroker(docker, images, log, options.scope ?? 'default');
+    return new DockerBroker(docker, images, log, options.scope ?? 'default', socketPath);
   }
 
   /** The id of the image a tag names now, or undefined when there is none. */
@@ -120,7 +122,7 @@ export class DockerBroker {
 
   /** Checks the request (throws BrokerRefused), then creates and starts a hardened container. */
   async run(raw: unknown): Promise<ManagedContainer> {
-    const { container, name } = await this.create(raw);
+    const { container, name } = await this.create(raw, 'started');
     await container.start();
     this.log.info('started container', { id: container.id });
     return { id: container.id, name };
@@ -131,7 +133,7 @@ export class DockerBroker {
    * caller owns the container from here and must `remove` it.
    */
   async runAttached(raw: unknown): Promise<AttachedContainer> {
-    const { container, name } = await this.create({ ...(raw as object), stdio: true });
+    const { container, name } = await this.create({ ...(raw as object), stdio: true }, 'started');
     let stream: Duplex | undefined;
     try {
       stream = (await container.attach({
@@ -159,8 +161,25 @@ export class DockerBroker {
     }
   }
 
-  private async create(raw: unknown) {
+  /**
+   * Checks a step's request (it must have `step`) and creates its container, not started: the
+   * step's runner starts it with its terminal attached (`docker start -ai`), so not one byte of
+   * its output is missed and the runner, which outlives the executor, owns it.
+   */
+  async createStep(raw: unknown): Promise<ManagedContainer> {
+    const { container, name } = await this.create(raw, 'created');
+    return { id: container.id, name };
+  }
+
+  private async create(raw: unknown, as: 'started' | 'created') {
     const request: ContainerRequest = checkContainerRequest(raw, this.images);
+    if ((request.step !== undefined) !== (as === 'created'))
+      throw new BrokerRefused(
+        'bad_command',
+        request.step
+          ? "a step's container is created for its runner to start (createStep)"
+          : 'only a step container is created without being started',
+      );
     if (request.network === 'egress') await this.checkEgressNetwork();
     const name = `countersign-${request.owner.plan.slice(0, 60)}-${randomBytes(4).toString('hex')}`;
     this.log.info('creating container', { name, image: request.image, plan: request.owner.plan });
@@ -200,23 +219,35 @@ export class DockerBroker {
       );
   }
 
-  /** The plan's workspace container, if one exists. */
-  async findWorkspace(
-    plan: string,
-  ): Promise<{ id: string; running: boolean; network: 'none' | 'egress' } | undefined> {
-    const found = (
-      await this.docker.listContainers({
-        all: true,
-        filters: { label: [`${LABELS.managed}=true`, `${LABELS.plan}=${plan}`] },
-      })
-    ).find((c) => c.Labels[LABELS.role] !== 'mcp');
-    return (
-      found && {
-        id: found.Id,
-        running: found.State === 'running',
-        network: found.HostConfig.NetworkMode === EGRESS_NETWORK ? 'egress' : 'none',
-      }
-    );
+  /** The step container of one execution (its run key), if it exists. */
+  async stepContainer(runKey: string): Promise<{ id: string; running: boolean } | undefined> {
+    const [found] = await this.docker.listContainers({
+      all: true,
+      filters: {
+        label: [`${LABELS.managed}=true`, `${LABELS.scope}=${this.scope}`, `${LABELS.run}=${runKey}`],
+      },
+    });
+    return found && { id: found.Id, running: found.State === 'running' };
+  }
+
+  /**
+   * What runs for a plan's steps: its step containers (and a workspace container an earlier
+   * version kept per plan), not the servers of its MCP calls.
+   */
+  async planContainers(plan: string): Promise<{ id: string; running: boolean; step?: string }[]> {
+    const found = await this.docker.listContainers({
+      all: true,
+      filters: {
+        label: [`${LABELS.managed}=true`, `${LABELS.scope}=${this.scope}`, `${LABELS.plan}=${plan}`],
+      },
+    });
+    return found
+      .filter((c) => c.Labels[LABELS.role] !== 'mcp')
+      .map((c) => ({
+        id: c.Id,
+        running: c.State === 'running',
+        ...(c.Labels[LABELS.step] ? { step: c.Labels[LABELS.step] } : {}),
+      }));
   }
 
   /** Removes a workspace volume (its files); gone already counts as done. */
@@ -233,33 +264,6 @@ export class DockerBroker {
 
   async inspect(id: string) {
     return this.docker.getContainer(id).inspect();
-  }
-
-  /**
-   * How many processes the kernel's out-of-memory killer has killed in the container (from its
-   * memory cgroup, read from inside). Undefined when that cannot be read.
-   */
-  async oomKills(id: string): Promise<number | undefined> {
-    try {
-      const exec = await this.docker.getContainer(id).exec({
-        // cgroup v2 keeps the count in memory.events, v1 in memory.oom_control; read whichever exists.
-        Cmd: [
-          'sh',
-          '-c',
-          'cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null',
-        ],
-        AttachStdout: true,
-        AttachStderr: false,
-      });
-      const stream = await exec.start({ hijack: true, stdin: false });
-      const chunks: Buffer[] = [];
-      for await (const chunk of stream) chunks.push(chunk as Buffer);
-      const text = demultiplex(Buffer.concat(chunks));
-      const match = /^oom_kill (\d+)$/m.exec(text);
-      return match ? Number(match[1]) : undefined;
-    } catch {
-      return undefined;
-    }
   }
 
   async logs(id: string): Promise<string> {

@@ -224,3 +224,164 @@ describe('hardenedSpec for an MCP server container', () => {
     expect(refusal({ ...base, labels: { [LABELS.role]: 'mcp' } }).code).toBe('bad_label');
   });
 });
+
+const RUN = 'abcdef0123456789abcdef0123456789';
+const stepRequest = {
+  image: IMAGE,
+  owner: { plan: 'plan-1', step: 'build' },
+  workspaceVolume: 'countersign-ws-plan-1',
+  command: ['/bin/sh', '-c', 'make'],
+  step: { run: RUN, env: { CI: 'true' } },
+};
+
+describe('checkContainerRequest: a step container', () => {
+  it("accepts the step's own environment by the plan's rules for names", () => {
+    const env = {
+      lower_case: 'x',
+      _: '',
+      PATH: '/opt/bin:/usr/bin',
+      HOME: '/workspace/home',
+      [`A${'b'.repeat(127)}`]: 'x'.repeat(4096),
+    };
+    const request = { ...stepRequest, step: { run: RUN, env } };
+    expect(checkContainerRequest(request, images)).toEqual(request);
+    const many = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`V${i}`, 'x']));
+    expect(() =>
+      checkContainerRequest({ ...stepRequest, step: { run: RUN, env: many } }, images),
+    ).not.toThrow();
+  });
+
+  it.each(['1X', 'A-B', 'A B', '', `A${'b'.repeat(128)}`, 'É'])('refuses the variable name %j', (name) => {
+    const error = refusal({ ...stepRequest, step: { run: RUN, env: { [name]: 'x' } } });
+    expect(error.code).toBe('bad_command');
+    expect(error.message).toContain('is not a variable name a plan may set');
+  });
+
+  it('refuses a value that is not a string, is over 4096 characters or holds a NUL', () => {
+    for (const value of [1, null, 'x'.repeat(4097), 'a\0b']) {
+      const error = refusal({ ...stepRequest, step: { run: RUN, env: { V: value } } });
+      expect(error.message).toBe('[bad_command] step.env "V" must be a string of at most 4096 characters');
+    }
+  });
+
+  it('refuses an environment that is not an object or holds more than 64 variables', () => {
+    const many = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`V${i}`, 'x']));
+    for (const env of [many, ['A=1'], 'A=1', null, undefined])
+      expect(refusal({ ...stepRequest, step: { run: RUN, env } }).message).toBe(
+        '[bad_command] step.env must be an object of at most 64 variables',
+      );
+  });
+
+  it.each([
+    ['step that is not an object', { step: 'yes' }, '[bad_command] step must be an object with run and env'],
+    [
+      'field a step does not have',
+      { step: { run: RUN, env: {}, tty: false } },
+      '[unknown_field] fields "tty" are not part of a step',
+    ],
+    [
+      'run key that is not hex',
+      { step: { run: 'RUN-1', env: {} } },
+      '[bad_label] step.run must be a run key (hex)',
+    ],
+    [
+      'run key with a label injection',
+      { step: { run: `${RUN}\ncountersign.plan=x`, env: {} } },
+      '[bad_label] step.run must be a run key (hex)',
+    ],
+    [
+      'missing owner.step',
+      { owner: { plan: 'plan-1' } },
+      '[bad_label] a step container names its step (owner.step)',
+    ],
+    [
+      'call key',
+      { owner: { plan: 'plan-1', step: 'build', call: CALL } },
+      '[bad_label] a step container is not an MCP call',
+    ],
+    [
+      'request env beside it',
+      { env: { A: '1' } },
+      "[bad_command] a step container's variables are the step's own (step.env)",
+    ],
+    ['stdio', { stdio: true }, '[bad_command] a step container gets a terminal, not stdio'],
+    [
+      'missing workspace volume',
+      { workspaceVolume: undefined },
+      '[bad_volume] a step container mounts its workspace volume, writable',
+    ],
+    [
+      'read-only workspace',
+      { workspaceReadOnly: true },
+      '[bad_volume] a step container mounts its workspace volume, writable',
+    ],
+    ['missing command', { command: undefined }, '[bad_command] a step container needs its command'],
+  ])('refuses a %s', (_what, change, message) => {
+    expect(refusal({ ...stepRequest, ...change }).message).toBe(message);
+  });
+
+  it('still refuses every escalation in a step request', () => {
+    expect(refusal({ ...stepRequest, privileged: true }).code).toBe('privileged');
+    expect(refusal({ ...stepRequest, pidMode: 'host' }).code).toBe('host_pid');
+    expect(refusal({ ...stepRequest, binds: ['/:/host'] }).code).toBe('host_bind');
+    expect(refusal({ ...stepRequest, network: 'host' }).code).toBe('host_network');
+    expect(refusal({ ...stepRequest, limits: { pids: 100_000 } }).code).toBe('limit_too_large');
+  });
+});
+
+describe('hardenedSpec for a step container', () => {
+  const spec = hardenedSpec(
+    checkContainerRequest(
+      { ...stepRequest, step: { run: RUN, env: { CI: 'true', HOME: '/workspace/h' } } },
+      images,
+    ),
+    IMAGE_ID,
+    'cs-step-1',
+    'scope-a',
+  );
+
+  it('labels it as a step container with its run key', () => {
+    expect(spec.Labels).toEqual({
+      [LABELS.managed]: 'true',
+      [LABELS.plan]: 'plan-1',
+      [LABELS.step]: 'build',
+      [LABELS.role]: 'step',
+      [LABELS.run]: RUN,
+      [LABELS.owner]: 'countersign-executor',
+      [LABELS.scope]: 'scope-a',
+    });
+  });
+
+  it('gives it a terminal with stdin open, for its runner to attach to', () => {
+    expect(spec).toMatchObject({
+      Tty: true,
+      OpenStdin: true,
+      StdinOnce: true,
+      AttachStdin: true,
+      AttachStdout: true,
+      AttachStderr: true,
+    });
+  });
+
+  it("runs its command with the step's own variables, which may set HOME for the step", () => {
+    expect(spec.Cmd).toEqual(['/bin/sh', '-c', 'make']);
+    expect(spec.Env).toEqual(['HOME=/workspace/h', 'LANG=C.UTF-8', 'TERM=xterm-256color', 'CI=true']);
+  });
+
+  it('stays hardened, with the workspace writable and a /tmp of its own', () => {
+    expect(spec).toMatchObject({ User: '1000:1000', NetworkDisabled: true, WorkingDir: '/workspace' });
+    expect(spec.HostConfig).toMatchObject({
+      NetworkMode: 'none',
+      Privileged: false,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=64m' },
+      Mounts: [{ Type: 'volume', Source: 'countersign-ws-plan-1', Target: '/workspace', ReadOnly: false }],
+      Memory: DEFAULT_LIMITS.memoryBytes,
+      PidsLimit: DEFAULT_LIMITS.pids,
+      IpcMode: 'private',
+      Init: true,
+    });
+  });
+});

@@ -5,6 +5,7 @@
  * the only writable mount, limits, no host namespaces, no devices, no Docker socket).
  */
 import type { ContainerCreateOptions } from 'dockerode';
+import { PLAN_LIMITS } from '../../core/plan/limits.js';
 
 export type BrokerRefusal =
   | 'not_an_object'
@@ -54,7 +55,12 @@ const ALLOWED_FIELDS = new Set([
   'command',
   'env',
   'stdio',
+  'step',
 ]);
+
+/** A step's variable names, as the plan's schema allows them (core/plan/validate.ts). */
+const STEP_ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const STEP_ENV_VALUE_CHARS = 4096;
 
 /**
  * Fields people (or a compromised executor) try, each with the reason it is refused. Checked
@@ -104,6 +110,14 @@ export interface ContainerRequest {
   env?: Record<string, string> | undefined;
   /** Keep stdin open and attach to stdio (an MCP server speaks over it); no TTY. */
   stdio?: boolean | undefined;
+  /**
+   * A shell step's own container: created with a TTY and stdin open, for its runner to start
+   * attached (`docker start -ai`). `run` is the execution's run key (labelled, so the container
+   * is found again after an executor restart); `env` is the step's own environment, by the plan's
+   * rules for names. Needs the workspace volume, a command and `owner.step`; excludes `env` and
+   * `stdio`.
+   */
+  step?: { run: string; env: Record<string, string> } | undefined;
   /** `none` (the default) or the egress-only network, which reaches nothing of ours. */
   network?: 'none' | 'egress' | undefined;
   limits?: { memoryBytes?: number; nanoCpus?: number; pids?: number } | undefined;
@@ -124,9 +138,14 @@ export const LABELS = {
   step: 'countersign.step',
   owner: 'countersign.owner',
   scope: 'countersign.scope',
-  /** `mcp` for a tool call's server container; workspace containers predate the label and lack it. */
+  /**
+   * `mcp` for a tool call's server container, `step` for a shell step's; workspace containers of
+   * earlier versions (one per plan) lack it.
+   */
   role: 'countersign.role',
   call: 'countersign.call',
+  /** A step container's run key: one execution of one step. */
+  run: 'countersign.run',
 } as const;
 
 function refuse(code: BrokerRefusal, message: string): never {
@@ -184,6 +203,7 @@ export function checkContainerRequest(
         refuse('bad_command', `env "${name}" is set by the broker, not by the request`);
     }
   }
+  if (request.step !== undefined) checkStep(request);
   const labels = request.labels as Record<string, unknown> | undefined;
   for (const [key, value] of Object.entries(labels ?? {})) {
     if (key.startsWith('countersign.')) refuse('bad_label', `label "${key}" is reserved for the broker`);
@@ -217,6 +237,45 @@ export function checkContainerRequest(
   return request as unknown as ContainerRequest;
 }
 
+/** The `step` of a request: the step's own container, and nothing an MCP server's request sets. */
+function checkStep(request: Record<string, unknown>): void {
+  const step = request.step as Record<string, unknown> | null;
+  if (typeof step !== 'object' || step === null || Array.isArray(step))
+    refuse('bad_command', 'step must be an object with run and env');
+  const extra = Object.keys(step).filter((k) => k !== 'run' && k !== 'env');
+  if (extra.length)
+    refuse('unknown_field', `fields ${extra.map((k) => `"${k}"`).join(', ')} are not part of a step`);
+  if (typeof step.run !== 'string' || !/^[0-9a-f]{16,64}$/.test(step.run))
+    refuse('bad_label', 'step.run must be a run key (hex)');
+  if ((request.owner as { step?: unknown }).step === undefined)
+    refuse('bad_label', 'a step container names its step (owner.step)');
+  if ((request.owner as { call?: unknown }).call !== undefined)
+    refuse('bad_label', 'a step container is not an MCP call');
+  if (request.env !== undefined)
+    refuse('bad_command', "a step container's variables are the step's own (step.env)");
+  if (request.stdio !== undefined) refuse('bad_command', 'a step container gets a terminal, not stdio');
+  if (request.workspaceVolume === undefined || request.workspaceReadOnly === true)
+    refuse('bad_volume', 'a step container mounts its workspace volume, writable');
+  if (request.command === undefined) refuse('bad_command', 'a step container needs its command');
+  const env = step.env as Record<string, unknown> | null;
+  if (
+    typeof env !== 'object' ||
+    env === null ||
+    Array.isArray(env) ||
+    Object.keys(env).length > PLAN_LIMITS.maxEnvEntries
+  )
+    refuse('bad_command', `step.env must be an object of at most ${PLAN_LIMITS.maxEnvEntries} variables`);
+  for (const [name, value] of Object.entries(env)) {
+    if (!STEP_ENV_NAME.test(name))
+      refuse('bad_command', `step.env "${name.slice(0, 200)}" is not a variable name a plan may set`);
+    if (typeof value !== 'string' || value.length > STEP_ENV_VALUE_CHARS || value.includes('\0'))
+      refuse(
+        'bad_command',
+        `step.env "${name}" must be a string of at most ${STEP_ENV_VALUE_CHARS} characters`,
+      );
+  }
+}
+
 /** The hardened create options for a request that passed `checkContainerRequest`. */
 export function hardenedSpec(
   request: ContainerRequest,
@@ -226,22 +285,24 @@ export function hardenedSpec(
 ): ContainerCreateOptions {
   const limits = { ...DEFAULT_LIMITS, ...request.limits };
   const home = request.workspaceVolume ? '/workspace' : '/tmp';
-  const extraEnv = Object.entries(request.env ?? {}).map(([k, v]) => `${k}=${v}`);
+  // A step's own variables may set HOME, PATH, TERM or LANG for itself, as it could in its shell.
+  const env = { HOME: home, LANG: 'C.UTF-8', TERM: 'xterm-256color', ...(request.step?.env ?? request.env) };
   return {
     name,
     Image: imageId,
     Cmd: request.command ?? ['sleep', 'infinity'],
     User: '1000:1000',
     WorkingDir: home,
-    Env: [`HOME=${home}`, 'LANG=C.UTF-8', 'TERM=xterm-256color', ...extraEnv],
-    ...(request.stdio
+    Env: Object.entries(env).map(([name, value]) => `${name}=${value}`),
+    // A step gets a terminal (its runner's PTY, through `docker start -ai`); an MCP server, stdio.
+    ...(request.stdio || request.step
       ? {
           OpenStdin: true,
           StdinOnce: true,
           AttachStdin: true,
           AttachStdout: true,
           AttachStderr: true,
-          Tty: false,
+          Tty: request.step !== undefined,
         }
       : {}),
     Labels: {
@@ -250,6 +311,7 @@ export function hardenedSpec(
       [LABELS.plan]: request.owner.plan,
       ...(request.owner.step ? { [LABELS.step]: request.owner.step } : {}),
       ...(request.owner.call ? { [LABELS.role]: 'mcp', [LABELS.call]: request.owner.call } : {}),
+      ...(request.step ? { [LABELS.role]: 'step', [LABELS.run]: request.step.run } : {}),
       [LABELS.owner]: 'countersign-executor',
       [LABELS.scope]: scope,
     },

@@ -1,102 +1,138 @@
 /**
- * The Docker backend: one hardened workspace container per plan (created through the broker,
- * with the plan's named volume as its only writable mount), and each shell step run in it with
- * `docker exec` under the runner's PTY, so a step still outlives an executor crash.
+ * The Docker backend: every shell step runs in a hardened container of its own over the plan's
+ * workspace volume (created through the broker, with the step's own environment and a fresh
+ * /tmp), which the runner starts with its PTY attached (`docker start -ai`), so a step still
+ * outlives an executor crash. When the step's command ends, the container's init ends, and the
+ * kernel kills whatever else of the step still runs (daemons, setsid children, fork bombs); at
+ * the time limit or on a stop, the runner stops the container, and the step's result is written
+ * only once it has stopped. The container goes once the step's result is kept.
  */
-import { SandboxRefused, type SandboxBackend, type WorkspaceOptions } from '../backend.js';
+import { chmod, lstat, mkdir } from 'node:fs/promises';
+import type { SandboxBackend, StepExecution, StepLaunch } from '../backend.js';
 import type { DockerBroker } from './broker.js';
 import { DEFAULT_LIMITS } from './container-policy.js';
 
 export const WORKSPACE_IMAGE = 'countersign/workspace:latest';
 const IN_CONTAINER_GRACE_SECONDS = 3;
+/** Seconds between SIGTERM and SIGKILL when the runner stops a step's container. */
+const STOP_GRACE_SECONDS = 2;
+
+// The container's command. The working directory and the command line arrive as arguments, so
+// nothing is re-quoted into a shell line; the time limit holds in there too (a little after the
+// runner's own stop), should the runner be gone. `--foreground` keeps the step in the terminal's
+// foreground process group; its children die with the container anyway.
+const STEP_SCRIPT = 'mkdir -p -- "$1" && cd -- "$1" && exec timeout --foreground -k 2 "$3" /bin/sh -c "$2"';
+
+// Exits 0 once the container has stopped (`docker stop` waits for it) or is gone; anything else
+// the runner tries again.
+const STOP_SCRIPT = `out=$("$0" -H "$1" stop --time "$2" "$3" 2>&1) && exit 0
+case $out in *"No such container"*) exit 0 ;; esac
+printf '%s\\n' "$out" >&2
+exit 1`;
 
 export function workspaceVolumeName(workspaceId: string): string {
   return `countersign-ws-${workspaceId}`;
 }
 
-export function createDockerBackend(options: { broker: DockerBroker; dockerCli?: string }): SandboxBackend {
-  const { broker } = options;
-  // One creation at a time per workspace: parallel steps of a plan share its container.
-  const pending = new Map<string, Promise<string>>();
+/**
+ * The Docker CLI's own folder, its DOCKER_CONFIG and HOME: this user's, mode 0700, so no other
+ * local user can plant a configuration (a context or host pointing at another daemon, a
+ * credential helper) that a step's `docker start` would follow.
+ */
+async function privateFolder(dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const info = await lstat(dir);
+  if (!info.isDirectory() || info.uid !== process.getuid?.())
+    throw new Error(
+      `${dir} is not a folder of this user's (a link, or made by someone else): the Docker client is not pointed at it`,
+    );
+  await chmod(dir, 0o700);
+  return dir;
+}
 
-  async function workspaceContainer(workspaceId: string, { egress }: WorkspaceOptions): Promise<string> {
-    const network = egress ? 'egress' : 'none';
-    const existing = await broker.findWorkspace(workspaceId);
-    if (existing && existing.network !== network)
-      throw new SandboxRefused(
-        `workspace ${workspaceId} runs with network "${existing.network}", and this step was approved for "${network}"`,
-      );
-    if (existing?.running) return existing.id;
-    if (existing) await broker.remove(existing.id);
-    const { id } = await broker.run({
-      image: WORKSPACE_IMAGE,
-      owner: { plan: workspaceId },
-      workspaceVolume: workspaceVolumeName(workspaceId),
-      network,
-    });
-    return id;
-  }
+export interface DockerBackendOptions {
+  broker: DockerBroker;
+  /** The Docker CLI's private configuration folder (created mode 0700), never a shared one. */
+  clientDir: string;
+  dockerCli?: string;
+}
+
+export function createDockerBackend(options: DockerBackendOptions): SandboxBackend {
+  const { broker } = options;
+  const cli = options.dockerCli ?? 'docker';
+  const host = `unix://${broker.socketPath}`;
+  let clientDir: Promise<string> | undefined;
+  const clientEnv = async () => {
+    const dir = await (clientDir ??= privateFolder(options.clientDir).catch((error: unknown) => {
+      clientDir = undefined;
+      throw error;
+    }));
+    return { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: dir, DOCKER_CONFIG: dir };
+  };
+  const releaseStep = async ({ runKey }: StepExecution) => {
+    const found = await broker.stepContainer(runKey);
+    if (found) await broker.remove(found.id);
+  };
 
   return {
     name: 'docker',
     reap: (open, createdBeforeMs) => broker.reap(open, createdBeforeMs),
-    async explainFailure(workspaceId, run) {
-      const found = await broker.findWorkspace(workspaceId).catch(() => null);
+    async explainFailure(_workspaceId, run) {
+      if (!run.runKey) return undefined;
+      const found = await broker.stepContainer(run.runKey).catch(() => null);
       if (found === null)
         return 'the Docker engine did not answer when the step ended (was it restarting?); the step is not run again';
       if (!found)
-        return "the workspace container disappeared while the step ran; the step is not run again, and the plan's files stay in its volume";
+        return "the step's container disappeared while the step ran; the step is not run again, and the plan's files stay in its volume";
       const state = (await broker.inspect(found.id)).State;
-      if (!state.Running || Date.parse(state.StartedAt) > run.startedAtMs)
-        return 'the workspace container stopped while the step ran (was the Docker engine restarted?); the step is not run again, and the next step gets a fresh container on the same volume';
-      const killed = run.exitCode === 137 || run.signal === 'SIGKILL';
-      const kills = killed ? await broker.oomKills(found.id) : undefined;
-      if (!kills) return undefined;
-      return `killed by the out-of-memory killer: the workspace container reached its memory limit of ${Math.round(DEFAULT_LIMITS.memoryBytes / 1024 ** 2)} MiB (${kills} such kill${kills > 1 ? 's' : ''} in this workspace so far)`;
+      if (state.OOMKilled)
+        return `killed by the out-of-memory killer: the step's container reached its memory limit of ${Math.round(DEFAULT_LIMITS.memoryBytes / 1024 ** 2)} MiB`;
+      // The client reports what the container's init exited with; anything else means the client
+      // lost the container (the engine went away under it).
+      if (!run.timedOut && state.ExitCode !== run.exitCode)
+        return "the step's workspace container stopped while the step ran (was the Docker engine restarted?); the step is not run again, and the plan's files stay in its volume";
+      return undefined;
     },
-    async prepareWorkspace(workspaceId, _cwd, options) {
+    async prepareWorkspace(workspaceId) {
       if (!/^[A-Za-z0-9._-]{1,180}$/.test(workspaceId) || workspaceId.startsWith('.'))
         throw new Error(`invalid workspace id "${workspaceId}"`);
-      let creation = pending.get(workspaceId);
-      if (!creation) {
-        creation = workspaceContainer(workspaceId, options).finally(() => pending.delete(workspaceId));
-        pending.set(workspaceId, creation);
-      }
-      return creation;
+      return workspaceVolumeName(workspaceId);
     },
-    // The container goes; the named volume with the plan's files stays unless the plan said not to.
+    // What still runs of the plan goes; the named volume with its files stays unless the plan said not to.
     async releaseWorkspace(workspaceId, { removeFiles }) {
-      const found = await broker.findWorkspace(workspaceId);
-      if (found) await broker.remove(found.id);
+      for (const container of await broker.planContainers(workspaceId)) await broker.remove(container.id);
       if (removeFiles) await broker.removeWorkspaceVolume(workspaceVolumeName(workspaceId));
     },
-    argvFor(command) {
-      const env = Object.entries(command.env).flatMap(([name, value]) => ['-e', `${name}=${value}`]);
-      // The command and directory travel as variables, so nothing is re-quoted into a shell line.
-      // Killing `docker exec` leaves its process running in the container, so the time limit is
-      // enforced in there too, a little after the runner's own stop.
+    releaseStep,
+    async argvFor(command): Promise<StepLaunch> {
+      const execution = command.execution;
+      if (!execution) throw new Error('the Docker backend runs a step only with its execution (run key)');
+      // The client's own environment; nothing of it reaches the container.
+      const env = await clientEnv();
+      // A container made by an attempt that never handed it to a runner was never started: it goes.
+      await releaseStep(execution);
       const limitSeconds = Math.ceil(command.timeoutMs / 1000) + IN_CONTAINER_GRACE_SECONDS;
-      const script = `mkdir -p -- "$COUNTERSIGN_CWD" && cd -- "$COUNTERSIGN_CWD" && exec timeout -k 2 ${limitSeconds} /bin/sh -c "$COUNTERSIGN_RUN"`;
-      return {
-        file: options.dockerCli ?? 'docker',
-        // The docker client's own environment; nothing of it reaches the container.
-        env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/tmp' },
-        args: [
-          'exec',
-          '-i',
-          '-t',
-          '-w',
-          '/workspace',
-          ...env,
-          '-e',
-          `COUNTERSIGN_CWD=${command.cwd}`,
-          '-e',
-          `COUNTERSIGN_RUN=${command.run}`,
-          command.workspace,
+      const { id } = await broker.createStep({
+        image: WORKSPACE_IMAGE,
+        owner: { plan: execution.workspaceId, step: execution.stepPath },
+        workspaceVolume: command.workspace,
+        network: execution.egress ? 'egress' : 'none',
+        step: { run: execution.runKey, env: command.env },
+        command: [
           '/bin/sh',
           '-c',
-          script,
+          STEP_SCRIPT,
+          'countersign-step',
+          command.cwd,
+          command.run,
+          `${limitSeconds}`,
         ],
+      });
+      return {
+        file: cli,
+        args: ['-H', host, 'start', '--attach', '--interactive', id],
+        env,
+        stop: { file: '/bin/sh', args: ['-c', STOP_SCRIPT, cli, host, `${STOP_GRACE_SECONDS}`, id], env },
       };
     },
   };

@@ -8,6 +8,7 @@
  *   transcript.log  the PTY output, bounded
  *   result.json     exit code, signal, duration; written atomically when the command ends
  *   attaches.log    one line per executor attach (first launch included)
+ *   diagnosis.json  what the sandbox said of a failed run, kept before what it made for the run goes
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -30,7 +31,9 @@ export interface RunStarted {
 export interface RunFinished {
   exitCode: number | null;
   signal: string | null;
+  /** From the start to the command's end. */
   durationMs: number;
+  /** When the result was written: for a step in a container, once the container had stopped. */
   finishedAtMs: number;
   outputBytes: number;
   truncated: boolean;
@@ -66,6 +69,8 @@ async function readJson<T>(path: string): Promise<T | undefined> {
 
 export class RunDir {
   readonly dir: string;
+  /** Names this execution of the step: the sandbox labels what it makes for it with this. */
+  readonly key: string;
 
   constructor(
     runsRoot: string,
@@ -77,6 +82,7 @@ export class RunDir {
       )
       .digest('hex')
       .slice(0, 32);
+    this.key = key;
     this.dir = join(runsRoot, key);
   }
 
@@ -88,7 +94,8 @@ export class RunDir {
       | 'transcript.log'
       | 'tail.log'
       | 'result.json'
-      | 'attaches.log',
+      | 'attaches.log'
+      | 'diagnosis.json',
   ): string {
     return join(this.dir, name);
   }
@@ -132,6 +139,15 @@ export class RunDir {
       this.path('claim.json'),
       JSON.stringify({ ...this.identity, reclaimedAt: new Date().toISOString(), executorPid: process.pid }),
     );
+  }
+
+  /** What the sandbox said of the failed run, once asked; undefined when it was not asked yet. */
+  async keptDiagnosis(): Promise<{ diagnosis?: string } | undefined> {
+    return readJson<{ diagnosis?: string }>(this.path('diagnosis.json'));
+  }
+
+  async keepDiagnosis(diagnosis: string | undefined): Promise<void> {
+    await writeAtomic(this.path('diagnosis.json'), JSON.stringify(diagnosis ? { diagnosis } : {}));
   }
 
   async recordLaunch(runnerPid: number): Promise<void> {

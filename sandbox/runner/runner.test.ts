@@ -23,7 +23,11 @@ afterAll(async () => {
 });
 
 let runs = 0;
-async function runStep(command: string, timeoutMs = 60_000): Promise<{ run: RunDir; finished: RunFinished }> {
+async function runStep(
+  command: string,
+  timeoutMs = 60_000,
+  stop?: string,
+): Promise<{ run: RunDir; finished: RunFinished }> {
   const run = new RunDir(root, { workflowId: 'runner-test', stepPath: `step-${runs++}`, digest: 'd' });
   await run.claim();
   await pool.launch({
@@ -33,6 +37,7 @@ async function runStep(command: string, timeoutMs = 60_000): Promise<{ run: RunD
     env: { PATH: '/usr/bin:/bin' },
     maxTranscriptBytes: 1024 * 1024,
     timeoutMs,
+    ...(stop ? { stop: { file: '/bin/sh', args: ['-c', stop], env: { PATH: '/usr/bin:/bin' } } } : {}),
   });
   for (;;) {
     const state = await run.state();
@@ -80,5 +85,27 @@ describe('the runner', () => {
     expect(await readFile(run.path('transcript.log'), 'utf8')).toContain('1 s time limit');
     const sleeper = Number(await readFile(join(root, 'sleeper.pid'), 'utf8'));
     await expect.poll(() => isAlive(sleeper), { timeout: 5_000 }).toBe(false);
+  });
+
+  it('with a stop command: stops the step with it, not a signal, and writes the result only once it has finished', async () => {
+    // The command stands for a container's client: deaf to signals, it ends when the stop command ends it.
+    const { run, finished } = await runStep(
+      `echo $$ > ${root}/deaf.pid; trap '' TERM HUP; while :; do sleep 0.1; done`,
+      1_000,
+      `sleep 0.5; date +%s%3N >> ${root}/stopped-at; kill -KILL $(cat ${root}/deaf.pid)`,
+    );
+    expect(finished.timedOut).toBe(true);
+    expect(await readFile(run.path('transcript.log'), 'utf8')).toContain('1 s time limit');
+    const stops = (await readFile(join(root, 'stopped-at'), 'utf8')).trim().split('\n').map(Number);
+    expect(stops).toHaveLength(1); // run at the limit, and not again once it had succeeded
+    expect(finished.finishedAtMs).toBeGreaterThanOrEqual(stops[0]!);
+  });
+
+  it('with a stop command: runs it once after the command ended by itself, before the result', async () => {
+    const { finished } = await runStep('echo done', 60_000, `sleep 0.3; date +%s%3N >> ${root}/after-end`);
+    expect(finished).toMatchObject({ exitCode: 0, timedOut: false });
+    const stops = (await readFile(join(root, 'after-end'), 'utf8')).trim().split('\n').map(Number);
+    expect(stops).toHaveLength(1);
+    expect(finished.finishedAtMs).toBeGreaterThanOrEqual(stops[0]!);
   });
 });

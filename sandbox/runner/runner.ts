@@ -3,15 +3,19 @@
  * started it, so an executor crash never kills or repeats a running step. Started as a warm
  * spare; takes exactly one job over IPC, then disconnects and runs to the end on its own.
  */
+import { spawn as spawnProcess } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node-pty';
 import type { FromRunner, RunnerJob, ToRunner } from './protocol.js';
 import { writeAtomic, type RunFinished, type RunStarted } from './run-dir.js';
 import { END_ACK_SIGNAL, EndMarkerScanner, holdSession, newEndMarker } from './session-holder.js';
 
 const KILL_GRACE_MS = 2_000;
+/** How long a failing stop command is tried again before the result is written without it. */
+const STOP_CONFIRM_MS = 60_000;
 const ROLLING_TAIL_CHARS = 16 * 1024;
 let busy = false;
 
@@ -29,6 +33,21 @@ function signalHolder(pid: number, signal: NodeJS.Signals): void {
     process.kill(pid, signal);
   } catch {
     // Already gone: nothing left to signal.
+  }
+}
+
+/** Runs the job's stop command until it succeeds, or for STOP_CONFIRM_MS; resolves whether it did. */
+async function confirmStopped(stop: NonNullable<RunnerJob['stop']>): Promise<boolean> {
+  const deadline = Date.now() + STOP_CONFIRM_MS;
+  for (;;) {
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawnProcess(stop.file, stop.args, { env: stop.env ?? {}, stdio: 'ignore' });
+      child.once('error', () => resolve(null));
+      child.once('exit', (status) => resolve(status));
+    });
+    if (code === 0) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(1_000);
   }
 }
 
@@ -68,11 +87,19 @@ async function run(job: RunnerJob): Promise<void> {
   // started.json goes to disk before the command exists: a crash after this line is never re-run.
   await writeAtomic(join(job.runDir, 'started.json'), JSON.stringify(started));
 
+  let stopping: Promise<boolean> | undefined;
+  const stopStep = (stop: NonNullable<RunnerJob['stop']>) => (stopping ??= confirmStopped(stop));
+
   const finish = async (exitCode: number | null, signal: string | null) => {
+    const endedAtMs = Date.now();
+    // The command's end is not the step's end when the step runs elsewhere (its container):
+    // nothing of it may run once its result says it ended.
+    if (job.stop && !(await stopStep(job.stop)))
+      output(`\n[countersign: could not confirm that the step stopped (${job.stop.file} failed)]\n`);
     const finished: RunFinished = {
       exitCode,
       signal,
-      durationMs: Date.now() - startedAtMs,
+      durationMs: endedAtMs - startedAtMs,
       finishedAtMs: Date.now(),
       outputBytes,
       truncated,
@@ -133,6 +160,14 @@ async function run(job: RunnerJob): Promise<void> {
     void finish(name ? null : exitCode, name);
   });
   const stop = () => {
+    if (job.stop) {
+      // A signal would reach only the client of the step's container: its own stop ends the step,
+      // and the client with it. Past the grace, whatever is left of the session goes.
+      void stopStep(job.stop).then(() =>
+        setTimeout(() => signalHolder(-holderPid, 'SIGKILL'), KILL_GRACE_MS).unref(),
+      );
+      return;
+    }
     // The holder passes SIGTERM on to the step; past the grace, the whole process group goes.
     signalHolder(holderPid, 'SIGTERM');
     setTimeout(() => signalHolder(-holderPid, 'SIGKILL'), KILL_GRACE_MS).unref();
