@@ -1,11 +1,25 @@
 /**
  * The bubblewrap jail: read-only system, the workspace as the only writable mount, a private
- * network namespace (loopback only), no capabilities, an unprivileged uid, a clean environment.
+ * network namespace (loopback only), no capabilities, a seccomp filter, no nested user
+ * namespaces, a read-only /proc/sys, and on the host an unprivileged user (never root) inside a
+ * cgroup of its own that caps memory and processes. See launch.ts for how a step is started.
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { lchown, lstat, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SandboxRefused, type SandboxBackend, type SandboxCommand } from '../backend.js';
+import { SandboxRefused, type SandboxBackend, type StepLaunch } from '../backend.js';
+import type { JailLimits } from './cgroups.js';
+import {
+  DEFAULT_JAIL_LIMITS,
+  jailArgv,
+  jailHostOf,
+  limitsHit,
+  reportFile,
+  SECCOMP_FD,
+  stagedPath,
+  type JailHost,
+} from './launch.js';
 
 const ETC_FILES = [
   '/etc/alternatives',
@@ -16,11 +30,18 @@ const ETC_FILES = [
   '/etc/ssl/certs',
 ];
 const WORKSPACE = '/workspace';
+/** Parts of /proc that change the host's kernel or hardware: read-only inside, as Docker has them. */
+const PROC_READ_ONLY = ['/proc/sys', '/proc/sysrq-trigger', '/proc/irq', '/proc/bus', '/proc/fs'];
 
-/** The jail without its workspace: namespaces, uid, read-only system, /proc, /dev and a private /tmp. */
-export function jailSystemArgs(): string[] {
+/**
+ * The jail without its workspace: namespaces (no nested user namespaces), uid, read-only system,
+ * /proc with its kernel knobs read-only, /dev, a size-capped /tmp and the seccomp program on fd 9.
+ */
+export function jailSystemArgs(limits: Pick<JailLimits, 'tmpBytes'>): string[] {
   const args = [
     '--unshare-all',
+    '--unshare-user',
+    '--disable-userns',
     '--uid',
     '1000',
     '--gid',
@@ -31,6 +52,8 @@ export function jailSystemArgs(): string[] {
     'ALL',
     '--hostname',
     'countersign',
+    '--seccomp',
+    SECCOMP_FD,
   ];
   args.push('--ro-bind', '/usr', '/usr');
   for (const dir of ['bin', 'lib', 'lib64', 'sbin']) {
@@ -42,48 +65,101 @@ export function jailSystemArgs(): string[] {
     );
   }
   for (const file of ETC_FILES) args.push('--ro-bind-try', file, file);
-  args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
+  args.push('--proc', '/proc');
+  for (const path of PROC_READ_ONLY) args.push('--ro-bind-try', path, path);
+  args.push('--dev', '/dev', '--size', String(limits.tmpBytes), '--tmpfs', '/tmp');
   return args;
 }
 
-export function jailArgs(command: SandboxCommand): string[] {
-  const args = jailSystemArgs();
-  args.push('--bind', command.workspace, WORKSPACE, '--chdir', join(WORKSPACE, command.cwd));
+// The step's working directory is made and entered inside the jail: a symlink a step planted in
+// the workspace then points into the jail's own view, never at the host's files.
+const ENTER_CWD =
+  'mkdir -p -- "$1" && cd -- "$1" || { echo "countersign: cannot enter the working directory $1" >&2; exit 126; }; exec /bin/sh -c "$2"';
+
+export function jailArgs(
+  command: { workspace: string; cwd: string; env: Record<string, string>; run: string },
+  limits: JailLimits,
+): string[] {
+  const args = jailSystemArgs(limits);
+  args.push('--bind', command.workspace, WORKSPACE, '--chdir', WORKSPACE);
   // The jail's own root is a tmpfs; make it read-only too, so only /workspace and /tmp take writes.
   args.push('--remount-ro', '/');
   args.push('--clearenv', '--setenv', 'PATH', '/usr/local/bin:/usr/bin:/bin', '--setenv', 'HOME', WORKSPACE);
   args.push('--setenv', 'TERM', 'xterm-256color', '--setenv', 'LANG', 'C.UTF-8');
   for (const [name, value] of Object.entries(command.env)) args.push('--setenv', name, value);
-  args.push('--', '/bin/sh', '-c', command.run);
+  args.push('--', '/bin/sh', '-c', ENTER_CWD, '/bin/sh', command.cwd, command.run);
   return args;
 }
 
-export function createJailBackend(options: { workspacesDir: string; bwrapPath?: string }): SandboxBackend {
-  const workspaceDir = (workspaceId: string) => {
-    if (!/^[A-Za-z0-9._-]{1,200}$/.test(workspaceId) || workspaceId.startsWith('.'))
-      throw new Error(`invalid workspace id "${workspaceId}"`);
-    return join(options.workspacesDir, workspaceId);
-  };
+/**
+ * The workspace folder, made if missing and owned by the jail's user. Refuses anything but a real
+ * directory there (a symlink is never followed).
+ */
+export async function workspaceFolder(
+  workspacesDir: string,
+  workspaceId: string,
+  host: JailHost,
+): Promise<string> {
+  if (!/^[A-Za-z0-9._-]{1,200}$/.test(workspaceId) || workspaceId.startsWith('.'))
+    throw new Error(`invalid workspace id "${workspaceId}"`);
+  const dir = join(workspacesDir, workspaceId);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const info = await lstat(dir);
+  if (!info.isDirectory()) throw new SandboxRefused(`the workspace ${dir} is not a directory`);
+  if (host.user && (info.uid !== host.user.uid || info.gid !== host.user.gid))
+    await lchown(dir, host.user.uid, host.user.gid);
+  return dir;
+}
+
+export interface JailBackendOptions {
+  workspacesDir: string;
+  bwrapPath?: string;
+  /** The jail's own files (its seccomp program, notes of limits hit); default `<workspacesDir>/.jail`. */
+  stateDir?: string;
+  limits?: Partial<JailLimits>;
+  /** Where COUNTERSIGN_JAIL_CGROUP (a delegated cgroup v2 directory) is read from; default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export function createJailBackend(options: JailBackendOptions): SandboxBackend {
+  const limits: JailLimits = { ...DEFAULT_JAIL_LIMITS, ...options.limits };
+  const ready = jailHostOf(options.stateDir ?? join(options.workspacesDir, '.jail'), options.env);
   return {
     name: 'jail',
-    async prepareWorkspace(workspaceId, cwd, { egress }) {
+    async prepareWorkspace(workspaceId, _cwd, { egress }) {
       if (egress)
         throw new SandboxRefused(
           'this plan asks for egress, and the bubblewrap jail has no egress-only network (its steps see loopback only): run it with the Docker sandbox',
         );
-      const dir = workspaceDir(workspaceId);
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-      // bwrap needs the working directory to exist before it can chdir into it.
-      await mkdir(join(dir, cwd), { recursive: true });
-      return dir;
+      return workspaceFolder(options.workspacesDir, workspaceId, await ready());
     },
     // A jailed step leaves nothing running behind; the workspace folder is the plan's record
-    // unless the plan said not to keep it.
+    // unless the plan said not to keep it. fs.rm removes symlinks, never what they point at.
     async releaseWorkspace(workspaceId, { removeFiles }) {
-      if (removeFiles) await rm(workspaceDir(workspaceId), { recursive: true, force: true });
+      if (!/^[A-Za-z0-9._-]{1,200}$/.test(workspaceId) || workspaceId.startsWith('.'))
+        throw new Error(`invalid workspace id "${workspaceId}"`);
+      if (removeFiles) await rm(join(options.workspacesDir, workspaceId), { recursive: true, force: true });
     },
-    argvFor(command) {
-      return { file: options.bwrapPath ?? 'bwrap', args: jailArgs(command) };
+    async explainFailure(_workspaceId, run) {
+      if (!run.runKey) return undefined;
+      const hit = await limitsHit(await ready(), run.runKey, limits);
+      return hit ? `stopped by the jail's limits: ${hit}` : undefined;
+    },
+    async releaseStep(execution) {
+      await rm(reportFile(await ready(), execution.runKey), { force: true });
+    },
+    async argvFor(command): Promise<StepLaunch> {
+      const host = await ready();
+      const sources = [command.workspace];
+      const args = jailArgs({ ...command, workspace: stagedPath(host, sources, command.workspace) }, limits);
+      return jailArgv({
+        host,
+        name: command.execution?.runKey ?? randomUUID(),
+        limits,
+        sources,
+        bwrap: options.bwrapPath ?? 'bwrap',
+        bwrapArgs: args,
+      });
     },
   };
 }

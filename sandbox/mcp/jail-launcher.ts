@@ -1,15 +1,26 @@
 /**
  * MCP servers in the bubblewrap jail, where no Docker engine exists: the same command as in the
  * image, with the server's files bound read-only at /opt/mcp, no network, and the workspace only
- * when the catalog entry asks for it. Without cgroups, memory is bounded by Node's heap limit.
+ * when the catalog entry asks for it. The jail is the shell steps' one (sandbox/jail/launch.ts):
+ * an unprivileged host user, seccomp, and a cgroup holding the entry's memory and process limits.
  */
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdir } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { McpServerEntry } from '../../core/mcp/catalog.js';
 import { SandboxRefused } from '../backend.js';
-import { jailSystemArgs } from '../jail/jail-backend.js';
+import type { JailLimits } from '../jail/cgroups.js';
+import { jailSystemArgs, workspaceFolder } from '../jail/jail-backend.js';
+import {
+  DEFAULT_JAIL_LIMITS,
+  jailArgv,
+  jailHostOf,
+  limitsHit,
+  reportFile,
+  stagedPath,
+} from '../jail/launch.js';
 import { sourceLockOf } from './catalog-store.js';
 import { tailKeeper, type LaunchedServer, type McpLauncher } from './launcher.js';
 
@@ -17,14 +28,24 @@ export interface JailMcpOptions {
   projectRoot: string;
   workspacesDir: string;
   bwrapPath?: string;
+  /** The jail's own files; default `<workspacesDir>/.jail` (shared with the shell steps' jail). */
+  stateDir?: string;
 }
 
+/** How long a server is given to go after SIGTERM before its process group is killed. */
+const STOP_GRACE_MS = 3_000;
+
+export function mcpLimits(entry: McpServerEntry): JailLimits {
+  return { ...DEFAULT_JAIL_LIMITS, memoryBytes: entry.limits.memoryMiB * 1024 ** 2, pids: entry.limits.pids };
+}
+
+/** bwrap's arguments for a server; `sourceDir` and `workspaceDir` as bwrap sees them (staged). */
 export function mcpJailArgs(
   entry: McpServerEntry,
   sourceDir: string,
   workspaceDir: string | undefined,
 ): string[] {
-  const args = jailSystemArgs();
+  const args = jailSystemArgs(mcpLimits(entry));
   args.push('--ro-bind', sourceDir, '/opt/mcp');
   if (workspaceDir)
     args.push(entry.workspace === 'read-only' ? '--ro-bind' : '--bind', workspaceDir, '/workspace');
@@ -39,6 +60,7 @@ export function mcpJailArgs(
 }
 
 export function createJailMcpLauncher(options: JailMcpOptions): McpLauncher {
+  const ready = jailHostOf(options.stateDir ?? join(options.workspacesDir, '.jail'));
   return {
     name: 'jail',
     imageOf: (entry) => (entry.sourceLock ? `jail:${entry.sourceLock}` : undefined),
@@ -55,18 +77,33 @@ export function createJailMcpLauncher(options: JailMcpOptions): McpLauncher {
         throw new SandboxRefused(
           `the files of server "${entry.id}" (${entry.source}) are not the ones pinned in the catalog: review the change with \`countersign mcp pin ${entry.id}\``,
         );
-      let workspaceDir: string | undefined;
-      if (entry.workspace !== 'none') {
-        if (!/^[A-Za-z0-9._-]{1,200}$/.test(workspaceId) || workspaceId.startsWith('.'))
-          throw new Error(`invalid workspace id "${workspaceId}"`);
-        workspaceDir = join(options.workspacesDir, workspaceId);
-        await mkdir(workspaceDir, { recursive: true, mode: 0o700 });
-      }
-      const child = spawn(
-        options.bwrapPath ?? 'bwrap',
-        mcpJailArgs(entry, join(options.projectRoot, entry.source), workspaceDir),
-        { stdio: ['pipe', 'pipe', 'pipe'], detached: true },
-      );
+      const host = await ready();
+      const workspaceDir =
+        entry.workspace === 'none'
+          ? undefined
+          : await workspaceFolder(options.workspacesDir, workspaceId, host);
+      const sourceDir = join(options.projectRoot, entry.source);
+      const sources = workspaceDir ? [sourceDir, workspaceDir] : [sourceDir];
+      const limits = mcpLimits(entry);
+      const name = `mcp-${randomUUID()}`;
+      const argv = jailArgv({
+        host,
+        name,
+        limits,
+        sources,
+        bwrap: options.bwrapPath ?? 'bwrap',
+        bwrapArgs: mcpJailArgs(
+          entry,
+          stagedPath(host, sources, sourceDir),
+          workspaceDir && stagedPath(host, sources, workspaceDir),
+        ),
+      });
+      // The wrapper leads its own process group: it, bwrap and the server go together.
+      const child = spawn(argv.file, argv.args, {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        detached: true,
+        env: argv.env,
+      });
       const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
       exited.catch(() => undefined); // a failed spawn rejects this too; it is reported just below
       const stderr = tailKeeper();
@@ -93,26 +130,30 @@ export function createJailMcpLauncher(options: JailMcpOptions): McpLauncher {
           ]);
           if (!ended) return undefined;
           const [code, signal] = ended;
-          return {
-            exitCode: code ?? (signal ? 128 : null),
-            ...(outOfMemory
-              ? {
-                  diagnosis: `ran out of memory (its JavaScript heap limit of ${entry.limits.memoryMiB} MiB)`,
-                }
-              : {}),
-          };
+          const hit = await limitsHit(host, name, limits);
+          const diagnosis = outOfMemory
+            ? `ran out of memory (its JavaScript heap limit of ${entry.limits.memoryMiB} MiB)`
+            : hit && `was stopped by the jail's limits: ${hit}`;
+          return { exitCode: code ?? (signal ? 128 : null), ...(diagnosis ? { diagnosis } : {}) };
         },
         dispose() {
           return (disposed ??= (async () => {
             child.stdin.destroy();
             if (child.exitCode === null && child.signalCode === null) {
-              try {
-                process.kill(-child.pid!, 'SIGKILL');
-              } catch {
-                // already gone
-              }
-              await exited;
+              // SIGTERM lets the wrapper empty and remove the server's cgroup; past the grace, all goes.
+              const signal = (name: NodeJS.Signals, group: boolean) => {
+                try {
+                  process.kill(group ? -child.pid! : child.pid!, name);
+                } catch {
+                  // already gone
+                }
+              };
+              signal('SIGTERM', false);
+              const timer = setTimeout(() => signal('SIGKILL', true), STOP_GRACE_MS);
+              await exited.catch(() => undefined);
+              clearTimeout(timer);
             }
+            await rm(reportFile(host, name), { force: true });
           })());
         },
       };
