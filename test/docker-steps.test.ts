@@ -60,6 +60,31 @@ describe('the Docker backend', () => {
     expect(volume.stdout.trim()).toBe(workspaceVolumeName(planId));
   });
 
+  it('runs parallel steps of a plan each in a container of its own, at the same time, over the same volume', async () => {
+    const both =
+      'echo $(hostname) > "$SIDE"; while [ ! -e left ] || [ ! -e right ]; do sleep 0.1; done; cat left right';
+    const { planId, workflowId } = await submitAuto({
+      name: 'docker-parallel',
+      steps: [
+        {
+          parallel: [
+            { id: 'left', run: both, env: { SIDE: 'left' }, approval: 'auto', timeout: '30s' },
+            { id: 'right', run: both, env: { SIDE: 'right' }, approval: 'auto', timeout: '30s' },
+          ],
+        },
+      ],
+    });
+    await stack.client.workflow.getHandle(workflowId).result();
+    const [left, right] = (await planView(stack.client, planId)).steps;
+    const hosts = (text = '') => text.trim().split(/\r?\n/);
+    expect(left?.status).toBe('succeeded');
+    expect(hosts(left?.result?.outputTail)).toEqual(hosts(right?.result?.outputTail));
+    const [leftHost, rightHost] = hosts(left?.result?.outputTail);
+    expect(leftHost).toMatch(/^[0-9a-f]{12}$/);
+    expect(leftHost).not.toBe(rightHost);
+    expect(await containersOf([planId])).toEqual([]);
+  });
+
   it("keeps a step's container hardened while it runs, with the step's environment, and removes it after", async () => {
     const plan = {
       name: 'docker-live',
