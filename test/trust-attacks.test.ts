@@ -33,7 +33,7 @@ import { TrustAnchorFile } from '../services/trust-anchor.js';
 import { pinnedRootReader } from '../workers/key-file.js';
 import type { PlanWorkflowInput } from '../workflows/messages.js';
 import { get, login, startApi, type ApiUnderTest } from './support/api.js';
-import { stepOf, waitForStep, waitForView } from './support/plans.js';
+import { stepOf, waitForHistory, waitForStep, waitForView } from './support/plans.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
@@ -242,6 +242,8 @@ describe('a reset history', () => {
     await decide(stack.client, stack.root, planId, 'b', { decision: 'approve' });
     await waitForStep(stack.client, planId, 'b', 'running');
     await cancelPlan(stack.client, planId);
+    // The workflow has taken the cancel (its queued step is cancelled) before an executor could start it.
+    await waitForHistory(stack.client, workflowId, (e) => !!e.activityTaskCancelRequestedEventAttributes);
     // The executor is back: the plan's end (its workspace released) reaches its ledger.
     await stack.startWorkers({ executor: true });
     await stack.client.workflow

@@ -28,6 +28,27 @@ export async function waitForView(
   );
 }
 
+type HistoryEvent = NonNullable<
+  Awaited<ReturnType<ReturnType<Client['workflow']['getHandle']>['fetchHistory']>>['events']
+>[number];
+
+/** Polls a workflow's history until an event satisfies `predicate`; fails saying what it waited for. */
+export async function waitForHistory(
+  client: Client,
+  workflowId: string,
+  predicate: (event: HistoryEvent) => boolean,
+  timeoutMs = 30_000,
+): Promise<HistoryEvent> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+    const found = events.find(predicate);
+    if (found) return found;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for an event in the history of ${workflowId}`);
+}
+
 export function stepStatus(view: PlanView, path: string): StepStatus | undefined {
   return view.steps.find((s) => s.path === path)?.status;
 }
