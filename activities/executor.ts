@@ -3,6 +3,7 @@
  * detached runner inside the sandbox, and followed through its run directory, so a restarted
  * executor re-attaches to a running step instead of starting it again.
  */
+import { parseSize } from '../core/plan/limits.js';
 import { watch } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
@@ -72,6 +73,7 @@ export function createExecutorActivities(deps: ExecutorDependencies) {
     try {
       const workspace = await deps.backend.prepareWorkspace(input.workspaceId, input.step.cwd, {
         egress: execution.egress,
+        sizeBytes: input.workspaceSize ? parseSize(input.workspaceSize) : undefined,
       });
       argv = await deps.backend.argvFor({
         workspace,

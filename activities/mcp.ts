@@ -3,6 +3,7 @@
  * before anything is approved; `runMcpStep` makes one approved call on a server started for it
  * alone, and removes the server afterwards, whatever happened.
  */
+import { parseSize } from '../core/plan/limits.js';
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
@@ -109,6 +110,7 @@ export function createMcpActivities(deps: McpDependencies) {
       return await deps.launcher.launch({
         entry,
         workspaceId: input.workspaceId,
+        workspaceSizeBytes: input.workspaceSize ? parseSize(input.workspaceSize) : undefined,
         stepPath: input.step.path,
         callKey,
       });

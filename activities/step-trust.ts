@@ -73,6 +73,8 @@ export interface ApprovedStep {
   workspaceId: string;
   /** The plan's `egress: true` (absent in histories recorded before egress existed). */
   egress?: boolean | undefined;
+  /** The plan's `workspaceSize` (absent: the executor's default); a limit, not part of what is signed. */
+  workspaceSize?: string | undefined;
   /** An `mcp` step's call as matched to the catalog when the plan started. */
   mcpPin?: McpPin | undefined;
   digest: string;

@@ -54,6 +54,8 @@ export interface FailedRun {
 export interface WorkspaceOptions {
   /** The plan's `egress: true`: the workspace may reach the outside world, nothing of ours. */
   egress: boolean;
+  /** The workspace's disk quota in bytes (the plan's `workspaceSize`); absent: the executor's default. */
+  sizeBytes?: number | undefined;
 }
 
 /** A request the backend will never carry out (as opposed to one that failed for now). */

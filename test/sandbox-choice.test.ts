@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chooseSandbox, sandboxFromEnv } from '../workers/sandbox-choice.js';
+import { chooseSandbox, sandboxFromEnv, workspaceSizeFromEnv } from '../workers/sandbox-choice.js';
 
 let dir: string;
 let choiceFile: string;
@@ -46,5 +46,17 @@ describe('choosing the sandbox', () => {
     expect(() => sandboxFromEnv({ COUNTERSIGN_SANDBOX: 'vm' })).toThrow(
       'COUNTERSIGN_SANDBOX must be docker, jail or auto, got "vm"',
     );
+  });
+});
+
+describe('COUNTERSIGN_WORKSPACE_SIZE', () => {
+  it('is 4GiB unless set, off turns quotas off, and anything else is refused saying what it takes', () => {
+    expect(workspaceSizeFromEnv({})).toBe(4 * 1024 ** 3);
+    expect(workspaceSizeFromEnv({ COUNTERSIGN_WORKSPACE_SIZE: '512MiB' })).toBe(512 * 1024 ** 2);
+    expect(workspaceSizeFromEnv({ COUNTERSIGN_WORKSPACE_SIZE: 'off' })).toBeUndefined();
+    for (const bad of ['4GB', '1MiB', '2TiB', 'no'])
+      expect(() => workspaceSizeFromEnv({ COUNTERSIGN_WORKSPACE_SIZE: bad })).toThrow(
+        `COUNTERSIGN_WORKSPACE_SIZE must be off or a size from 16MiB to 1TiB (such as 4GiB), got "${bad}"`,
+      );
   });
 });

@@ -9,8 +9,11 @@ import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import type { SandboxBackend } from '../sandbox/backend.js';
 import { DockerBroker } from '../sandbox/docker/broker.js';
-import { createDockerBackend, WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
+import { createDockerBackend, dockerWorkspaces, WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
+import { parseSize, sizeText, WORKSPACE_SIZE_LIMITS } from '../core/plan/limits.js';
 import { createJailBackend } from '../sandbox/jail/jail-backend.js';
+import { jailUser } from '../sandbox/jail/launch.js';
+import { createWorkspaceDisks } from '../sandbox/workspace-disk.js';
 import { createDockerMcpLauncher } from '../sandbox/mcp/docker-launcher.js';
 import { createJailMcpLauncher } from '../sandbox/mcp/jail-launcher.js';
 import type { McpLauncher } from '../sandbox/mcp/launcher.js';
@@ -99,19 +102,48 @@ export interface Sandbox {
   imageIdOf: (tag: string) => Promise<string | undefined>;
 }
 
+/**
+ * COUNTERSIGN_WORKSPACE_SIZE: each workspace's disk quota unless its plan sets `workspaceSize`
+ * (default 4GiB), or `off` for workspaces without one (where the executor cannot mount file
+ * systems: not root, no loop devices).
+ */
+export function workspaceSizeFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const value = env.COUNTERSIGN_WORKSPACE_SIZE || sizeText(WORKSPACE_SIZE_LIMITS.default);
+  if (value === 'off') return undefined;
+  const bytes = parseSize(value);
+  if (bytes === undefined || bytes < WORKSPACE_SIZE_LIMITS.min || bytes > WORKSPACE_SIZE_LIMITS.max)
+    throw new ConfigError(
+      `COUNTERSIGN_WORKSPACE_SIZE must be off or a size from ${sizeText(WORKSPACE_SIZE_LIMITS.min)} to ${sizeText(WORKSPACE_SIZE_LIMITS.max)} (such as 4GiB), got "${value}"`,
+    );
+  return bytes;
+}
+
+/** Uid and gid of the Docker sandbox's user (container-policy.ts runs every container as 1000:1000). */
+const CONTAINER_USER = { uid: 1000, gid: 1000 };
+
 export async function createSandbox(name: BackendName, config: Config): Promise<Sandbox> {
   const workspacesDir = statePaths(config.home).workspaces;
-  if (name === 'jail')
+  const defaultSizeBytes = workspaceSizeFromEnv();
+  if (name === 'jail') {
+    // Not root: the jail runs as this user, and mounting is out of reach anyway (a step is refused, saying so).
+    const owner = (await jailUser()) ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+    const disks = createWorkspaceDisks({ workspacesDir, owner, defaultSizeBytes });
     return {
-      backend: createJailBackend({ workspacesDir }),
-      mcp: createJailMcpLauncher({ projectRoot: PROJECT_ROOT, workspacesDir }),
+      backend: createJailBackend({ workspacesDir, disks }),
+      mcp: createJailMcpLauncher({ projectRoot: PROJECT_ROOT, workspacesDir, disks }),
       imageIdOf: async () => undefined,
     };
+  }
   const broker = await connectWorkspaceBroker(config);
+  const disks = createWorkspaceDisks({ workspacesDir, owner: CONTAINER_USER, defaultSizeBytes });
   return {
     // The Docker CLI a runner starts reads its configuration from the executor's own folder.
-    backend: createDockerBackend({ broker, clientDir: resolve(config.home, 'executor', 'docker-client') }),
-    mcp: createDockerMcpLauncher(broker),
+    backend: createDockerBackend({
+      broker,
+      clientDir: resolve(config.home, 'executor', 'docker-client'),
+      disks,
+    }),
+    mcp: createDockerMcpLauncher(broker, dockerWorkspaces(broker, disks)),
     imageIdOf: (tag) => broker.currentImageId(tag),
   };
 }

@@ -438,6 +438,7 @@ export class PlanInterpreter {
       runId: this.runId,
       workspaceId: this.input.workspaceId,
       ...(this.spec.egress ? { egress: true } : {}),
+      ...(this.spec.workspaceSize ? { workspaceSize: this.spec.workspaceSize } : {}),
       digest: record.digest,
       approvals: record.approvals.map((a) => a.envelope),
       trustRecords: this.book.trustRecords,

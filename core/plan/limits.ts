@@ -52,3 +52,27 @@ export const DURATION_LIMITS = {
   remind: { min: MINUTE, max: 30 * DAY },
   escalateAfter: { min: MINUTE, max: 30 * DAY },
 } as const;
+
+const MIB = 1024 ** 2;
+
+/**
+ * A workspace's disk quota (the plan's `workspaceSize`): every workspace is a file system of this
+ * size. Below 16 MiB ext4 has little room for files; a terabyte is past any step's honest need.
+ */
+export const WORKSPACE_SIZE_LIMITS = { min: 16 * MIB, max: 1024 ** 4, default: 4 * 1024 ** 3 } as const;
+
+const SIZE_UNITS = { MiB: MIB, GiB: 1024 * MIB, TiB: 1024 * 1024 * MIB } as const;
+export const WORKSPACE_SIZE_PATTERN = /^([1-9][0-9]{0,6})(MiB|GiB|TiB)$/;
+
+/** `512MiB`, `4GiB`, `1TiB` in bytes; undefined for anything else. */
+export function parseSize(text: string): number | undefined {
+  const match = WORKSPACE_SIZE_PATTERN.exec(text);
+  return match ? Number(match[1]) * SIZE_UNITS[match[2] as keyof typeof SIZE_UNITS] : undefined;
+}
+
+/** Bytes as the largest unit that keeps a whole number: 4294967296 → `4GiB`. */
+export function sizeText(bytes: number): string {
+  for (const [unit, size] of Object.entries(SIZE_UNITS).reverse())
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  return `${bytes} bytes`;
+}

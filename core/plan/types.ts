@@ -120,6 +120,11 @@ export interface PlanSpec {
   egress: boolean;
   /** Keep the workspace's files when the plan ends (its container always goes). */
   keepWorkspace: boolean;
+  /**
+   * The workspace's disk quota (`4GiB`); absent: the executor's default. A sub-plan that shares
+   * its parent's workspace has the parent's.
+   */
+  workspaceSize?: string | undefined;
   /** The top level is a sequence. */
   root: SequenceNode;
 }

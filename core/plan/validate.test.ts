@@ -923,6 +923,19 @@ describe('validatePlan: workspace network and retention', () => {
     expect(subPlans(spec)[0]?.plan.egress).toBe(true);
   });
 
+  it('takes a workspace size from 16MiB to 1TiB, and refuses anything else with its path', () => {
+    expect(validatePlan({ name: 'p', steps: one }).workspaceSize).toBeUndefined();
+    expect(validatePlan({ name: 'p', workspaceSize: '512MiB', steps: one }).workspaceSize).toBe('512MiB');
+    expect(issuesOf({ name: 'p', workspaceSize: '8MiB', steps: one })).toEqual([
+      { path: 'workspaceSize', message: 'at least 16MiB (room for a file system)' },
+    ]);
+    expect(issuesOf({ name: 'p', workspaceSize: '2TiB', steps: one })).toEqual([
+      { path: 'workspaceSize', message: 'at most 1TiB' },
+    ]);
+    for (const bad of ['4GB', '4 GiB', '0GiB', '-1GiB', '1.5GiB', 4096])
+      expect(issuesOf({ name: 'p', workspaceSize: bad, steps: one })[0]?.path).toBe('workspaceSize');
+  });
+
   it('refuses egress that is not a boolean', () => {
     expect(issuesOf({ name: 'p', egress: 'yes', steps: one })).toEqual([
       { path: 'egress', message: 'expected boolean' },

@@ -7,7 +7,14 @@ import { z } from 'zod';
 import { utf8ToBytes } from '../bytes.js';
 import { canonicalJson } from '../canonical.js';
 import { DURATION_PATTERN, durationText, parseDuration } from '../duration.js';
-import { DURATION_LIMITS, PLAN_LIMITS } from './limits.js';
+import {
+  DURATION_LIMITS,
+  parseSize,
+  PLAN_LIMITS,
+  sizeText,
+  WORKSPACE_SIZE_LIMITS,
+  WORKSPACE_SIZE_PATTERN,
+} from './limits.js';
 import type {
   ApprovalPolicy,
   AutoApproveRule,
@@ -173,6 +180,10 @@ const planFields = z
     description: z.string().max(4096).optional(),
     egress: z.boolean().default(false),
     keepWorkspace: z.boolean().default(true),
+    workspaceSize: z
+      .string()
+      .regex(WORKSPACE_SIZE_PATTERN, 'expected a size such as 512MiB, 4GiB or 1TiB')
+      .optional(),
     policy: z
       .object({
         autoApprove: z.array(autoRule).max(64).default([]),
@@ -285,6 +296,7 @@ class PlanValidator {
     this.bound(policy.approvalTimeout, joinPath(policyAt, 'approvalTimeout'), 'approvalTimeout');
     this.bound(policy.remind, joinPath(policyAt, 'remind'), 'remind');
     this.bound(policy.escalate?.after, joinPath(joinPath(policyAt, 'escalate'), 'after'), 'escalateAfter');
+    this.workspaceSize(fields.workspaceSize, joinPath(at, 'workspaceSize'));
     const ids = new Set<string>();
     this.egressOfPlans.push(fields.egress);
     const rootChildren = this.children(fields.steps, joinPath(at, 'steps'), depth + 1, policy, ids);
@@ -297,8 +309,22 @@ class PlanValidator {
       policy,
       egress: fields.egress,
       keepWorkspace: fields.keepWorkspace,
+      ...(fields.workspaceSize ? { workspaceSize: fields.workspaceSize } : {}),
       root,
     };
+  }
+
+  /** A workspace size within WORKSPACE_SIZE_LIMITS, else an issue at its path. */
+  private workspaceSize(text: string | undefined, at: string): void {
+    if (text === undefined) return;
+    const bytes = parseSize(text)!;
+    if (bytes < WORKSPACE_SIZE_LIMITS.min)
+      this.issues.push({
+        path: at,
+        message: `at least ${sizeText(WORKSPACE_SIZE_LIMITS.min)} (room for a file system)`,
+      });
+    if (bytes > WORKSPACE_SIZE_LIMITS.max)
+      this.issues.push({ path: at, message: `at most ${sizeText(WORKSPACE_SIZE_LIMITS.max)}` });
   }
 
   /** A duration within its DURATION_LIMITS, else an issue at its path (new plans only: see validatePlan). */

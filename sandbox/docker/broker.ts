@@ -250,6 +250,39 @@ export class DockerBroker {
       }));
   }
 
+  /**
+   * Where a workspace volume keeps its files: the host folder it binds (a quota'd workspace), null
+   * for a volume in Docker's own storage (made before quotas, or with them off), undefined for none.
+   */
+  async workspaceVolumeFolder(name: string): Promise<string | null | undefined> {
+    if (!isWorkspaceVolumeName(name))
+      throw new BrokerRefused('bad_volume', `only countersign-ws-* volumes are looked at, not "${name}"`);
+    try {
+      const volume = (await this.docker.getVolume(name).inspect()) as {
+        Options?: Record<string, string> | null;
+      };
+      return volume.Options?.o === 'bind' ? (volume.Options.device ?? null) : null;
+    } catch (error) {
+      if (isGone(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Makes a workspace volume that binds `folder` (the workspace's own file system) on the engine's host. */
+  async createWorkspaceVolume(name: string, folder: string): Promise<void> {
+    if (!isWorkspaceVolumeName(name))
+      throw new BrokerRefused('bad_volume', `only countersign-ws-* volumes are made, not "${name}"`);
+    if (!folder.startsWith('/'))
+      throw new BrokerRefused('bad_volume', `a workspace volume binds an absolute folder, not "${folder}"`);
+    await this.docker.createVolume({
+      Name: name,
+      Driver: 'local',
+      DriverOpts: { type: 'none', o: 'bind', device: folder },
+      Labels: { [LABELS.managed]: 'true', [LABELS.scope]: this.scope },
+    });
+    this.log.info('created volume', { name, folder });
+  }
+
   /** Removes a workspace volume (its files); gone already counts as done. */
   async removeWorkspaceVolume(name: string): Promise<void> {
     if (!isWorkspaceVolumeName(name))

@@ -8,7 +8,8 @@
  * only once it has stopped. The container goes once the step's result is kept.
  */
 import { chmod, lstat, mkdir } from 'node:fs/promises';
-import type { SandboxBackend, StepExecution, StepLaunch } from '../backend.js';
+import { SandboxRefused, type SandboxBackend, type StepExecution, type StepLaunch } from '../backend.js';
+import type { WorkspaceDisks } from '../workspace-disk.js';
 import type { DockerBroker } from './broker.js';
 import { DEFAULT_LIMITS } from './container-policy.js';
 
@@ -50,15 +51,58 @@ async function privateFolder(dir: string): Promise<string> {
   return dir;
 }
 
+const validWorkspaceId = (workspaceId: string) => {
+  if (!/^[A-Za-z0-9._-]{1,180}$/.test(workspaceId) || workspaceId.startsWith('.'))
+    throw new Error(`invalid workspace id "${workspaceId}"`);
+};
+
+/** A plan's workspace volume for steps and MCP servers: on its own size-limited file system when `disks` is given. */
+export interface DockerWorkspaces {
+  /** The workspace's volume name, its volume made (bound to its file system) if it has none. */
+  prepare(workspaceId: string, sizeBytes: number | undefined): Promise<string>;
+  /** The volume goes when `removeFiles`, and the file system is unmounted (or removed with it). */
+  release(workspaceId: string, options: { removeFiles: boolean }): Promise<void>;
+}
+
+export function dockerWorkspaces(broker: DockerBroker, disks: WorkspaceDisks | undefined): DockerWorkspaces {
+  return {
+    async prepare(workspaceId, sizeBytes) {
+      validWorkspaceId(workspaceId);
+      const name = workspaceVolumeName(workspaceId);
+      if (!disks) return name; // Docker makes the volume in its own storage on first use
+      const bound = await broker.workspaceVolumeFolder(name);
+      // A volume in Docker's own storage was made before quotas: the plan keeps it as it is.
+      if (bound === null) return name;
+      const folder = await disks.ensure(workspaceId, sizeBytes);
+      if (bound === undefined)
+        await broker.createWorkspaceVolume(name, folder).catch(async (error: unknown) => {
+          // A parallel step of the plan made it first.
+          if ((await broker.workspaceVolumeFolder(name)) !== folder) throw error;
+        });
+      else if (bound !== folder)
+        throw new SandboxRefused(`the volume ${name} binds ${bound}, not the workspace's own ${folder}`);
+      return name;
+    },
+    async release(workspaceId, { removeFiles }) {
+      validWorkspaceId(workspaceId);
+      if (removeFiles) await broker.removeWorkspaceVolume(workspaceVolumeName(workspaceId));
+      await disks?.release(workspaceId, { removeFiles });
+    },
+  };
+}
+
 export interface DockerBackendOptions {
   broker: DockerBroker;
   /** The Docker CLI's private configuration folder (created mode 0700), never a shared one. */
   clientDir: string;
   dockerCli?: string;
+  /** Size-limited workspaces (a file system each); absent: volumes in Docker's own storage, no quota. */
+  disks?: WorkspaceDisks;
 }
 
 export function createDockerBackend(options: DockerBackendOptions): SandboxBackend {
   const { broker } = options;
+  const workspaces = dockerWorkspaces(broker, options.disks);
   const cli = options.dockerCli ?? 'docker';
   const host = `unix://${broker.socketPath}`;
   let clientDir: Promise<string> | undefined;
@@ -77,7 +121,7 @@ export function createDockerBackend(options: DockerBackendOptions): SandboxBacke
   return {
     name: 'docker',
     reap: (open, createdBeforeMs) => broker.reap(open, createdBeforeMs),
-    async explainFailure(_workspaceId, run) {
+    async explainFailure(workspaceId, run) {
       if (!run.runKey) return undefined;
       const found = await broker.stepContainer(run.runKey).catch(() => null);
       if (found === null)
@@ -85,6 +129,8 @@ export function createDockerBackend(options: DockerBackendOptions): SandboxBacke
       if (!found)
         return "the step's container disappeared while the step ran; the step is not run again, and the plan's files stay in its volume";
       const state = (await broker.inspect(found.id)).State;
+      const full = await options.disks?.fullness(workspaceId);
+      if (full) return full;
       if (state.OOMKilled)
         return `killed by the out-of-memory killer: the step's container reached its memory limit of ${Math.round(DEFAULT_LIMITS.memoryBytes / 1024 ** 2)} MiB`;
       // The client reports what the container's init exited with; anything else means the client
@@ -93,15 +139,11 @@ export function createDockerBackend(options: DockerBackendOptions): SandboxBacke
         return "the step's workspace container stopped while the step ran (was the Docker engine restarted?); the step is not run again, and the plan's files stay in its volume";
       return undefined;
     },
-    async prepareWorkspace(workspaceId) {
-      if (!/^[A-Za-z0-9._-]{1,180}$/.test(workspaceId) || workspaceId.startsWith('.'))
-        throw new Error(`invalid workspace id "${workspaceId}"`);
-      return workspaceVolumeName(workspaceId);
-    },
-    // What still runs of the plan goes; the named volume with its files stays unless the plan said not to.
-    async releaseWorkspace(workspaceId, { removeFiles }) {
+    prepareWorkspace: (workspaceId, _cwd, { sizeBytes }) => workspaces.prepare(workspaceId, sizeBytes),
+    // What still runs of the plan goes; the volume with its files stays unless the plan said not to.
+    async releaseWorkspace(workspaceId, options) {
       for (const container of await broker.planContainers(workspaceId)) await broker.remove(container.id);
-      if (removeFiles) await broker.removeWorkspaceVolume(workspaceVolumeName(workspaceId));
+      await workspaces.release(workspaceId, options);
     },
     releaseStep,
     async argvFor(command): Promise<StepLaunch> {

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { lchown, lstat, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SandboxRefused, type SandboxBackend, type StepLaunch } from '../backend.js';
+import type { WorkspaceDisks } from '../workspace-disk.js';
 import type { JailLimits } from './cgroups.js';
 import {
   DEFAULT_JAIL_LIMITS,
@@ -92,18 +93,21 @@ export function jailArgs(
 }
 
 /**
- * The workspace folder, made if missing and owned by the jail's user. Refuses anything but a real
- * directory there (a symlink is never followed).
+ * The workspace folder, made if missing (on its own size-limited file system when `disks` is
+ * given) and owned by the jail's user. Refuses anything but a real directory there (a symlink is
+ * never followed).
  */
 export async function workspaceFolder(
   workspacesDir: string,
   workspaceId: string,
   host: JailHost,
+  quota?: { disks: WorkspaceDisks; sizeBytes: number | undefined },
 ): Promise<string> {
   if (!/^[A-Za-z0-9._-]{1,200}$/.test(workspaceId) || workspaceId.startsWith('.'))
     throw new Error(`invalid workspace id "${workspaceId}"`);
   const dir = join(workspacesDir, workspaceId);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (quota) await quota.disks.ensure(workspaceId, quota.sizeBytes);
+  else await mkdir(dir, { recursive: true, mode: 0o700 });
   const info = await lstat(dir);
   if (!info.isDirectory()) throw new SandboxRefused(`the workspace ${dir} is not a directory`);
   if (host.user && (info.uid !== host.user.uid || info.gid !== host.user.gid))
@@ -119,6 +123,8 @@ export interface JailBackendOptions {
   limits?: Partial<JailLimits>;
   /** Where COUNTERSIGN_JAIL_CGROUP (a delegated cgroup v2 directory) is read from; default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** Size-limited workspaces (a file system each, under `workspacesDir`); absent: plain folders. */
+  disks?: WorkspaceDisks;
 }
 
 export function createJailBackend(options: JailBackendOptions): SandboxBackend {
@@ -126,21 +132,26 @@ export function createJailBackend(options: JailBackendOptions): SandboxBackend {
   const ready = jailHostOf(options.stateDir ?? join(options.workspacesDir, '.jail'), options.env);
   return {
     name: 'jail',
-    async prepareWorkspace(workspaceId, _cwd, { egress }) {
+    async prepareWorkspace(workspaceId, _cwd, { egress, sizeBytes }) {
       if (egress)
         throw new SandboxRefused(
           'this plan asks for egress, and the bubblewrap jail has no egress-only network (its steps see loopback only): run it with the Docker sandbox',
         );
-      return workspaceFolder(options.workspacesDir, workspaceId, await ready());
+      const quota = options.disks && { disks: options.disks, sizeBytes };
+      return workspaceFolder(options.workspacesDir, workspaceId, await ready(), quota);
     },
     // A jailed step leaves nothing running behind; the workspace folder is the plan's record
     // unless the plan said not to keep it. fs.rm removes symlinks, never what they point at.
     async releaseWorkspace(workspaceId, { removeFiles }) {
       if (!/^[A-Za-z0-9._-]{1,200}$/.test(workspaceId) || workspaceId.startsWith('.'))
         throw new Error(`invalid workspace id "${workspaceId}"`);
-      if (removeFiles) await rm(join(options.workspacesDir, workspaceId), { recursive: true, force: true });
+      if (options.disks) await options.disks.release(workspaceId, { removeFiles });
+      else if (removeFiles)
+        await rm(join(options.workspacesDir, workspaceId), { recursive: true, force: true });
     },
-    async explainFailure(_workspaceId, run) {
+    async explainFailure(workspaceId, run) {
+      const full = await options.disks?.fullness(workspaceId);
+      if (full) return full;
       if (!run.runKey) return undefined;
       const hit = await limitsHit(await ready(), run.runKey, limits);
       return hit ? `stopped by the jail's limits: ${hit}` : undefined;

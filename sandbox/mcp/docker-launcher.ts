@@ -1,16 +1,20 @@
 /** MCP servers in Docker: one hardened container per call, created through the broker, removed after. */
 import type { McpServerEntry } from '../../core/mcp/catalog.js';
 import type { DockerBroker } from '../docker/broker.js';
-import { workspaceVolumeName } from '../docker/docker-backend.js';
+import { dockerWorkspaces, type DockerWorkspaces } from '../docker/docker-backend.js';
 import { tailKeeper, type LaunchedServer, type McpLauncher } from './launcher.js';
 
-export function createDockerMcpLauncher(broker: DockerBroker): McpLauncher {
+/** `workspaces`: the same the shell steps use, so a plan's first MCP call makes its workspace as a step would. */
+export function createDockerMcpLauncher(
+  broker: DockerBroker,
+  workspaces: DockerWorkspaces = dockerWorkspaces(broker, undefined),
+): McpLauncher {
   return {
     name: 'docker',
     imageOf: (entry: McpServerEntry) => entry.imageId,
     removeLeftovers: (callKey) => broker.removeCallLeftovers(callKey),
 
-    async launch({ entry, workspaceId, stepPath, callKey }): Promise<LaunchedServer> {
+    async launch({ entry, workspaceId, workspaceSizeBytes, stepPath, callKey }): Promise<LaunchedServer> {
       if (!entry.imageId)
         throw new Error(`server "${entry.id}" has no pinned image (run \`countersign mcp pin ${entry.id}\`)`);
       await broker.admitImage(entry.image, entry.imageId);
@@ -25,7 +29,7 @@ export function createDockerMcpLauncher(broker: DockerBroker): McpLauncher {
         ...(entry.workspace === 'none'
           ? {}
           : {
-              workspaceVolume: workspaceVolumeName(workspaceId),
+              workspaceVolume: await workspaces.prepare(workspaceId, workspaceSizeBytes),
               workspaceReadOnly: entry.workspace === 'read-only',
             }),
       });

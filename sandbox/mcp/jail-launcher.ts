@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { McpServerEntry } from '../../core/mcp/catalog.js';
 import { SandboxRefused } from '../backend.js';
 import type { JailLimits } from '../jail/cgroups.js';
+import type { WorkspaceDisks } from '../workspace-disk.js';
 import { jailSystemArgs, workspaceFolder } from '../jail/jail-backend.js';
 import {
   DEFAULT_JAIL_LIMITS,
@@ -30,6 +31,8 @@ export interface JailMcpOptions {
   bwrapPath?: string;
   /** The jail's own files; default `<workspacesDir>/.jail` (shared with the shell steps' jail). */
   stateDir?: string;
+  /** The shell steps' size-limited workspaces, so a plan's first MCP call makes its workspace as a step would. */
+  disks?: WorkspaceDisks;
 }
 
 /** How long a server is given to go after SIGTERM before its process group is killed. */
@@ -67,7 +70,7 @@ export function createJailMcpLauncher(options: JailMcpOptions): McpLauncher {
     // A jailed server dies with the executor that started it (bwrap --die-with-parent).
     removeLeftovers: async () => 0,
 
-    async launch({ entry, workspaceId }): Promise<LaunchedServer> {
+    async launch({ entry, workspaceId, workspaceSizeBytes }): Promise<LaunchedServer> {
       if (entry.network !== 'none')
         throw new SandboxRefused(
           `server "${entry.id}" needs egress, and the bubblewrap jail has no egress-only network: use the Docker sandbox`,
@@ -81,7 +84,12 @@ export function createJailMcpLauncher(options: JailMcpOptions): McpLauncher {
       const workspaceDir =
         entry.workspace === 'none'
           ? undefined
-          : await workspaceFolder(options.workspacesDir, workspaceId, host);
+          : await workspaceFolder(
+              options.workspacesDir,
+              workspaceId,
+              host,
+              options.disks && { disks: options.disks, sizeBytes: workspaceSizeBytes },
+            );
       const sourceDir = join(options.projectRoot, entry.source);
       const sources = workspaceDir ? [sourceDir, workspaceDir] : [sourceDir];
       const limits = mcpLimits(entry);

@@ -9,6 +9,8 @@ export interface LaunchRequest {
   entry: McpServerEntry;
   /** The plan's workspace, mounted when the entry asks for it. */
   workspaceId: string;
+  /** The workspace's disk quota in bytes (the plan's `workspaceSize`); absent: the executor's default. */
+  workspaceSizeBytes?: number | undefined;
   stepPath: string;
   /** The same on every attempt of one call: finds what an earlier attempt left behind. */
   callKey: string;

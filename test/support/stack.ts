@@ -3,6 +3,7 @@
  * server, its own state folder, the real control and executor workers, and a paired root
  * device (the CLI's key).
  */
+import { unmountWorkspaceDisks } from '../../sandbox/workspace-disk.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,6 +90,8 @@ export async function startTestStack(
       await stack.stopWorkers();
       await nativeConnection.close();
       await connection.close();
+      // The executor's workspace file systems, or rm would empty them and leave their loop devices held.
+      await unmountWorkspaceDisks(paths.workspaces);
       await rm(home, { recursive: true, force: true }).catch(() => undefined);
     },
   };
