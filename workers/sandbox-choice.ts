@@ -11,6 +11,7 @@ import type { SandboxBackend } from '../sandbox/backend.js';
 import { DockerBroker } from '../sandbox/docker/broker.js';
 import { createDockerBackend, dockerWorkspaces, WORKSPACE_IMAGE } from '../sandbox/docker/docker-backend.js';
 import { parseSize, sizeText, WORKSPACE_SIZE_LIMITS } from '../core/plan/limits.js';
+import { scriptEgressFirewall, type WatchedEgressFirewall } from '../sandbox/docker/egress-firewall.js';
 import { createJailBackend } from '../sandbox/jail/jail-backend.js';
 import { jailUser } from '../sandbox/jail/launch.js';
 import { createWorkspaceDisks } from '../sandbox/workspace-disk.js';
@@ -77,8 +78,24 @@ export function brokerScope(config: Config): string {
   return createHash('sha256').update(resolve(config.home)).digest('hex').slice(0, 16);
 }
 
+let egressFirewall: WatchedEgressFirewall | undefined;
+
+/**
+ * The egress firewall this process keeps up to date (one per process), when it can: as root. An
+ * executor that is not (compose) leaves it to the host's scripts/egress-network.
+ */
+function hostEgressFirewall(): WatchedEgressFirewall | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  egressFirewall ??= scriptEgressFirewall(join(PROJECT_ROOT, 'scripts', 'egress-network'));
+  return egressFirewall;
+}
+
 export const connectWorkspaceBroker = (config: Config) =>
-  DockerBroker.connect([WORKSPACE_IMAGE], { info: () => undefined }, { scope: brokerScope(config) });
+  DockerBroker.connect(
+    [WORKSPACE_IMAGE],
+    { info: () => undefined },
+    { scope: brokerScope(config), egressFirewall: hostEgressFirewall() },
+  );
 
 /** Docker unless COUNTERSIGN_SANDBOX says otherwise; the jail, loudly, where Docker is missing. */
 export async function chooseExecutorSandbox(config: Config): Promise<SandboxChoice> {

@@ -16,6 +16,12 @@ import {
   LABELS,
   type ContainerRequest,
 } from './container-policy.js';
+import { ensurePlanEgressNetwork, removePlanEgressNetworks } from './egress-networks.js';
+
+/** The egress firewall's rules, re-derived from the machine as it is (scripts/egress-network --rules). */
+export interface EgressFirewall {
+  refresh(): Promise<void>;
+}
 
 export interface BrokerLog {
   info(message: string, meta?: Record<string, unknown>): void;
@@ -59,12 +65,14 @@ export class DockerBroker {
     readonly scope: string,
     /** The engine's socket (the Docker CLI a runner starts is pointed at it too). */
     readonly socketPath: string,
+    /** Brings the egress firewall up to date with the machine before an egress container starts. */
+    private readonly egressFirewall: EgressFirewall | undefined,
   ) {}
 
   static async connect(
     catalog: string[],
     log: BrokerLog,
-    options: { socketPath?: string; scope?: string } = {},
+    options: { socketPath?: string; scope?: string; egressFirewall?: EgressFirewall } = {},
   ): Promise<DockerBroker> {
     const socketPath = options.socketPath ?? '/var/run/docker.sock';
     const docker = new Docker({ socketPath });
@@ -80,7 +88,14 @@ export class DockerBroker {
         });
       images.set(tag, image.Id);
     }
-    return new DockerBroker(docker, images, log, options.scope ?? 'default', socketPath);
+    return new DockerBroker(
+      docker,
+      images,
+      log,
+      options.scope ?? 'default',
+      socketPath,
+      options.egressFirewall,
+    );
   }
 
   /** The id of the image a tag names now, or undefined when there is none. */
@@ -180,11 +195,11 @@ export class DockerBroker {
           ? "a step's container is created for its runner to start (createStep)"
           : 'only a step container is created without being started',
       );
-    if (request.network === 'egress') await this.checkEgressNetwork();
+    const network = request.network === 'egress' ? await this.egressNetworkOf(request.owner.plan) : undefined;
     const name = `countersign-${request.owner.plan.slice(0, 60)}-${randomBytes(4).toString('hex')}`;
     this.log.info('creating container', { name, image: request.image, plan: request.owner.plan });
     const container = await this.docker.createContainer(
-      hardenedSpec(request, this.images.get(request.image)!, name, this.scope),
+      hardenedSpec(request, this.images.get(request.image)!, name, this.scope, network),
     );
     this.log.info('created container', { id: container.id, name });
     return { container, name };
@@ -200,6 +215,28 @@ export class DockerBroker {
     });
     for (const c of found) await this.remove(c.Id);
     return found.length;
+  }
+
+  /**
+   * The plan's own egress network, made if it has none, once the firewall is set up and brought
+   * up to date (a network attached since the last refresh is blocked before the step starts).
+   */
+  private async egressNetworkOf(plan: string): Promise<string> {
+    await this.checkEgressNetwork();
+    try {
+      await this.egressFirewall?.refresh();
+    } catch (error) {
+      throw new BrokerRefused(
+        'egress_unavailable',
+        `the egress firewall could not be brought up to date with this machine's networks (${(error as Error).message}); the step was not started`,
+      );
+    }
+    return ensurePlanEgressNetwork(this.docker, this.scope, plan);
+  }
+
+  /** Removes the plan's egress network (once nothing of the plan is attached to it). */
+  async removePlanNetwork(plan: string): Promise<void> {
+    await removePlanEgressNetworks(this.docker, this.scope, { onlyPlan: plan });
   }
 
   /** The egress network must be the one scripts/egress-network made, firewall and all. */
@@ -345,6 +382,7 @@ export class DockerBroker {
         (c.Labels[LABELS.role] === 'mcp' && c.Created * 1000 < mcpBornBeforeMs - 1000),
     );
     for (const c of stale) await this.remove(c.Id);
+    await removePlanEgressNetworks(this.docker, this.scope, { livePlans, createdBeforeMs });
     return stale.map((c) => c.Id);
   }
 }

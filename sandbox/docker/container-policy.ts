@@ -124,7 +124,10 @@ export interface ContainerRequest {
   command?: string[] | undefined;
 }
 
-/** Created with its firewall by scripts/egress-network; the broker only ever attaches to it. */
+/**
+ * Made with the egress firewall by scripts/egress-network: its presence says the firewall is set
+ * up. Steps attach to their plan's own egress network (egress-networks.ts), never to this one.
+ */
 export const EGRESS_NETWORK = 'countersign-egress';
 
 /** The only volumes the broker mounts or removes: a plan's workspace. */
@@ -282,6 +285,8 @@ export function hardenedSpec(
   imageId: string,
   name: string,
   scope = 'default',
+  /** The plan's own egress-only network, for a request with `network: 'egress'`. */
+  egressNetwork = EGRESS_NETWORK,
 ): ContainerCreateOptions {
   const limits = { ...DEFAULT_LIMITS, ...request.limits };
   const home = request.workspaceVolume ? '/workspace' : '/tmp';
@@ -317,7 +322,7 @@ export function hardenedSpec(
     },
     NetworkDisabled: request.network !== 'egress',
     HostConfig: {
-      NetworkMode: request.network === 'egress' ? EGRESS_NETWORK : 'none',
+      NetworkMode: request.network === 'egress' ? egressNetwork : 'none',
       Privileged: false,
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],

@@ -143,6 +143,7 @@ export function createDockerBackend(options: DockerBackendOptions): SandboxBacke
     // What still runs of the plan goes; the volume with its files stays unless the plan said not to.
     async releaseWorkspace(workspaceId, options) {
       for (const container of await broker.planContainers(workspaceId)) await broker.remove(container.id);
+      await broker.removePlanNetwork(workspaceId);
       await workspaces.release(workspaceId, options);
     },
     releaseStep,
