@@ -209,4 +209,14 @@ describe('the worker gate', () => {
     ).toBe('refused');
     expect(await denied(service.describeNamespace({ namespace: 'default' }))).toBe('refused');
   });
+
+  it("lets only the executor's certificate through: every other process kind of the stack is refused at connect", async () => {
+    // The control is the test above: the executor's own certificate runs a real plan through the gate.
+    for (const kind of ['control', 'api', 'cli', 'setup'] as const)
+      expect(await denied(connectTemporal(throughGate(), kind).then((c) => c.close()))).toBe('refused');
+    for (const kind of ['control', 'api', 'cli', 'setup'])
+      expect(
+        gateLog.some((l) => l.includes(`only the executor's certificate passes, not countersign-${kind}`)),
+      ).toBe(true);
+  });
 });

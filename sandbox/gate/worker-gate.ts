@@ -9,7 +9,13 @@
  * could read differently (a field given twice, a wrong wire type, an unknown field) refused, so
  * the token and namespace the gate checks are the ones the server acts on (issue 15).
  */
-import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import http2, {
+  type ClientHttp2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type { TLSSocket } from 'node:tls';
 import { serverTls, temporalClientTls } from '../../services/temporal/tls.js';
 import { grpcFrame, MAX_MESSAGE_BYTES, readableAcceptEncoding, singleGrpcMessage } from './frames.js';
 import { checkMessage, messageType } from './strict.js';
@@ -55,6 +61,9 @@ export interface WorkerGateOptions {
   tlsDir?: string | undefined;
   log?: (line: string) => void;
 }
+
+/** The subject CN of the executor's client certificate (services/temporal/tls-issue.ts). */
+const EXECUTOR_CERTIFICATE_NAME = 'countersign-executor';
 
 export interface WorkerGate {
   address: string;
@@ -169,8 +178,25 @@ export async function startWorkerGate(options: WorkerGateOptions): Promise<Worke
         rejectUnauthorized: true,
       })
     : http2.createServer();
+  const sessions = new Set<ServerHttp2Session>();
+  server.on('session', (session: ServerHttp2Session) => {
+    sessions.add(session);
+    session.on('close', () => sessions.delete(session));
+  });
   server.on('stream', (stream, headers: IncomingHttpHeaders) => {
     const method = String(headers[':path'] ?? '');
+    // The stack's CA signs every process kind's certificate; only the executor's passes here.
+    if (options.tlsDir) {
+      const caller = (stream.session?.socket as TLSSocket | undefined)?.getPeerCertificate().subject?.CN;
+      if (caller !== EXECUTOR_CERTIFICATE_NAME) {
+        stream.on('error', () => undefined);
+        stream.resume();
+        refuse(stream, method, `only the executor's certificate passes, not ${caller ?? 'none'}`);
+        // Nothing more from this caller: its connection goes once the refusal is sent.
+        stream.session?.close();
+        return;
+      }
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     stream.on('data', (chunk: Buffer) => {
@@ -253,7 +279,10 @@ export async function startWorkerGate(options: WorkerGateOptions): Promise<Worke
     refused,
     async close() {
       upstream?.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Open sessions (a poll the executor keeps open) would hold the close up: they end now.
+      for (const session of sessions) session.destroy();
+      await closed;
     },
   };
 }
