@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../workers/config.js';
+import { unmountWorkspaceDisks } from '../sandbox/workspace-disk.js';
 import { readWorkspaceFile, removeDockerLeftovers } from './support/docker.js';
 import { freePort } from './support/ports.js';
 
@@ -53,6 +54,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await cli('down').catch(() => undefined);
   await removeDockerLeftovers(startedPlans);
+  // The executor's workspace file systems first, or rm empties them and fails on their mount points.
+  await unmountWorkspaceDisks(home);
   await rm(home, { recursive: true, force: true });
 });
 

@@ -3,6 +3,7 @@
  * control and executor workers started exactly like `countersign up` starts them, so any of them
  * can be SIGKILLed and restarted. The root device is paired.
  */
+import { unmountWorkspaceDisks } from '../../sandbox/workspace-disk.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -141,6 +142,7 @@ export class ProcessStack {
     await this.executor?.kill('SIGTERM');
     await this.connection?.close();
     await this.server?.stop();
+    await unmountWorkspaceDisks(this.dir);
     await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
