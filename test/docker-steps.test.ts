@@ -95,7 +95,9 @@ describe('the Docker backend', () => {
     };
     const { planId } = await submitAuto(plan);
     const container = await waitUntil(
-      async () => (await containersOf([planId])).find((c) => c.Labels[LABELS.step] === 'live'),
+      // Created by the executor, then started by its runner: wait for the second.
+      async () =>
+        (await containersOf([planId])).find((c) => c.Labels[LABELS.step] === 'live' && c.State === 'running'),
       'the step container to run',
     );
     // The first step's container went once its result was kept.
