@@ -27,7 +27,11 @@ const FLOOD = 'dd if=/dev/zero of=flood bs=1M count=2048 status=none';
 const imageBytesOnDisk = async (stack: TestStack, workspaceId: string) =>
   (await stat(join(stack.paths.workspaces, '.disks', `${workspaceId}.ext4`))).blocks * 512;
 
-describe.skipIf(workspaceDiskUnavailable() !== undefined)('workspace disk quotas', () => {
+describe('workspace disk quotas', () => {
+  it('can be made on this machine (root, loop devices): the executor refuses steps otherwise', () => {
+    expect(workspaceDiskUnavailable()).toBeUndefined();
+  });
+
   describe('in the jail', () => {
     let stack: TestStack;
     beforeAll(async () => {

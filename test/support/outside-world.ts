@@ -79,6 +79,19 @@ async function listenIn(
  * `slot` 0 or 1: test files that run at once each take their own (198.51.100.1 behind
  * 10.214.0.2, or 198.51.100.129 behind 10.214.0.6).
  */
+/** A listener on `address:port` in the link's namespace, answering `answer`; close removes both. */
+async function serve(link: Link, address: string, port: number, answer: string): Promise<OutsideWorld> {
+  const listener = await listenIn(link.namespace, address, port, answer);
+  return {
+    address,
+    port,
+    async close() {
+      listener.kill('SIGKILL');
+      await removeLink(link);
+    },
+  };
+}
+
 export async function startOutsideWorld(slot: 0 | 1 = 0): Promise<OutsideWorld> {
   const address = `198.51.100.${slot * 128 + 1}`;
   const port = 8080;
@@ -95,15 +108,7 @@ export async function startOutsideWorld(slot: 0 | 1 = 0): Promise<OutsideWorld> 
     'dev',
     link.hostSide,
   );
-  const listener = await listenIn(link.namespace, address, port, 'outside');
-  return {
-    address,
-    port,
-    async close() {
-      listener.kill('SIGKILL');
-      await removeLink(link);
-    },
-  };
+  return serve(link, address, port, 'outside');
 }
 
 /**
@@ -115,13 +120,5 @@ export async function attachNetwork(n: number): Promise<OutsideWorld> {
   const address = `198.18.${n}.1`;
   const port = 8080;
   await makeLink(link, `198.18.${n}.254/24`, `${address}/24`);
-  const listener = await listenIn(link.namespace, address, port, 'attached');
-  return {
-    address,
-    port,
-    async close() {
-      listener.kill('SIGKILL');
-      await removeLink(link);
-    },
-  };
+  return serve(link, address, port, 'attached');
 }
